@@ -1,0 +1,7 @@
+"""URLs for the test suite."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,16 @@
+"""Django app configuration: wires system checks and settings receivers only."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+__all__ = ["WshubChannelsConfig"]
+
+
+class WshubChannelsConfig(AppConfig):
+    name = "wshub_channels"
+    verbose_name = "WebSocket hub"
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        from . import checks, conf  # noqa: F401  (registers checks and the settings reset)

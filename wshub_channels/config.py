@@ -1,0 +1,154 @@
+"""Config, Limits and DropPolicy: frozen dataclasses with builders.
+
+Both classes are immutable; every ``with_*`` builder returns a modified copy.
+``from_dict`` builds them from the ``WSHUB["CONFIG"]`` / ``WSHUB["LIMITS"]``
+settings form and raises ``ValueError`` naming an unknown key or a bad value.
+This module is pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Self
+
+__all__ = ["Config", "DropPolicy", "Limits"]
+
+
+class DropPolicy(enum.StrEnum):
+    """What a full per-connection outbound queue does with one more message."""
+
+    DROP_NEWEST = "drop_newest"  # discard the new message (the default)
+    DROP_OLDEST = "drop_oldest"  # evict the oldest queued message
+    DISCONNECT = "disconnect"  # close the slow client with 1013
+
+
+def _from_dict(cls: type[Any], data: Mapping[str, Any], what: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} key(s): {', '.join(unknown)}")
+    obj = cls(**data)
+    obj.validate()
+    return obj
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Per-connection behaviour. Defaults follow the Go library where it has one."""
+
+    max_message_size: int = 512 * 1024  # inbound frame limit; larger frames close with 1009
+    send_queue_size: int = 256  # outbound queue bound per connection
+    write_timeout: float = 10.0  # seconds a single socket write may take (uvicorn)
+    idle_timeout: float = 0.0  # close a client silent this long (0: never)
+    compression: bool = False  # ask the server for permessage-deflate where it can
+    coalesce_writes: bool = False  # join queued text messages with "\n"
+    coalesce_max_bytes: int = 64 * 1024  # cap of one coalesced frame
+    drop_policy: DropPolicy = DropPolicy.DROP_NEWEST
+    check_origin: str | Callable[..., bool] = "wshub_channels.origin.allow_same_origin"
+    close_on_rate_limit: bool = False  # close with 1008 instead of only reporting
+
+    @classmethod
+    def default(cls) -> Self:
+        return cls()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        data = dict(data)
+        if "drop_policy" in data:
+            data["drop_policy"] = DropPolicy(data["drop_policy"])
+        result: Config = _from_dict(cls, data, "WSHUB['CONFIG']")
+        return result
+
+    def validate(self) -> None:
+        for name in ("max_message_size", "send_queue_size", "coalesce_max_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("write_timeout", "idle_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if not isinstance(self.drop_policy, DropPolicy):
+            raise ValueError(f"drop_policy must be a DropPolicy, got {self.drop_policy!r}")
+
+    def with_max_message_size(self, size: int) -> Config:
+        return replace(self, max_message_size=size)
+
+    def with_send_queue_size(self, size: int) -> Config:
+        return replace(self, send_queue_size=size)
+
+    def with_write_timeout(self, seconds: float) -> Config:
+        return replace(self, write_timeout=seconds)
+
+    def with_idle_timeout(self, seconds: float) -> Config:
+        return replace(self, idle_timeout=seconds)
+
+    def with_compression(self, enabled: bool = True) -> Config:
+        return replace(self, compression=enabled)
+
+    def with_coalescing(self, enabled: bool = True, max_bytes: int | None = None) -> Config:
+        return replace(
+            self, coalesce_writes=enabled, coalesce_max_bytes=max_bytes or self.coalesce_max_bytes
+        )
+
+    def with_drop_policy(self, policy: DropPolicy | str) -> Config:
+        return replace(self, drop_policy=DropPolicy(policy))
+
+    def with_check_origin(self, check: str | Callable[..., bool]) -> Config:
+        return replace(self, check_origin=check)
+
+    def with_close_on_rate_limit(self, enabled: bool = True) -> Config:
+        return replace(self, close_on_rate_limit=enabled)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-node limits. Every count of 0 means unlimited."""
+
+    max_connections: int = 0
+    max_connections_per_user: int = 0
+    max_rooms_per_client: int = 0
+    max_clients_per_room: int = 0
+    max_messages_per_second: float = 0  # per connection, token bucket
+    max_bytes_per_second: float = 0  # per connection, token bucket
+    burst: float = 0  # bucket size in seconds of rate (0: one second's worth)
+
+    @classmethod
+    def default(cls) -> Self:
+        return cls()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Limits:
+        result: Limits = _from_dict(cls, data, "WSHUB['LIMITS']")
+        return result
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{f.name} must be a number >= 0, got {value!r}")
+
+    def with_max_connections(self, n: int) -> Limits:
+        return replace(self, max_connections=n)
+
+    def with_max_connections_per_user(self, n: int) -> Limits:
+        return replace(self, max_connections_per_user=n)
+
+    def with_max_rooms_per_client(self, n: int) -> Limits:
+        return replace(self, max_rooms_per_client=n)
+
+    def with_max_clients_per_room(self, n: int) -> Limits:
+        return replace(self, max_clients_per_room=n)
+
+    def with_rate_limit(
+        self, messages_per_second: float = 0, bytes_per_second: float = 0, burst: float = 0
+    ) -> Limits:
+        return replace(
+            self,
+            max_messages_per_second=messages_per_second,
+            max_bytes_per_second=bytes_per_second,
+            burst=burst,
+        )

@@ -1,0 +1,112 @@
+"""Typed errors raised by the hub and its layers.
+
+Every error the hub raises on purpose is a :class:`HubError`. Errors about
+names are also :class:`ValueError` so that generic validation code catches
+them; errors about capacity keep Channels' own types (``ChannelFull``,
+``MessageTooLarge``) where the channel layer spec names them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyInRoom",
+    "AuthenticationFailed",
+    "ClientNotFound",
+    "ConnectionClosed",
+    "EmptyRoomName",
+    "HubDraining",
+    "HubError",
+    "HubNotStarted",
+    "HubStopped",
+    "HubTimeout",
+    "InvalidName",
+    "MaxConnectionsReached",
+    "MaxRoomsReached",
+    "MaxUserConnectionsReached",
+    "NotInRoom",
+    "RateLimitExceeded",
+    "RoomFull",
+    "RoomNotFound",
+    "SendBufferFull",
+    "Unauthorized",
+]
+
+
+class HubError(Exception):
+    """Base class of every error the hub raises on purpose."""
+
+
+class ClientNotFound(HubError, LookupError):
+    """No node of the cluster has a client with this id."""
+
+
+class AlreadyInRoom(HubError):
+    """The client is already a member of the room."""
+
+
+class InvalidName(HubError, ValueError):
+    """A room name or user id is not a ``str`` of 1 to 256 characters."""
+
+
+class EmptyRoomName(InvalidName):
+    """A room name was empty."""
+
+
+class RoomNotFound(HubError, LookupError):
+    """The room has no members on this node."""
+
+
+class NotInRoom(HubError):
+    """The client is not a member of the room."""
+
+
+class ConnectionClosed(HubError):
+    """The client's connection is closed; nothing more can be sent to it."""
+
+
+class SendBufferFull(HubError):
+    """The client's outbound queue stayed full for the whole timeout."""
+
+
+class HubNotStarted(HubError):
+    """The hub has not started yet."""
+
+
+class HubDraining(HubError):
+    """The hub is draining and refuses new connections."""
+
+
+class HubStopped(HubError):
+    """The hub has shut down."""
+
+
+class MaxConnectionsReached(HubError):
+    """This node already holds ``Limits.max_connections`` connections."""
+
+
+class MaxUserConnectionsReached(HubError):
+    """The user already holds ``Limits.max_connections_per_user`` connections here."""
+
+
+class MaxRoomsReached(HubError):
+    """The client is already in ``Limits.max_rooms_per_client`` rooms."""
+
+
+class RoomFull(HubError):
+    """The room already holds ``Limits.max_clients_per_room`` clients on this node."""
+
+
+class RateLimitExceeded(HubError):
+    """A client sent faster than its rate limit allows; the message was not handled."""
+
+
+class AuthenticationFailed(HubError):
+    """Raised by ``before_connect`` to reject a handshake (HTTP 403)."""
+
+
+class Unauthorized(HubError):
+    """Raised by a hook to reject an action the client may not take."""
+
+
+class HubTimeout(HubError, TimeoutError):
+    """A remote call to another node got no answer in time."""

@@ -1,0 +1,124 @@
+"""One channel's bounded FIFO with expiry, readable from any event loop.
+
+A :class:`ChannelQueue` holds the messages of one channel. ``put`` never
+blocks: it hands the message straight to a waiting reader when there is one,
+otherwise appends it, or returns False when the channel is at capacity (after
+dropping expired messages from the head). ``get`` is O(1) per message: there
+is no scan of other channels.
+
+Thread and loop safety: ``put`` may be called from any thread or event loop;
+a reader waiting on another loop is woken with ``call_soon_threadsafe``, and a
+message handed to a reader that was cancelled meanwhile goes back to the head
+of the queue, so nothing is lost to a cancellation race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any
+
+__all__ = ["ChannelQueue"]
+
+_get_running_loop = asyncio._get_running_loop
+
+
+class ChannelQueue:
+    """A bounded FIFO of (deadline, message) pairs with direct hand-off to readers."""
+
+    __slots__ = ("capacity", "expired", "expiry", "items", "last_active", "name", "waiters")
+
+    def __init__(self, name: str, capacity: int, expiry: float) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.expiry = expiry
+        self.items: deque[tuple[float, Any]] = deque()
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.expired = 0
+        self.last_active = time.monotonic()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _purge(self, now: float) -> None:
+        items = self.items
+        while items and items[0][0] <= now:
+            items.popleft()
+            self.expired += 1
+
+    def put(self, message: Any, now: float) -> bool:
+        """Queue ``message``; return False (and keep nothing) when full."""
+        self.last_active = now
+        waiters = self.waiters
+        while waiters and not self.items:
+            waiter = waiters.popleft()
+            if waiter.done():
+                continue
+            if waiter.get_loop() is _get_running_loop():
+                waiter.set_result(message)
+            else:
+                waiter.get_loop().call_soon_threadsafe(self._hand_over, waiter, message, now)
+            return True
+        if len(self.items) >= self.capacity:
+            self._purge(now)
+            if len(self.items) >= self.capacity:
+                return False
+        self.items.append((now + self.expiry, message))
+        return True
+
+    def _hand_over(self, waiter: asyncio.Future[Any], message: Any, now: float) -> None:
+        if waiter.done():
+            self.items.appendleft((now + self.expiry, message))
+            self._wake_next()
+        else:
+            waiter.set_result(message)
+
+    def _wake_next(self) -> None:
+        """Give the head message to the next live waiter, if any."""
+        while self.waiters and self.items:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(self.items.popleft()[1])
+                return
+
+    def get_nowait(self, now: float) -> tuple[bool, Any]:
+        """Return ``(True, message)`` for the oldest live message, or ``(False, None)``."""
+        items = self.items
+        while items:
+            deadline, message = items.popleft()
+            if deadline > now:
+                return True, message
+            self.expired += 1
+        return False, None
+
+    async def get(self) -> Any:
+        """Wait for and return the next message of this channel."""
+        found, message = self.get_nowait(time.monotonic())
+        if found:
+            return message
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                # The message arrived as we were cancelled: keep it for the next reader.
+                self.items.appendleft((time.monotonic() + self.expiry, waiter.result()))
+            else:
+                try:
+                    self.waiters.remove(waiter)
+                except ValueError:
+                    pass
+            raise
+
+    def purge_expired(self, now: float) -> None:
+        """Drop expired messages from the head."""
+        self._purge(now)
+
+    def cancel_waiters(self) -> None:
+        """Cancel every reader waiting on this channel (the channel is being freed)."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.get_loop().call_soon_threadsafe(waiter.cancel)

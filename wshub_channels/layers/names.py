@@ -1,0 +1,110 @@
+"""Names: validation of rooms and user ids, node ids, and the subject encoder.
+
+Channel and group names follow the Channels spec (``BaseChannelLayer`` checks
+them and raises ``TypeError``). Rooms and user ids are free strings: any
+non-empty ``str`` of at most :data:`MAX_FREE_NAME` characters, Unicode
+included. Every name that reaches a bus subject goes through
+:func:`subject_token`, the one encoder shared by all backends, so that NATS
+(which splits on ``.`` and rejects spaces, ``*`` and ``>``) and Redis see the
+same safe tokens. This module is pure and thread-safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from functools import lru_cache
+
+from ..errors import EmptyRoomName, InvalidName
+
+__all__ = [
+    "MAX_FREE_NAME",
+    "NODE_ID_LENGTH",
+    "channel_node",
+    "make_node_id",
+    "random_token",
+    "subject_token",
+    "validate_room",
+    "validate_user_id",
+]
+
+MAX_FREE_NAME = 256
+NODE_ID_LENGTH = 12
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_NODE_PREFIX_RE = re.compile(r"^[a-z0-9-]{0,6}$")
+_NODE_ID_RE = re.compile(r"^[a-z0-9-]{%d}$" % NODE_ID_LENGTH)
+# Tokens longer than this are hashed; base32 of 60 bytes is 96 characters.
+_MAX_PLAIN_TOKEN = 96
+
+
+def random_token(length: int) -> str:
+    """Return ``length`` random lowercase letters and digits."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def make_node_id(prefix: str | None = None) -> str:
+    """Return a fresh node id of exactly 12 characters, starting with ``prefix``.
+
+    ``prefix`` (``WSHUB["NODE_ID"]``) is up to 6 characters of ``[a-z0-9-]``;
+    the rest is random, so two processes never share an id by configuration.
+    """
+    prefix = (prefix or "").lower()
+    if not _NODE_PREFIX_RE.match(prefix):
+        raise ValueError(
+            f"NODE_ID prefix {prefix!r} must be at most 6 characters of a-z, 0-9 and '-'"
+        )
+    return prefix + random_token(NODE_ID_LENGTH - len(prefix))
+
+
+def channel_node(channel: str) -> str | None:
+    """Return the node id a ``!`` channel names, or None if it names none.
+
+    Hub channel names look like ``<prefix>.<node_id>!<random>``; the node id is
+    the dot-separated segment just before ``!`` and has the node-id shape.
+    """
+    bang = channel.find("!")
+    if bang < 0:
+        return None
+    token = channel[channel.rfind(".", 0, bang) + 1 : bang]
+    return token if _NODE_ID_RE.match(token) else None
+
+
+def _check_free_name(name: object, what: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidName(f"{what} must be a str, not {type(name).__name__}")
+    if len(name) > MAX_FREE_NAME:
+        raise InvalidName(f"{what} is {len(name)} characters long; the limit is {MAX_FREE_NAME}")
+    return name
+
+
+def validate_room(room: object) -> str:
+    """Return ``room`` if it is a valid room name, else raise a typed error."""
+    name = _check_free_name(room, "room name")
+    if not name:
+        raise EmptyRoomName("room name must not be empty")
+    return name
+
+
+def validate_user_id(user_id: object) -> str:
+    """Return ``user_id`` if it is a valid user id, else raise ``InvalidName``."""
+    name = _check_free_name(user_id, "user id")
+    if not name:
+        raise InvalidName("user id must not be empty")
+    return name
+
+
+@lru_cache(maxsize=65536)
+def subject_token(name: str) -> str:
+    """Map any name to a token safe in every bus subject, injectively.
+
+    Short names become ``b`` + lowercase unpadded base32 of their UTF-8 bytes;
+    long ones become ``h`` + 32 hex digits of a BLAKE2b hash. The alphabet is
+    ``[a-z0-9]``, so the token has no ``.``, space, ``*`` or ``>``.
+    """
+    raw = name.encode("utf-8", "surrogatepass")
+    b32 = base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+    if len(b32) <= _MAX_PLAIN_TOKEN:
+        return "b" + b32
+    return "h" + hashlib.blake2b(raw, digest_size=16).hexdigest()
