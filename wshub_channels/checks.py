@@ -23,5 +23,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     try:
         get_settings()
     except ImproperlyConfigured as exc:
-        return [Error(str(exc), hint="See the settings reference in the README.", id="wshub_channels.E001")]
+        return [
+            Error(
+                str(exc), hint="See the settings reference in the README.", id="wshub_channels.E001"
+            )
+        ]
     return []

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -75,7 +75,7 @@ class LayerStats:
         return asdict(self)
 
 
-class HubLayer(BaseChannelLayer):  # type: ignore[misc]
+class HubLayer(BaseChannelLayer):
     """A Channels layer that knows about nodes, groups, rooms and users.
 
     Config (``CHANNEL_LAYERS[alias]["CONFIG"]``): ``expiry`` (60 s),
@@ -104,9 +104,10 @@ class HubLayer(BaseChannelLayer):  # type: ignore[misc]
         max_message_bytes: int | None = None,
         request_timeout: float = 5.0,
     ) -> None:
-        super().__init__(expiry=expiry, capacity=capacity)
+        super().__init__(capacity=capacity)
+        self.expiry = expiry  # type: ignore[assignment]  # the stubs say int; any number works
         # Compiled here: stock layers store the raw dict and fail at first send.
-        self.channel_capacity = self.compile_capacities(channel_capacity or {})
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})  # type: ignore[assignment]
         self.group_expiry = group_expiry
         self.prefix = prefix
         self.release_grace = release_grace
@@ -180,7 +181,11 @@ class HubLayer(BaseChannelLayer):  # type: ignore[misc]
     # -- Channels API: channels ----------------------------------------------------
 
     async def new_channel(self, prefix: str = "specific.") -> str:
-        """Return a new ``!`` channel owned by this node: ``<prefix>.<node_id>!<random>``."""
+        """Return a new ``!`` channel owned by this node: ``<prefix>.<node_id>!<random>``.
+
+        Starts the node first, so the channel is reachable from other nodes.
+        """
+        await self.start()
         sep = "" if prefix.endswith(".") else "."
         name = f"{prefix}{sep}{self.node_id}!{random_token(12)}"
         self.require_valid_channel_name(name)
@@ -349,7 +354,9 @@ class HubLayer(BaseChannelLayer):  # type: ignore[misc]
 
     # -- remote calls ---------------------------------------------------------------
 
-    async def remote_call(self, node: str, op: str, *args: Any, timeout: float | None = None) -> Any:
+    async def remote_call(
+        self, node: str, op: str, *args: Any, timeout: float | None = None
+    ) -> Any:
         """Run ``op`` on another node and return its result, raising its typed error.
 
         Raises :class:`~wshub_channels.errors.HubTimeout` when no answer comes.

@@ -15,6 +15,7 @@ of the queue, so nothing is lost to a cancellation race.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from typing import Any
@@ -106,10 +107,8 @@ class ChannelQueue:
                 # The message arrived as we were cancelled: keep it for the next reader.
                 self.items.appendleft((time.monotonic() + self.expiry, waiter.result()))
             else:
-                try:
+                with contextlib.suppress(ValueError):
                     self.waiters.remove(waiter)
-                except ValueError:
-                    pass
             raise
 
     def purge_expired(self, now: float) -> None:

@@ -93,7 +93,8 @@ def _find_bad(value: Any, path: str) -> str | None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                return f"{path or 'message'} has a key {key!r} of type {type(key).__name__}; keys must be str"
+                where = path or "message"
+                return f"{where} has a key {key!r} of type {type(key).__name__}; keys must be str"
             found = _find_bad(item, f"{path}.{key}" if path else key)
             if found:
                 return found

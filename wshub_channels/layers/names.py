@@ -34,7 +34,7 @@ MAX_FREE_NAME = 256
 NODE_ID_LENGTH = 12
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _NODE_PREFIX_RE = re.compile(r"^[a-z0-9-]{0,6}$")
-_NODE_ID_RE = re.compile(r"^[a-z0-9-]{%d}$" % NODE_ID_LENGTH)
+_NODE_ID_RE = re.compile(rf"^[a-z0-9-]{{{NODE_ID_LENGTH}}}$")
 # Tokens longer than this are hashed; base32 of 60 bytes is 96 characters.
 _MAX_PLAIN_TOKEN = 96
 

@@ -1,0 +1,96 @@
+"""Shared pytest setup: file-descriptor limit, tier markers, broker and ASGI server fixtures.
+
+Fixtures (all session-scoped):
+
+* ``redis_url``: ``REDIS_URL``, else a Redis answering on 127.0.0.1:6379, else a bundled
+  ``redis-server`` started for the session.
+* ``nats_url``: ``NATS_URL``, else a NATS answering on 127.0.0.1:4222, else a bundled
+  ``nats-server`` (JetStream, 8 MB max_payload) started for the session.
+* ``asgi_server``: a callable ``start(kind, app, env=None) -> AsgiServer`` running real
+  daphne/uvicorn processes; everything it started is stopped at session end.
+
+Timeouts scale with ``WSHUB_TEST_TIME_UNIT`` (see ``tests/rig/timing.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+from collections.abc import Iterator
+
+import pytest
+
+from tests.rig.brokers import resolve_nats_url, resolve_redis_url
+from tests.rig.servers import AsgiKind, AsgiServer, StartAsgiServer, start_asgi_server
+
+#: Upper bound for the raised RLIMIT_NOFILE soft limit.
+NOFILE_CAP = 65536
+
+#: Every test belongs to at least one tier; unmarked tests are ``unit``.
+TIER_MARKERS = ("unit", "integration", "slow")
+
+
+def raise_nofile_limit(cap: int = NOFILE_CAP) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (at most ``cap``); never lower it.
+
+    Fan-out and storm tests open thousands of sockets. Returns the resulting
+    ``(soft, hard)`` pair.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        # Some sandboxes refuse; tests that need many sockets will then say so themselves.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+raise_nofile_limit()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that has no tier marker as ``unit`` (before ``-m`` selection runs)."""
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in TIER_MARKERS):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a Redis server for the whole session."""
+    url, handle = resolve_redis_url()
+    try:
+        yield url
+    finally:
+        if handle is not None:
+            handle.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """URL of a NATS server for the whole session."""
+    url, handle = resolve_nats_url()
+    try:
+        yield url
+    finally:
+        if handle is not None:
+            handle.stop()
+
+
+@pytest.fixture(scope="session")
+def asgi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartAsgiServer]:
+    """Factory for real ASGI server processes; logs go to a pytest temp directory."""
+    log_dir = tmp_path_factory.mktemp("asgi-logs")
+    started: list[AsgiServer] = []
+
+    def start(kind: AsgiKind, app: str, env: dict[str, str] | None = None) -> AsgiServer:
+        server = start_asgi_server(kind, app, env, log_dir=log_dir)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in reversed(started):
+            server.stop()

@@ -1,0 +1,37 @@
+"""The conformance suite, run against every hub layer available here."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from channels.layers import BaseChannelLayer
+
+from wshub_channels.layers import InMemoryHubLayer
+from wshub_channels.testing import ChannelLayerConformance, LayerBackend
+
+
+def _memory_shared() -> LayerBackend:
+    bus = f"conformance-{uuid.uuid4().hex}"
+
+    def factory(**config: Any) -> BaseChannelLayer:
+        return InMemoryHubLayer(bus=bus, **config)
+
+    return LayerBackend("InMemoryHubLayer(bus=...)", factory, shared_broker=True)
+
+
+class TestInMemoryHubLayer(ChannelLayerConformance):
+    """The embedded default: private bus per instance, like stock InMemoryChannelLayer."""
+
+    @pytest.fixture
+    def layer_backend(self) -> LayerBackend:
+        return LayerBackend("InMemoryHubLayer", InMemoryHubLayer, shared_broker=False)
+
+
+class TestInMemoryHubLayerSharedBus(ChannelLayerConformance):
+    """Instances on one named bus behave as nodes of a cluster."""
+
+    @pytest.fixture
+    def layer_backend(self) -> LayerBackend:
+        return _memory_shared()
