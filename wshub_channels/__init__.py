@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .config import Config, DropPolicy, Limits
+from .consumer import HubConsumer, JsonHubConsumer
 from .errors import (
     AlreadyInRoom,
     AuthenticationFailed,
@@ -25,6 +26,9 @@ from .errors import (
     SendBufferFull,
     Unauthorized,
 )
+from .hub import Hub, get_hub
+from .message import Message
+from .origin import allow_all_origins, allow_origins, allow_same_origin
 
 __all__ = [
     "AlreadyInRoom",
@@ -35,21 +39,29 @@ __all__ = [
     "DropPolicy",
     "EmptyRoomName",
     "HubDraining",
+    "Hub",
+    "HubConsumer",
     "HubError",
     "HubNotStarted",
     "HubStopped",
     "HubTimeout",
     "InvalidName",
+    "JsonHubConsumer",
     "Limits",
     "MaxConnectionsReached",
     "MaxRoomsReached",
     "MaxUserConnectionsReached",
+    "Message",
     "NotInRoom",
     "RateLimitExceeded",
     "RoomFull",
     "RoomNotFound",
     "SendBufferFull",
     "Unauthorized",
+    "allow_all_origins",
+    "allow_origins",
+    "allow_same_origin",
+    "get_hub",
 ]
 
 __version__ = "0.1.0"

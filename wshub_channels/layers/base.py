@@ -317,7 +317,12 @@ class HubLayer(BaseChannelLayer):
             await self._unsubscribe(self.subject(ns, name))
 
     def local_members(self, ns: str, name: str) -> dict[str, float] | None:
+        """Return the live table of local members of ``name`` (member -> joined time)."""
         return self._interest.members(ns, name)
+
+    def local_names(self, ns: str) -> list[str]:
+        """Return every name in ``ns`` with a local member."""
+        return self._interest.names(ns)
 
     async def release_channel(self, channel: str) -> None:
         """Free a local ``!`` channel now: its queue, readers and every membership."""

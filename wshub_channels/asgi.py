@@ -1,0 +1,100 @@
+"""HubApplication: wraps the project's ASGI app to start the hub with the server.
+
+- Under a server that speaks the lifespan protocol (uvicorn), the hub starts
+  on ``lifespan.startup`` and shuts down on ``lifespan.shutdown``;
+  ``HubApplication`` answers lifespan itself.
+- Under daphne (no lifespan), the hub starts as soon as the server's loop runs.
+- A WebSocket handshake that arrives before the hub is up is refused (403)
+  and logged as ``HubNotStarted``; the hub is started if nothing started it.
+
+Without ``HubApplication`` the hub starts on first use instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .errors import HubNotStarted
+from .hub import Hub, get_hub
+
+__all__ = ["HubApplication"]
+
+logger = logging.getLogger("wshub_channels.asgi")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class HubApplication:
+    """ASGI middleware around the project's application (usually a ProtocolTypeRouter)."""
+
+    def __init__(self, app: App, alias: str | None = None) -> None:
+        self.app = app
+        self.alias = alias
+        self._starting: asyncio.Future[None] | None = None
+        if "daphne.server" in sys.modules:
+            self._start_with_daphne()
+
+    @property
+    def hub(self) -> Hub:
+        return get_hub(self.alias)
+
+    def _start_with_daphne(self) -> None:
+        from twisted.internet import reactor
+
+        reactor.callWhenRunning(self._start_soon)
+
+    def _start_soon(self) -> None:
+        """Begin starting the hub on the running loop, without waiting for it."""
+        if self._starting is None or self._starting.done() and self.hub.state == "new":
+            self._starting = asyncio.ensure_future(self._start())
+
+    async def _start(self) -> None:
+        try:
+            await self.hub.start()
+        except Exception:
+            logger.exception("the hub failed to start")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind == "websocket" and not self.hub.running:
+            self._start_soon()
+            await self._refuse(receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, receive: Receive, send: Send) -> None:
+        error = HubNotStarted(f"the hub is {self.hub.state}; refusing the handshake")
+        logger.warning("%s", error)
+        self.hub.stats.rejected_handshakes += 1
+        message = await receive()
+        if message.get("type") == "websocket.connect":
+            await send({"type": "websocket.close", "code": 1013})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.hub.start()
+                except Exception as exc:
+                    logger.exception("the hub failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.hub.shutdown()
+                except Exception:
+                    logger.exception("the hub failed to shut down cleanly")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
