@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
@@ -16,3 +19,6 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 ROOT_URLCONF = "tests.urls"
 CHANNEL_LAYERS = {"default": {"BACKEND": "wshub_channels.layers.InMemoryHubLayer"}}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+# Server processes started by the tests receive their hub settings as JSON.
+WSHUB = json.loads(os.environ.get("WSHUB_TEST_SETTINGS", "{}"))

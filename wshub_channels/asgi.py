@@ -52,7 +52,7 @@ class HubApplication:
 
     def _start_soon(self) -> None:
         """Begin starting the hub on the running loop, without waiting for it."""
-        if self._starting is None or self._starting.done() and self.hub.state == "new":
+        if self._starting is None or (self._starting.done() and self.hub.state == "new"):
             self._starting = asyncio.ensure_future(self._start())
 
     async def _start(self) -> None:

@@ -14,11 +14,10 @@ the connection survives them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from datetime import UTC, datetime
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from asgiref.typing import WebSocketConnectEvent, WebSocketDisconnectEvent, WebSocketReceiveEvent
@@ -28,7 +27,6 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from . import signals
 from .errors import (
     AlreadyInRoom,
-    AuthenticationFailed,
     ConnectionClosed,
     HubError,
     NotInRoom,
@@ -40,6 +38,7 @@ from .log import Throttle
 from .message import Message
 from .origin import resolve as resolve_origin
 from .outbound import AsgiMessage, AsgiSend, Outbound, text_frame
+from .tasks import spawn
 
 __all__ = ["HubConsumer", "JsonHubConsumer", "dump_json"]
 
@@ -264,6 +263,9 @@ class HubConsumer(AsyncWebsocketConsumer):
 
     async def close(self, code: int | bool | None = 1000, reason: str | None = None) -> None:
         """Close after queued frames are written; the client leaves every lookup at once."""
+        await self._close(code, reason, flush=True)
+
+    async def _close(self, code: int | bool | None, reason: str | None, flush: bool) -> None:
         code = 1000 if code is None or code is True else int(code)
         message: AsgiMessage = {"type": "websocket.close", "code": code}
         if reason:
@@ -277,7 +279,8 @@ class HubConsumer(AsyncWebsocketConsumer):
         await self.hub.unregister(self)
         outbound = self._outbound
         if outbound is not None and not outbound.closed:
-            await outbound.flush(self.hub.config.write_timeout)
+            if flush:
+                await outbound.flush(self.hub.config.write_timeout)
             outbound.close()
         try:
             await self._asgi_send(message)
@@ -368,7 +371,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         self.hub.stats.send_dropped += 1
         overridden = type(self).on_send_dropped is not HubConsumer.on_send_dropped
         if overridden or signals.send_dropped.has_listeners(type(self)):
-            asyncio.ensure_future(self._after_drop(data))
+            spawn(self._after_drop(data), "send-dropped hooks")
 
     async def _after_drop(self, data: str | bytes) -> None:
         await self._hook(self.on_send_dropped, data)
@@ -376,7 +379,7 @@ class HubConsumer(AsyncWebsocketConsumer):
 
     def _overflow_disconnect(self) -> None:
         _error_log.warning("closing slow client %s (1013): outbound queue full", self.id)
-        asyncio.ensure_future(self.close(CLOSE_TRY_AGAIN, "send queue full"))
+        spawn(self._close(CLOSE_TRY_AGAIN, "send queue full", flush=False), "slow-client close")
 
     async def _hook(self, hook: Any, *args: Any) -> None:
         try:

@@ -13,6 +13,7 @@ is forwarded to that loop, so client sockets are only ever touched there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -33,6 +34,7 @@ from .layers.envelope import Envelope, Kind
 from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import BusStatus
 from .outbound import text_frame
+from .tasks import spawn
 
 if TYPE_CHECKING:
     from .consumer import HubConsumer
@@ -104,6 +106,7 @@ class Hub:
         self._start_lock: asyncio.Lock | None = None
         self._clients: dict[str, HubConsumer] = {}
         self._users: dict[str, dict[str, HubConsumer]] = {}
+        self._empty: asyncio.Event | None = None  # set when the last client leaves (drain)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -143,7 +146,7 @@ class Hub:
     def _set_state(self, state: str) -> None:
         self.state = state
         if signals.hub_state_changed.has_listeners(Hub):
-            asyncio.ensure_future(signals.fire(signals.hub_state_changed, Hub, state=state))
+            spawn(signals.fire(signals.hub_state_changed, Hub, state=state), "state signal")
 
     def check_accepting(self) -> None:
         """Raise ``HubDraining`` or ``HubStopped`` if new handshakes are refused."""
@@ -153,15 +156,15 @@ class Hub:
             raise HubStopped("the hub has shut down")
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Refuse new handshakes, flush queues, and close what is left after ``timeout`` with 1001."""
+        """Refuse new handshakes; close clients still connected after ``timeout`` with 1001."""
         if self.state not in ("running", "draining"):
             return
         self._set_state("draining")
         limit = self.settings.drain_timeout if timeout is None else timeout
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        while self._clients and loop.time() < deadline:
-            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        if self._clients:
+            self._empty = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._empty.wait(), limit)
         for client in list(self._clients.values()):
             await client.close(code=1001, reason="server draining")
 
@@ -199,6 +202,8 @@ class Hub:
     async def unregister(self, client: HubConsumer) -> None:
         if self._clients.pop(client.id, None) is None:
             return
+        if not self._clients and self._empty is not None:
+            self._empty.set()
         user_id = client.user_id
         if user_id is not None:
             self._unindex_user(client, user_id)

@@ -241,7 +241,7 @@ def asgi_command(kind: AsgiKind, app: str, port: int) -> list[str]:
             "--lifespan",
             "auto",
             "--ws",
-            "websockets",
+            "auto",  # websockets-sansio here: what users get by default
         ]
     raise ValueError(f"unknown ASGI server kind {kind!r}; expected one of {get_args(AsgiKind)}")
 

@@ -37,6 +37,7 @@ from channels.layers import BaseChannelLayer
 
 from .. import errors
 from ..log import Throttle
+from ..tasks import spawn
 from .channelqueue import ChannelQueue
 from .envelope import (
     Envelope,
@@ -325,13 +326,15 @@ class HubLayer(BaseChannelLayer):
         return self._interest.names(ns)
 
     async def release_channel(self, channel: str) -> None:
-        """Free a local ``!`` channel now: its queue, readers and every membership."""
+        """Free a local ``!`` channel now: its queue and every membership.
+
+        A reader still waiting on the channel is left alone (its consumer may be
+        closing and will cancel it on exit); it simply receives nothing more.
+        """
         timer = self._release_timers.pop(channel, None)
         if timer is not None:
             timer.cancel()
-        queue = self._channels.pop(channel, None)
-        if queue is not None:
-            queue.cancel_waiters()
+        self._channels.pop(channel, None)
         for ns, name in self._interest.remove_member(channel):
             await self._unsubscribe(self.subject(ns, name))
 
@@ -497,8 +500,7 @@ class HubLayer(BaseChannelLayer):
         queue = self._channels.get(channel)
         if queue is not None and queue.waiters:
             return  # a new reader arrived meanwhile
-        task = asyncio.ensure_future(self.release_channel(channel))
-        task.add_done_callback(_log_task_error)
+        spawn(self.release_channel(channel), "channel release")
 
     def _maybe_sweep(self, now: float) -> None:
         """Drop orphan local channels: empty, unread, in no group, idle past expiry."""
@@ -547,8 +549,3 @@ def _error_from_name(name: str, message: str) -> Exception:
         return cls(message)
     builtin = {"TypeError": TypeError, "ValueError": ValueError, "ChannelFull": ChannelFull}
     return builtin.get(name, errors.HubError)(message)
-
-
-def _log_task_error(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("background layer task failed", exc_info=task.exception())

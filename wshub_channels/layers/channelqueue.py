@@ -114,10 +114,3 @@ class ChannelQueue:
     def purge_expired(self, now: float) -> None:
         """Drop expired messages from the head."""
         self._purge(now)
-
-    def cancel_waiters(self) -> None:
-        """Cancel every reader waiting on this channel (the channel is being freed)."""
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.get_loop().call_soon_threadsafe(waiter.cancel)

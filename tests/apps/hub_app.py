@@ -1,0 +1,159 @@
+"""An ASGI app for the server tests: a HubConsumer driven by JSON commands.
+
+Query string: ``user=<id>`` sets the user id, ``rooms=a,b`` joins rooms.
+A command ``{"op": ..., "ref": n, ...}`` runs one hub call and is answered with
+``{"reply": n, "result": ...}`` or ``{"reply": n, "error": "<ErrorClass>"}``.
+Anything else the server sends is a delivery under test.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import parse_qs
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+django_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from wshub_channels import JsonHubConsumer, get_hub  # noqa: E402
+from wshub_channels.asgi import HubApplication  # noqa: E402
+from wshub_channels.consumer import dump_json  # noqa: E402
+
+
+class ControlConsumer(JsonHubConsumer):
+    dropped = 0
+
+    async def on_connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        if "user" in query:
+            await self.set_user_id(query["user"][0])
+        for room in query.get("rooms", [""])[0].split(","):
+            if room:
+                await self.join_room(room)
+        await self.send_json({"hello": self.id})
+
+    async def on_send_dropped(self, data: bytes | str) -> None:
+        type(self).dropped += 1
+
+    async def on_error(self, error: Exception) -> None:
+        await self.send_json({"error": type(error).__name__, "detail": str(error)})
+
+    async def on_json(self, content: Any) -> None:
+        ref = content.get("ref")
+        try:
+            result = await self.run(content)
+        except Exception as exc:
+            await self.send_json({"reply": ref, "error": type(exc).__name__})
+        else:
+            await self.send_json({"reply": ref, "result": result})
+
+    async def run(self, cmd: dict[str, Any]) -> Any:
+        hub = get_hub()
+        op = cmd["op"]
+        text = cmd.get("text", "")
+        exclude = cmd.get("exclude", [])
+        if op == "broadcast":
+            return await hub.broadcast_text(text, exclude=exclude)
+        if op == "broadcast_binary":
+            return await hub.broadcast(text.encode(), exclude=exclude)
+        if op == "broadcast_json":
+            return await hub.broadcast_json(cmd["obj"])
+        if op == "broadcast_to_room":
+            return await hub.broadcast_to_room(cmd["room"], text, exclude=exclude)
+        if op == "send_to_user":
+            return await hub.send_to_user(cmd["user"], text)
+        if op == "send_to_client":
+            data = text.encode() if cmd.get("binary") else text
+            return await hub.send_to_client(cmd["client"], data)
+        if op == "flood":
+            # Many large frames to one client, to fill a slow reader's socket and queue.
+            body = "x" * cmd["size"]
+            for seq in range(cmd["count"]):
+                await hub.send_to_client(cmd["client"], f"{seq}:{body}")
+            return None
+        if op in ("join_room", "leave_room"):
+            return await getattr(hub, op)(cmd.get("client", self.id), cmd["room"])
+        if op == "leave_all_rooms":
+            return await hub.leave_all_rooms(cmd.get("client", self.id))
+        if op == "disconnect":
+            return await hub.disconnect(cmd["client"], code=cmd.get("code", 1000))
+        if op == "lookup":
+            return {
+                "client_count": hub.client_count(),
+                "room_names": sorted(hub.room_names()),
+                "room_count": {r: hub.room_count(r) for r in cmd.get("rooms", [])},
+                "room_exists": {r: hub.room_exists(r) for r in cmd.get("rooms", [])},
+                "room_clients": {
+                    r: sorted(c.id for c in hub.room_clients(r)) for r in cmd.get("rooms", [])
+                },
+                "user_clients": sorted(
+                    c.id for c in hub.get_clients_by_user_id(cmd.get("user", "-"))
+                ),
+                "by_user": getattr(hub.get_client_by_user_id(cmd.get("user", "-")), "id", None),
+                "get_client": getattr(hub.get_client(cmd.get("client", "")), "id", None),
+                "all_ids": sorted(c.id for c in hub.clients()),
+                "my_rooms": sorted(self.rooms),
+                "dropped": type(self).dropped,
+                "send_dropped": hub.stats.send_dropped,
+            }
+        if op == "interleave":
+            for n in range(cmd["count"]):
+                if n % 2:
+                    await self.send(text_data=f"seq:{n}")
+                else:
+                    await self.send_text(f"seq:{n}")
+            return None
+        if op == "burst":
+            for n in range(cmd["count"]):
+                await self.send_text(f"b{n}")
+            return None
+        if op == "send_closed":
+            other = hub.get_client(cmd["client"])
+            assert other is not None
+            await other.close()
+            return await other.send_text("too late")
+        if op == "send_timeout":
+            other = hub.get_client(cmd["client"])
+            assert other is not None
+            body = "y" * cmd["size"]
+            for _ in range(cmd["count"]):
+                await other.send_text(body, timeout=cmd["timeout"])
+            return None
+        if op == "raise":
+            raise RuntimeError("handler failure on purpose")
+        if op == "json":
+            return dump_json({"ok": True})
+        raise ValueError(f"unknown op {op}")
+
+
+class HookFailures(JsonHubConsumer):
+    """Hooks that raise: on_connect and on_room_join fail, the connection lives."""
+
+    async def on_connect(self) -> None:
+        raise RuntimeError("on_connect failure on purpose")
+
+    async def on_error(self, error: Exception) -> None:
+        await self.send_json({"error": type(error).__name__})
+
+    async def on_json(self, content: Any) -> None:
+        await self.send_json({"echo": content})
+
+
+application = HubApplication(
+    ProtocolTypeRouter(
+        {
+            "http": django_app,
+            "websocket": URLRouter(
+                [
+                    path("ws/control/", ControlConsumer.as_asgi()),  # type: ignore[arg-type]
+                    path("ws/hooks/", HookFailures.as_asgi()),  # type: ignore[arg-type]
+                ]
+            ),
+        }
+    )
+)
