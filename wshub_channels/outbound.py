@@ -244,21 +244,25 @@ class Outbound:
             return
         await self._drain()
 
-    async def _drain(self) -> None:
+    async def _write_queued(self) -> None:
+        """Write queued messages in order (coalescing text if enabled) until empty."""
         queue = self.queue
+        while queue and not self._closed:
+            message = queue.popleft()
+            if self._coalesce and "text" in message and queue:
+                message = self._coalesce_from(message)
+            self._room()
+            await self._send(message)
+
+    async def _drain(self) -> None:
         try:
-            while queue and not self._closed:
-                message = queue.popleft()
-                if self._coalesce and "text" in message and queue:
-                    message = self._coalesce_from(message)
-                self._room()
-                await self._send(message)
+            await self._write_queued()
         except BaseException as exc:
             self._fail(exc)
         finally:
             self._busy = False
             self._writer = None
-            if queue and not self._closed:
+            if self.queue and not self._closed:
                 self._kick()
 
     def _coalesce_from(self, first: AsgiMessage) -> AsgiMessage:
@@ -284,14 +288,8 @@ class Outbound:
             await wake.wait()
             wake.clear()
             self._busy = True
-            queue = self.queue
             try:
-                while queue and not self._closed:
-                    message = queue.popleft()
-                    if self._coalesce and "text" in message and queue:
-                        message = self._coalesce_from(message)
-                    self._room()
-                    await self._send(message)
+                await self._write_queued()
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
