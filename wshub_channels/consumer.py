@@ -14,6 +14,7 @@ the connection survives them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable
@@ -25,11 +26,17 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import signals
+from .config import Limits
 from .errors import (
     AlreadyInRoom,
     ConnectionClosed,
     HubError,
+    MaxConnectionsReached,
+    MaxRoomsReached,
+    MaxUserConnectionsReached,
     NotInRoom,
+    RateLimitExceeded,
+    RoomFull,
     Unauthorized,
 )
 from .hub import ROOMS, Hub, get_hub
@@ -38,6 +45,7 @@ from .log import Throttle
 from .message import Message
 from .origin import resolve as resolve_origin
 from .outbound import AsgiMessage, AsgiSend, Outbound, text_frame
+from .ratelimit import TokenBucket
 from .tasks import spawn
 
 __all__ = ["HubConsumer", "JsonHubConsumer", "dump_json"]
@@ -45,6 +53,7 @@ __all__ = ["HubConsumer", "JsonHubConsumer", "dump_json"]
 logger = logging.getLogger("wshub_channels.consumer")
 _error_log = Throttle(logger, 5.0)
 
+CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 
@@ -62,6 +71,8 @@ class HubConsumer(AsyncWebsocketConsumer):
     _closed_at: datetime | None = None
     _finished = False
     _accepted = False
+    _buckets: list[tuple[TokenBucket, bool]] = []
+    last_seen = 0.0  # loop time of the last frame received (idle timeout)
 
     # -- hooks to override ----------------------------------------------------------
 
@@ -169,26 +180,52 @@ class HubConsumer(AsyncWebsocketConsumer):
         return len(self._rooms)
 
     async def join_room(self, room: str) -> None:
-        """Join ``room``; raises ``AlreadyInRoom``, ``EmptyRoomName`` or ``InvalidName``."""
+        """Join ``room``.
+
+        Raises ``AlreadyInRoom``, ``EmptyRoomName``, ``InvalidName``,
+        ``MaxRoomsReached``, ``RoomFull``, or what a ``before_room_join`` hook raises.
+        """
         room = validate_room(room)
         if self.is_closed:
             raise ConnectionClosed("the connection is closed")
         if room in self._rooms:
             raise AlreadyInRoom(f"already in room {room!r}")
+        hub = self.hub
+        limits = hub.limits
+        if limits.max_rooms_per_client and len(self._rooms) >= limits.max_rooms_per_client:
+            raise MaxRoomsReached(f"already in {limits.max_rooms_per_client} rooms")
+        members = len(hub.layer.local_members(ROOMS, room) or ())
+        if limits.max_clients_per_room and members >= limits.max_clients_per_room:
+            raise RoomFull(f"room {room!r} has {limits.max_clients_per_room} clients here")
+        if hub.hooks is not None:
+            await hub.hooks.before_room_join(self, room)
         await self.before_room_join(room)
         self._rooms.add(room)
-        await self.hub.layer.add_interest(ROOMS, room, self.id)
+        await hub.layer.add_interest(ROOMS, room, self.id)
+        hub.metrics.increment_room_joins()
+        if not members:
+            hub.metrics.increment_rooms()
+        if hub.hooks is not None:
+            await self._hook(hub.hooks.on_room_join, self, room)
         await self._hook(self.on_room_join, room)
         await self._signal(signals.room_joined, room=room)
 
     async def leave_room(self, room: str) -> None:
-        """Leave ``room``; raises ``NotInRoom`` if the client is not a member."""
+        """Leave ``room``; raises ``NotInRoom``, or what a ``before_room_leave`` hook raises."""
         room = validate_room(room)
         if room not in self._rooms:
             raise NotInRoom(f"not in room {room!r}")
+        hub = self.hub
+        if hub.hooks is not None:
+            await hub.hooks.before_room_leave(self, room)
         await self.before_room_leave(room)
         self._rooms.discard(room)
-        await self.hub.layer.discard_interest(ROOMS, room, self.id)
+        await hub.layer.discard_interest(ROOMS, room, self.id)
+        hub.metrics.increment_room_leaves()
+        if not hub.layer.local_members(ROOMS, room):
+            hub.metrics.decrement_rooms()
+        if hub.hooks is not None:
+            await self._hook(hub.hooks.on_room_leave, self, room)
         await self._hook(self.on_room_leave, room)
         await self._signal(signals.room_left, room=room)
 
@@ -294,15 +331,24 @@ class HubConsumer(AsyncWebsocketConsumer):
         return send(message)
 
     async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
-        self.hub = get_hub(self.channel_layer_alias)
+        hub = self.hub = get_hub(self.channel_layer_alias)
+        self.last_seen = asyncio.get_running_loop().time()
+        reserved_for: list[str | None] = []
         try:
-            await self.hub.start()
-            self.hub.check_accepting()
-            if not resolve_origin(self.hub.config.check_origin)(self.scope):
+            await hub.start()
+            hub.check_accepting()
+            if not resolve_origin(hub.config.check_origin)(self.scope):
+                hub.metrics.increment_errors("origin_rejected")
                 raise Unauthorized("origin not allowed")
+            hub.reserve(self.user_id)
+            reserved_for.append(self.user_id)
+            if hub.hooks is not None:
+                await hub.hooks.before_connect(self)
             await self.before_connect()
         except (HubError, PermissionError) as exc:
-            self.hub.stats.rejected_handshakes += 1
+            for user_id in reserved_for:
+                hub.unreserve(user_id)
+            hub.stats.rejected_handshakes += 1
             logger.info("handshake rejected (%s): %s", type(exc).__name__, exc)
             await self._asgi_send({"type": "websocket.close", "code": 1008})
             raise StopConsumer() from None
@@ -310,14 +356,25 @@ class HubConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self._accepted = True
+        config, limits = hub.config, hub.limits
         self._outbound = Outbound(
-            cast(AsgiSend, self.base_send),
-            self.hub.config,
-            self._dropped,
-            self._overflow_disconnect,
+            cast(AsgiSend, self.base_send), config, self._dropped, self._overflow_disconnect
         )
-        await self.hub.register(self)
-        await self._hook(self.on_connect)
+        self._buckets = _buckets(limits, self.last_seen)
+        hub.unreserve(reserved_for[0])
+        await hub.register(self)
+        hub.metrics.increment_connections()
+        try:
+            if hub.hooks is not None:
+                await hub.hooks.on_connect(self)
+            await self.on_connect()
+        except (MaxConnectionsReached, MaxUserConnectionsReached) as exc:
+            # The limit became known only after accept: close with 1013 (try again later).
+            logger.info("closing %s after accept: %s", self.id, exc)
+            await self.close(CLOSE_TRY_AGAIN, "connection limit")
+            return
+        except Exception as exc:
+            await self.report_error(exc, "hook_error")
         await self._signal(signals.client_connected)
 
     async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
@@ -325,20 +382,41 @@ class HubConsumer(AsyncWebsocketConsumer):
         if data is None:
             data = message.get("bytes") or b""
         size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
-        if size > self.hub.config.max_message_size:
-            self.hub.stats.oversized += 1
+        hub = self.hub
+        metrics = hub.metrics
+        if size > hub.config.max_message_size:
+            hub.stats.oversized += 1
+            metrics.increment_errors("message_too_big")
             _error_log.warning("closing %s: %d-byte frame over max_message_size", self.id, size)
             await self.close(CLOSE_TOO_BIG, "message too big")
             return
+        now = self.last_seen = asyncio.get_running_loop().time()
+        metrics.increment_messages_received()
+        metrics.record_message_size(size)
+        if self._buckets and not all(bucket.take(cost, now) for bucket, cost in self._costs(size)):
+            await self._rate_limited()
+            return
         msg = Message(data, self.channel_name)
         try:
+            if hub.hooks is not None:
+                msg = await hub.hooks.before_message(self, msg)
             msg = await self.before_message(msg)
-            await self.on_message(msg)
+            await hub.handler(self, msg)
         except Exception as exc:
-            self.hub.stats.handler_errors += 1
-            await self._report(exc)
+            hub.stats.handler_errors += 1
+            await self.report_error(exc, "message_handling")
             return
         await self._signal(signals.message_received, message=msg)
+
+    def _costs(self, size: int) -> list[tuple[TokenBucket, float]]:
+        return [(bucket, size if per_byte else 1) for bucket, per_byte in self._buckets]
+
+    async def _rate_limited(self) -> None:
+        hub = self.hub
+        hub.stats.rate_limited += 1
+        await self.report_error(RateLimitExceeded("rate limit exceeded"), "rate_limit_exceeded")
+        if hub.config.close_on_rate_limit:
+            await self.close(CLOSE_POLICY, "rate limit exceeded")
 
     async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         code = int(message.get("code", 1000) or 1000)
@@ -361,19 +439,27 @@ class HubConsumer(AsyncWebsocketConsumer):
             for group in self.groups:
                 await layer.group_discard(group, self.channel_name)
         if self._accepted:
+            hub = self.hub
+            hub.metrics.decrement_connections()
             await self._hook(self.disconnect, code)
+            if hub.hooks is not None:
+                await self._hook(hub.hooks.on_close, self, code)
             await self._hook(self.on_close, code)
             await self._signal(signals.client_disconnected, code=code)
 
     # -- internals ------------------------------------------------------------------------------
 
     def _dropped(self, data: str | bytes) -> None:
-        self.hub.stats.send_dropped += 1
+        hub = self.hub
+        hub.stats.send_dropped += 1
+        hub.metrics.increment_messages_dropped()
         overridden = type(self).on_send_dropped is not HubConsumer.on_send_dropped
-        if overridden or signals.send_dropped.has_listeners(type(self)):
+        if overridden or hub.hooks is not None or signals.send_dropped.has_listeners(type(self)):
             spawn(self._after_drop(data), "send-dropped hooks")
 
     async def _after_drop(self, data: str | bytes) -> None:
+        if self.hub.hooks is not None:
+            await self._hook(self.hub.hooks.on_send_dropped, self, data)
         await self._hook(self.on_send_dropped, data)
         await self._signal(signals.send_dropped, data=data)
 
@@ -386,20 +472,43 @@ class HubConsumer(AsyncWebsocketConsumer):
             await hook(*args)
         except Exception as exc:
             self.hub.stats.hook_errors += 1
-            await self._report(exc)
+            await self.report_error(exc, "hook_error")
 
-    async def _report(self, exc: Exception) -> None:
+    async def report_error(self, exc: Exception, kind: str = "message_handling") -> None:
+        """Report ``exc``: log (throttled), count, hub hook and ``on_error``, ``hub_error``."""
+        hub = self.hub
+        hub.metrics.increment_errors(kind)
         _error_log.warning("error in %s (%s): %r", type(self).__name__, self.id, exc)
-        try:
-            await self.on_error(exc)
-        except Exception:
-            logger.exception("on_error of %s raised", type(self).__name__)
+        handlers = [self.on_error(exc)]
+        if hub.hooks is not None:
+            handlers.insert(0, hub.hooks.on_error(self, exc))
+        for handler in handlers:
+            try:
+                await handler
+            except Exception:
+                hub.stats.hook_errors += 1
+                logger.exception("on_error of %s raised", type(self).__name__)
         await self._signal(signals.hub_error, error=exc)
 
     async def _signal(self, signal: Any, **kwargs: Any) -> None:
         if signal.has_listeners(type(self)):
             failed = await signals.fire(signal, type(self), client=self, **kwargs)
-            self.hub.stats.signal_errors += failed
+            if failed:
+                self.hub.stats.signal_errors += failed
+                self.hub.metrics.increment_errors("signal_receiver")
+
+
+def _buckets(limits: Limits, now: float) -> list[tuple[TokenBucket, bool]]:
+    """Token buckets for the per-connection rate limits: (bucket, counts bytes)."""
+    burst = limits.burst or 1.0
+    buckets = []
+    if limits.max_messages_per_second:
+        rate = limits.max_messages_per_second
+        buckets.append((TokenBucket(rate, max(1.0, rate * burst), now), False))
+    if limits.max_bytes_per_second:
+        rate = limits.max_bytes_per_second
+        buckets.append((TokenBucket(rate, rate * burst, now), True))
+    return buckets
 
 
 class JsonHubConsumer(HubConsumer):

@@ -25,14 +25,26 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import msgpack
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from . import signals
 from .conf import HubSettings, get_settings
-from .errors import ClientNotFound, HubDraining, HubStopped, HubTimeout
+from .errors import (
+    ClientNotFound,
+    HubDraining,
+    HubStopped,
+    HubTimeout,
+    MaxConnectionsReached,
+    MaxUserConnectionsReached,
+)
+from .hooks import Hooks
 from .layers.base import HubLayer
 from .layers.envelope import Envelope, Kind
 from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import BusStatus
+from .message import Message
+from .metrics import MetricsCollector, NoopMetrics
+from .middleware import Handler, MiddlewareChain
 from .outbound import text_frame
 from .tasks import spawn
 
@@ -60,6 +72,7 @@ class HubStats:
     signal_errors: int = 0
     oversized: int = 0
     rejected_handshakes: int = 0
+    rate_limited: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +108,6 @@ class Hub:
 
     def __init__(self, layer: HubLayer, settings: HubSettings) -> None:
         self.layer = layer
-        self.settings = settings
-        self.config = settings.config
-        self.limits = settings.limits
         self.node_id = layer.node_id
         self.stats = HubStats()
         self.state = "new"
@@ -107,6 +117,32 @@ class Hub:
         self._clients: dict[str, HubConsumer] = {}
         self._users: dict[str, dict[str, HubConsumer]] = {}
         self._empty: asyncio.Event | None = None  # set when the last client leaves (drain)
+        self._pending = 0  # handshakes holding a connection slot
+        self._pending_users: dict[str, int] = {}
+        self._idle_task: asyncio.Task[None] | None = None
+        self.apply_settings(settings)
+
+    def apply_settings(self, settings: HubSettings) -> None:
+        """Take config, limits, metrics, hooks and middleware from ``settings``.
+
+        ``get_hub`` calls this when ``WSHUB`` changed (``override_settings`` in tests).
+        """
+        self.settings = settings
+        self.config = settings.config
+        self.limits = settings.limits
+        self.metrics: MetricsCollector = _load_metrics(settings.metrics)
+        self.hooks: Hooks | None = _load_hooks(settings.hooks)
+        chain = MiddlewareChain(self._dispatch)
+        for path in settings.middleware:
+            factory = import_string(path)
+            chain.use(factory())
+        self.handler: Handler = chain.build()
+
+    async def _dispatch(self, client: HubConsumer, msg: Message) -> None:
+        """The innermost handler: hub-wide ``on_message`` hook, then the consumer's."""
+        if self.hooks is not None:
+            await self.hooks.on_message(client, msg)
+        await client.on_message(msg)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -141,7 +177,20 @@ class Hub:
                 self.layer.register_op(name, getattr(self, f"_op_{name}"))
             self.layer.register_op("disconnect", self._op_disconnect)
             self.started_at = time.monotonic()
+            if self.config.idle_timeout > 0:
+                self._idle_task = spawn(self._close_idle_clients(), "idle sweeper")
             self._set_state("running")
+
+    async def _close_idle_clients(self) -> None:
+        """Close clients that sent nothing for ``Config.idle_timeout`` seconds."""
+        idle = self.config.idle_timeout
+        loop = asyncio.get_running_loop()
+        while self.state in ("running", "draining"):
+            await asyncio.sleep(idle / 4)
+            cutoff = loop.time() - idle
+            for client in [c for c in self._clients.values() if c.last_seen < cutoff]:
+                self.metrics.increment_errors("idle_timeout")
+                await client.close(code=1000, reason="idle timeout")
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -176,6 +225,8 @@ class Hub:
         for client in list(self._clients.values()):
             await client.close(code=1001, reason="server shutting down")
             await client.finish(1001)
+        if self._idle_task is not None:
+            self._idle_task.cancel()
         await self.layer.close()
         self._set_state("stopped")
 
@@ -194,6 +245,34 @@ class Hub:
 
     # -- registry (called by HubConsumer) --------------------------------------------
 
+    def reserve(self, user_id: str | None) -> None:
+        """Hold a connection slot for a handshake, or raise the limit it would break."""
+        limits = self.limits
+        if limits.max_connections and len(self._clients) + self._pending >= limits.max_connections:
+            self.metrics.increment_errors("connection_limit")
+            raise MaxConnectionsReached(f"this node holds {limits.max_connections} connections")
+        if user_id is not None:
+            self.check_user_limit(user_id, pending=self._pending_users.get(user_id, 0))
+            self._pending_users[user_id] = self._pending_users.get(user_id, 0) + 1
+        self._pending += 1
+
+    def unreserve(self, user_id: str | None) -> None:
+        """Give back a slot taken by :meth:`reserve`."""
+        self._pending -= 1
+        if user_id is not None:
+            left = self._pending_users.get(user_id, 1) - 1
+            if left > 0:
+                self._pending_users[user_id] = left
+            else:
+                self._pending_users.pop(user_id, None)
+
+    def check_user_limit(self, user_id: str, pending: int = 0) -> None:
+        """Raise ``MaxUserConnectionsReached`` if ``user_id`` has no slot left here."""
+        cap = self.limits.max_connections_per_user
+        if cap and len(self._users.get(user_id, ())) + pending >= cap:
+            self.metrics.increment_errors("connection_limit")
+            raise MaxUserConnectionsReached(f"user {user_id!r} has {cap} connections here")
+
     async def register(self, client: HubConsumer) -> None:
         self._clients[client.id] = client
         if client.user_id is not None:
@@ -208,6 +287,9 @@ class Hub:
         if user_id is not None:
             self._unindex_user(client, user_id)
         await self.layer.release_channel(client.id)
+        for room in client.rooms:
+            if not self.layer.local_members(ROOMS, room):
+                self.metrics.decrement_rooms()
 
     async def _index_user(self, client: HubConsumer, user_id: str) -> None:
         self._users.setdefault(user_id, {})[client.id] = client
@@ -227,6 +309,7 @@ class Hub:
             self._unindex_user(client, old)
             await self.layer.discard_interest(USERS, old, client.id)
         if new is not None:
+            self.check_user_limit(new)
             await self._index_user(client, new)
 
     # -- sends -----------------------------------------------------------------------------
@@ -316,14 +399,20 @@ class Hub:
     ) -> None:
         message = text_frame(data)  # one dict shared by every recipient
         targets = self._targets(kind, target)
+        started = time.perf_counter()
         if timeout is None:
+            sent = 0
             for client in targets:
                 if client.id not in excluded:
                     client.push_frame(message)
-            return
-        waits = [c.put_frame(message, timeout) for c in targets if c.id not in excluded]
-        if waits:
-            await asyncio.gather(*waits)
+                    sent += 1
+        else:
+            waits = [c.put_frame(message, timeout) for c in targets if c.id not in excluded]
+            sent = len(waits)
+            if waits:
+                await asyncio.gather(*waits)
+        self.metrics.increment_messages_sent(sent)
+        self.metrics.record_broadcast_duration(time.perf_counter() - started)
 
     def _on_envelope(self, env: Envelope) -> None:
         """Deliver a room, user or broadcast envelope from another node."""
@@ -334,9 +423,12 @@ class Hub:
             return
         message = text_frame(data)
         skip = set(excluded)
+        sent = 0
         for client in self._targets(env.kind, env.target):
             if client.id not in skip:
                 client.push_frame(message)
+                sent += 1
+        self.metrics.increment_messages_sent(sent)
 
     # -- membership ---------------------------------------------------------------------
 
@@ -447,6 +539,22 @@ def _ids(exclude: Iterable[Any]) -> set[str]:
     return {c if isinstance(c, str) else c.id for c in exclude}
 
 
+def _load_metrics(path: str | None) -> MetricsCollector:
+    if path is None:
+        return NoopMetrics()
+    found = import_string(path)
+    collector: MetricsCollector = found() if isinstance(found, type) else found
+    return collector
+
+
+def _load_hooks(path: str | None) -> Hooks | None:
+    if path is None:
+        return None
+    found = import_string(path)
+    hooks: Hooks = found() if isinstance(found, type) else found
+    return hooks
+
+
 _hubs: weakref.WeakKeyDictionary[HubLayer, Hub] = weakref.WeakKeyDictionary()
 
 
@@ -465,4 +573,6 @@ def get_hub(alias: str | None = None) -> Hub:
     hub = _hubs.get(layer)
     if hub is None:
         hub = _hubs[layer] = Hub(layer, settings)
+    elif hub.settings is not settings:
+        hub.apply_settings(settings)
     return hub

@@ -67,6 +67,7 @@ class Outbound:
         "_room_waiters",
         "_send",
         "_wake",
+        "_write_timeout",
         "_writer",
         "dropped",
         "error",
@@ -88,6 +89,7 @@ class Outbound:
         self._policy = config.drop_policy
         self._coalesce = config.coalesce_writes
         self._coalesce_max = config.coalesce_max_bytes
+        self._write_timeout = config.write_timeout or None
         self.on_drop = on_drop
         self.on_overflow_disconnect = on_overflow_disconnect
         self.queue: deque[AsgiMessage] = deque()
@@ -216,24 +218,32 @@ class Outbound:
     async def _finish(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
         """Run a suspended send to completion, as a Task would, then drain the queue."""
         try:
-            while True:
-                try:
-                    if yielded is None:
-                        await asyncio.sleep(0)
-                    else:
-                        await asyncio.wait([yielded])
-                except asyncio.CancelledError:
-                    coro.throw(asyncio.CancelledError())
-                    raise
-                try:
-                    yielded = coro.send(None)
-                except StopIteration:
-                    break
+            async with asyncio.timeout(self._write_timeout):
+                await self._resume(coro, yielded)
         except BaseException as exc:
             self._fail(exc)
             self._writer = None
             return
         await self._drain()
+
+    async def _resume(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        """Drive a suspended send coroutine to its end, as a Task would."""
+        while True:
+            try:
+                if yielded is None:
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.wait([yielded])
+            except asyncio.CancelledError:
+                # Abandon the write: let the send coroutine clean up, then stop it.
+                with contextlib.suppress(BaseException):
+                    coro.throw(asyncio.CancelledError())
+                coro.close()
+                raise
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                return
 
     async def _finish_awaitable(self, pending: Awaitable[None]) -> None:
         try:
@@ -252,7 +262,8 @@ class Outbound:
             if self._coalesce and "text" in message and queue:
                 message = self._coalesce_from(message)
             self._room()
-            await self._send(message)
+            async with asyncio.timeout(self._write_timeout):
+                await self._send(message)
 
     async def _drain(self) -> None:
         try:
@@ -303,6 +314,9 @@ class Outbound:
         self._closed = True
         self.queue.clear()
         self._room()
+        if isinstance(exc, TimeoutError):
+            # A write took longer than write_timeout: the client is stuck.
+            self.on_overflow_disconnect()
 
     async def flush(self, timeout: float) -> None:
         """Wait until queued messages are written, up to ``timeout`` seconds."""

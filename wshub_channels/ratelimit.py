@@ -1,0 +1,33 @@
+"""A token bucket (pure: the caller passes the time)."""
+
+from __future__ import annotations
+
+__all__ = ["TokenBucket"]
+
+
+class TokenBucket:
+    """Allows ``rate`` units per second on average and bursts of up to ``capacity``.
+
+    ``take(cost, now)`` returns True and spends ``cost`` tokens when enough are
+    available; otherwise it spends nothing and returns False. Not thread-safe.
+    """
+
+    __slots__ = ("capacity", "rate", "tokens", "updated")
+
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        if rate <= 0 or capacity <= 0:
+            raise ValueError("rate and capacity must be positive")
+        self.rate = float(rate)
+        self.capacity = float(capacity)
+        self.tokens = float(capacity)
+        self.updated = now
+
+    def take(self, cost: float, now: float) -> bool:
+        elapsed = now - self.updated
+        if elapsed > 0:
+            self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
+            self.updated = now
+        if cost > self.tokens:
+            return False
+        self.tokens -= cost
+        return True
