@@ -4,8 +4,10 @@
   on ``lifespan.startup`` and shuts down on ``lifespan.shutdown``;
   ``HubApplication`` answers lifespan itself.
 - Under daphne (no lifespan), the hub starts as soon as the server's loop runs.
-- A WebSocket handshake that arrives before the hub is up is refused (403)
-  and logged as ``HubNotStarted``; the hub is started if nothing started it.
+- A WebSocket handshake is never served before the hub is up: one that
+  arrives while the hub is starting waits for it (up to ``START_WAIT``); if
+  the hub is still not running then (its start failed, or it stopped), the
+  handshake is refused (403) and logged as ``HubNotStarted``.
 
 Without ``HubApplication`` the hub starts on first use instead.
 """
@@ -13,6 +15,7 @@ Without ``HubApplication`` the hub starts on first use instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -33,6 +36,9 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class HubApplication:
     """ASGI middleware around the project's application (usually a ProtocolTypeRouter)."""
+
+    #: How long a handshake that arrives while the hub is starting waits for it.
+    START_WAIT = 5.0
 
     def __init__(self, app: App, alias: str | None = None) -> None:
         self.app = app
@@ -66,11 +72,18 @@ class HubApplication:
         if kind == "lifespan":
             await self._lifespan(receive, send)
             return
-        if kind == "websocket" and not self.hub.running:
-            self._start_soon()
+        if kind == "websocket" and not self.hub.running and not await self._await_start():
             await self._refuse(receive, send)
             return
         await self.app(scope, receive, send)
+
+    async def _await_start(self) -> bool:
+        """Wait (up to ``START_WAIT`` seconds) for a start under way; True once running."""
+        self._start_soon()
+        if self._starting is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._starting), self.START_WAIT)
+        return self.hub.running
 
     async def _refuse(self, receive: Receive, send: Send) -> None:
         error = HubNotStarted(f"the hub is {self.hub.state}; refusing the handshake")

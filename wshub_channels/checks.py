@@ -2,30 +2,92 @@
 
 - ``wshub_channels.E001``: ``WSHUB`` is invalid (unknown key or bad value; the
   message names the key).
+- ``wshub_channels.E002``: the hub's channel layer is not a hub layer, so
+  ``HubConsumer`` cannot work on it.
+- ``wshub_channels.W001``: ``max_message_size`` is larger than the largest
+  message the ASGI server passes (daphne: 1 MiB, uvicorn: 16 MiB).
+- ``wshub_channels.W002``: ``compression`` is on but daphne, which has no
+  permessage-deflate, is installed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.checks import CheckMessage, Error, register
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from .conf import get_settings, reset_settings
 
-__all__ = ["check_settings"]
+__all__ = ["DAPHNE_MAX_MESSAGE", "UVICORN_MAX_MESSAGE", "check_layer", "check_settings"]
+
+DAPHNE_MAX_MESSAGE = 1024 * 1024
+UVICORN_MAX_MESSAGE = 16 * 1024 * 1024
 
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Report an invalid ``WSHUB`` setting (E001)."""
+    """Report an invalid ``WSHUB`` (E001) and server limits it exceeds (W001, W002)."""
     reset_settings()
     try:
-        get_settings()
+        hub_settings = get_settings()
     except ImproperlyConfigured as exc:
         return [
             Error(
-                str(exc), hint="See the settings reference in the README.", id="wshub_channels.E001"
+                str(exc),
+                hint="See the settings reference in the README.",
+                id="wshub_channels.E001",
             )
         ]
-    return []
+    found: list[CheckMessage] = []
+    config = hub_settings.config
+    daphne = "daphne" in settings.INSTALLED_APPS
+    limit, server = (DAPHNE_MAX_MESSAGE, "daphne") if daphne else (UVICORN_MAX_MESSAGE, "uvicorn")
+    if config.max_message_size > limit:
+        found.append(
+            Warning(
+                f"WSHUB['CONFIG']['max_message_size'] is {config.max_message_size} bytes, "
+                f"but {server} passes at most {limit}; larger frames never reach the hub.",
+                id="wshub_channels.W001",
+            )
+        )
+    if config.compression and daphne:
+        found.append(
+            Warning(
+                "WSHUB['CONFIG']['compression'] is on, but daphne has no permessage-deflate.",
+                hint="Serve with uvicorn (permessage-deflate on by default) or turn it off.",
+                id="wshub_channels.W002",
+            )
+        )
+    return found
+
+
+@register()
+def check_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Report a hub channel layer that is not a hub layer (E002)."""
+    try:
+        alias = get_settings().channel_layer
+    except ImproperlyConfigured:
+        return []  # reported by E001
+    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
+    backend = layers.get(alias, {}).get("BACKEND")
+    if backend is None:
+        return []
+    try:
+        cls = import_string(backend) if isinstance(backend, str) else type(backend)
+    except ImportError:
+        return []  # Channels reports unimportable backends itself
+    from .layers.base import HubLayer
+
+    if isinstance(cls, type) and issubclass(cls, HubLayer):
+        return []
+    return [
+        Error(
+            f"CHANNEL_LAYERS[{alias!r}] uses {backend}, which is not a hub layer; "
+            "HubConsumer and get_hub() need one.",
+            hint="Use wshub_channels.layers.InMemoryHubLayer (or another hub layer).",
+            id="wshub_channels.E002",
+        )
+    ]

@@ -15,6 +15,7 @@ the connection survives them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable
@@ -264,9 +265,12 @@ class HubConsumer(AsyncWebsocketConsumer):
         if outbound is None or outbound.closed or self.is_closed:
             raise ConnectionClosed(f"client {self.channel_name!r} is closed")
         if timeout is None:
-            outbound.push(message)
+            sent = outbound.push(message)
         else:
             await outbound.put(message, timeout)
+            sent = True
+        if sent:
+            self.hub.metrics.increment_messages_sent(1)
 
     async def send_data(self, data: str | bytes, timeout: float | None = None) -> None:
         """Send ``str`` as a text frame and ``bytes`` as a binary frame."""
@@ -321,8 +325,16 @@ class HubConsumer(AsyncWebsocketConsumer):
             outbound.close()
         try:
             await self._asgi_send(message)
-        except Exception as exc:  # the socket may already be gone
-            logger.debug("close of %s failed: %s", self.id, exc)
+        except Exception as exc:
+            if not 1001 <= code <= 1015:
+                logger.debug("close of %s failed (the socket may be gone): %r", self.id, exc)
+                return
+            # daphne (autobahn) sends only 1000 and 3000-4999: send 4xxx for 1xxx there.
+            fallback = code + 3000
+            logger.info("server refused close code %d for %s; sent %d", code, self.id, fallback)
+            message["code"] = fallback
+            with contextlib.suppress(Exception):
+                await self._asgi_send(message)
 
     # -- ASGI events --------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ Anything else the server sends is a delivery under test.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,6 +21,7 @@ django_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from tests.apps.policies import EVENTS, PolicyEcho  # noqa: E402
 from wshub_channels import JsonHubConsumer, get_hub  # noqa: E402
 from wshub_channels.asgi import HubApplication  # noqa: E402
 from wshub_channels.consumer import dump_json  # noqa: E402
@@ -100,6 +102,7 @@ class ControlConsumer(JsonHubConsumer):
                 "my_rooms": sorted(self.rooms),
                 "dropped": type(self).dropped,
                 "send_dropped": hub.stats.send_dropped,
+                "events": dict(Counter(EVENTS)),
             }
         if op == "interleave":
             for n in range(cmd["count"]):
@@ -144,15 +147,37 @@ class HookFailures(JsonHubConsumer):
         await self.send_json({"echo": content})
 
 
+class _QueryUser:
+    """Test-only auth: ``?auth=<id>`` makes ``scope["user"]`` an authenticated user."""
+
+    is_authenticated = True
+
+    def __init__(self, pk: str) -> None:
+        self.pk = pk
+
+
+def query_auth(app: Any) -> Any:
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode())
+        if "auth" in query:
+            scope = {**scope, "user": _QueryUser(query["auth"][0])}
+        await app(scope, receive, send)
+
+    return middleware
+
+
 application = HubApplication(
     ProtocolTypeRouter(
         {
             "http": django_app,
-            "websocket": URLRouter(
-                [
-                    path("ws/control/", ControlConsumer.as_asgi()),  # type: ignore[arg-type]
-                    path("ws/hooks/", HookFailures.as_asgi()),  # type: ignore[arg-type]
-                ]
+            "websocket": query_auth(
+                URLRouter(
+                    [
+                        path("ws/control/", ControlConsumer.as_asgi()),  # type: ignore[arg-type]
+                        path("ws/hooks/", HookFailures.as_asgi()),  # type: ignore[arg-type]
+                        path("ws/policy/", PolicyEcho.as_asgi()),  # type: ignore[arg-type]
+                    ]
+                )
             ),
         }
     )

@@ -82,3 +82,10 @@ class Peer:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+def hub_server(start: Any, kind: str, **settings: Any) -> Any:
+    """Start the test hub app under ``kind`` with ``settings`` as its ``WSHUB``."""
+    return start(
+        kind, "tests.apps.hub_app:application", {"WSHUB_TEST_SETTINGS": json.dumps(settings)}
+    )
