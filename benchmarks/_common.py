@@ -10,6 +10,7 @@ given relative to the repository root and the interpreter is called ``python``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import shlex
@@ -139,12 +140,22 @@ async def nats_server_version(url: str, connect_timeout: float = 2.0) -> str:
         import nats  # only the scripts that use a NATS server need it installed
     except ImportError:
         return "unknown (nats-py not installed)"
+
+    async def quiet(error: Exception) -> None:
+        pass  # nats-py logs a traceback per failed attempt otherwise
+
     try:
-        client = await nats.connect(
-            servers=[url],
-            connect_timeout=connect_timeout,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
+        # nats-py takes max_reconnect_attempts=0 as "no limit", and keeps trying an
+        # unreachable server; so one attempt, and a fence around it.
+        client = await asyncio.wait_for(
+            nats.connect(
+                servers=[url],
+                connect_timeout=connect_timeout,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                error_cb=quiet,
+            ),
+            connect_timeout * 2 + 1,
         )
     except Exception as error:
         return f"unreachable ({type(error).__name__})"
@@ -196,14 +207,18 @@ def format_ms(seconds: float | None, digits: int = 1) -> str:
     return f"{seconds * 1000:,.{digits}f}"
 
 
-def ratio_text(reference: float | None, value: float | None) -> str:
+def ratio_text(reference: float | None, value: float | None, at_least: bool = False) -> str:
     """How ``value`` compares to ``reference``, both durations.
 
-    "12.3x faster" or "2.0x slower", written with a multiplication sign.
+    "12.3x faster" or "2.0x slower", written with a multiplication sign. With
+    ``at_least``, ``reference`` is only a lower bound (a run that never finished),
+    and the text says so: "at least 12.3x faster".
     """
     if reference is None or value is None or reference <= 0 or value <= 0:
         return "n/a"
     ratio = reference / value
+    if at_least:
+        return f"at least {ratio:,.1f}{TIMES} faster" if ratio > 1 else "n/a"
     if 0.995 <= ratio <= 1.005:
         return "same"
     if ratio > 1:

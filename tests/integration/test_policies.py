@@ -216,11 +216,8 @@ async def test_middleware_order_and_hook_order(
     events = json.loads(await ask(ws, "events"))
     assert _ordered(events, ["hook:before_connect", "consumer:before_connect"])
     assert _ordered(events, ["hook:on_connect", "consumer:on_connect"])
-    assert _ordered(
-        events,
-        ["mw:outer:before", "mw:inner:before", "hook:on_message", "handler"]
-        + ["mw:inner:after", "mw:outer:after"],
-    )
+    around = ["mw:outer:before", "mw:inner:before", "hook:on_message", "handler"]
+    assert _ordered(events, [*around, "mw:inner:after", "mw:outer:after"])
 
 
 async def test_hooks_reject_and_transform(
