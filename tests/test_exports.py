@@ -18,6 +18,6 @@ def test_every_error_and_core_name_is_exported() -> None:
     """Every error class and the core API names are at the package root."""
     expected = set(errors.__all__) | {
         "HubConsumer", "JsonHubConsumer", "get_hub", "Message", "Config", "Limits",
-        "DropPolicy", "allow_all_origins", "allow_same_origin", "allow_origins",
+        "DropPolicy", "MiddlewareChain", "allow_all_origins", "allow_same_origin", "allow_origins",
     }  # fmt: skip
     assert expected <= set(wshub_channels.__all__)

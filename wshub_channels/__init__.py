@@ -28,6 +28,7 @@ from .errors import (
 )
 from .hub import Hub, get_hub
 from .message import Message
+from .middleware import MiddlewareChain
 from .origin import allow_all_origins, allow_origins, allow_same_origin
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "MaxRoomsReached",
     "MaxUserConnectionsReached",
     "Message",
+    "MiddlewareChain",
     "NotInRoom",
     "RateLimitExceeded",
     "RoomFull",

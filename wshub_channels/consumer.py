@@ -466,7 +466,8 @@ class HubConsumer(AsyncWebsocketConsumer):
         hub.stats.send_dropped += 1
         hub.metrics.increment_messages_dropped()
         overridden = type(self).on_send_dropped is not HubConsumer.on_send_dropped
-        if overridden or hub.hooks is not None or signals.send_dropped.has_listeners(type(self)):
+        dropped_signal = signals.has_listeners(signals.send_dropped, type(self))
+        if overridden or hub.hooks is not None or dropped_signal:
             spawn(self._after_drop(data), "send-dropped hooks")
 
     async def _after_drop(self, data: str | bytes) -> None:
@@ -503,7 +504,7 @@ class HubConsumer(AsyncWebsocketConsumer):
         await self._signal(signals.hub_error, error=exc)
 
     async def _signal(self, signal: Any, **kwargs: Any) -> None:
-        if signal.has_listeners(type(self)):
+        if signals.has_listeners(signal, type(self)):
             failed = await signals.fire(signal, type(self), client=self, **kwargs)
             if failed:
                 self.hub.stats.signal_errors += failed

@@ -194,7 +194,7 @@ class Hub:
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        if signals.hub_state_changed.has_listeners(Hub):
+        if signals.has_listeners(signals.hub_state_changed, Hub):
             spawn(signals.fire(signals.hub_state_changed, Hub, state=state), "state signal")
 
     def check_accepting(self) -> None:
