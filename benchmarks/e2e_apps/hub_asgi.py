@@ -1,0 +1,77 @@
+"""A ``HubConsumer`` on ``InMemoryHubLayer``, wrapped in ``HubApplication``.
+
+Serve with ``daphne e2e_apps.hub_asgi:application`` or
+``uvicorn e2e_apps.hub_asgi:application --lifespan on`` (``benchmarks/`` and the
+repository root on ``PYTHONPATH``). ``WSHUB_WRITE_MODE`` picks the write strategy.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import django
+
+from . import BENCH_PATH, CONTROL_PATH, ROOM, mark, parse_go, payload
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "e2e_apps.settings_hub")
+django.setup()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from wshub_channels import HubConsumer, Message, get_hub  # noqa: E402
+from wshub_channels.asgi import HubApplication  # noqa: E402
+
+
+class BenchConsumer(HubConsumer):
+    """A member: joins the room, says ``ready``, then only receives."""
+
+    async def on_connect(self) -> None:
+        await self.join_room(ROOM)
+        await self.send_text("ready")
+
+    async def on_message(self, msg: Message) -> None:
+        pass
+
+
+class ControlConsumer(HubConsumer):
+    """The trigger: ``count`` and ``go <k> <size>``."""
+
+    async def on_message(self, msg: Message) -> None:
+        text = msg.text()
+        hub = get_hub()
+        if text == "count":
+            await self.send_text(f"count {hub.room_count(ROOM)}")
+            return
+        if text.startswith("mark"):
+            await self.send_text(mark(text))
+            return
+        go = parse_go(text)
+        if go is None:
+            await self.send_text(f"error unknown command {text[:40]!r}")
+            return
+        k, size = go
+        errors = 0
+        started = time.perf_counter()
+        for seq in range(k):
+            try:
+                await hub.broadcast_to_room(ROOM, payload(seq, size))
+            except Exception:
+                errors += 1
+        elapsed = time.perf_counter() - started
+        await self.send_text(f"done {elapsed:.6f} {errors}")
+
+
+application = HubApplication(
+    ProtocolTypeRouter(
+        {
+            "websocket": URLRouter(
+                [
+                    path(BENCH_PATH, BenchConsumer.as_asgi()),
+                    path(CONTROL_PATH, ControlConsumer.as_asgi()),
+                ]
+            )
+        }
+    )
+)

@@ -1,0 +1,1159 @@
+"""End to end: one server process, N real WebSocket clients, K broadcasts to all of them.
+
+For each variant and run:
+
+1. start the server on a free port of 127.0.0.1 (``python -m daphne``,
+   ``python -m uvicorn`` or the raw ``websockets`` script) and wait until it
+   accepts a WebSocket and answers on its control path;
+2. start a client process (this script with ``--client-worker``). It opens N
+   connections with ``websockets.asyncio.client`` to ``/ws/bench/``, at most
+   ``--connect-concurrency`` handshakes at a time; the server adds each to the
+   room (or group) ``bench`` and only then sends it ``ready``. Once every client
+   has its ``ready``, and ``--settle`` seconds later, a separate control
+   connection asks the server for the room's size (the hub and the raw server
+   can tell; a stock layer cannot) and sends ``go K``;
+3. the server does K broadcasts back to back, one call each
+   (``hub.broadcast_to_room``, ``channel_layer.group_send`` or
+   ``websockets.asyncio.server.broadcast``), each message stamped with
+   ``time.time()`` just before its call and padded to ``--size`` characters;
+4. each client counts what arrives and records ``time.time() - stamp`` per
+   message. Delivery is complete when all N*K messages arrived; otherwise the
+   run ends after ``--stall`` seconds without a delivery, or ``--timeout``
+   seconds after "go", and the count is reported, not hidden. Duplicates,
+   messages out of order and connections the server closed are counted too.
+
+Reported per variant, from the median run by deliveries/s (``--runs``, 3 by default):
+
+- **deliveries/s**: messages delivered / (last arrival - first broadcast stamp);
+- **p50 / p99 ms**: delivery latency over every message of the run;
+- **delivered/expected**: of that run, plus the worst run if it lost more;
+- **vs stock-redis-core / vs raw-websockets**: deliveries/s against those variants;
+- **K calls ms**: how long the server's K broadcast calls took (its own clock);
+- **CPU us/msg server / client** (microseconds): CPU time the server process (from ``/proc``)
+  and the client process used from "go" to the last delivery, per delivered
+  message. The client's share matters: the two share the machine's cores.
+
+Variants (``--variants``, comma separated, all by default):
+
+- ``hub-daphne``: daphne, ``HubConsumer`` on ``InMemoryHubLayer``, ``WSHUB_WRITE_MODE=direct``;
+- ``hub-daphne-writer``: the same with ``WSHUB_WRITE_MODE=writer``;
+- ``hub-uvicorn`` / ``hub-uvicorn-writer``: the same app under uvicorn
+  (``--ws websockets --lifespan on``; ``--uvicorn-ws`` picks another implementation);
+- ``stock-redis-core``: daphne, stock ``AsyncWebsocketConsumer`` (``group_add`` on
+  connect, a ``group_send`` handler that calls ``self.send``) on
+  ``channels_redis.core.RedisChannelLayer``;
+- ``stock-redis-pubsub``: the same on ``channels_redis.pubsub.RedisPubSubChannelLayer``;
+- ``stock-nats``: the same on ``channels_nats.NatsChannelLayer`` (channels-nats);
+- ``raw-websockets``: a plain ``websockets.asyncio.server`` with ``broadcast()``, no Django.
+
+The stock layers get a prefix unique to each run and a per-channel capacity of
+100,000 (``--capacity``) where they have one, far above the K messages a channel
+ever holds, so none can lose a message to capacity (channels_redis' default is
+100). The Redis connection pool gets a 30 s socket timeout and 1,024 connections:
+redis-py 8's defaults (5 s, 100) cut channels_redis' 5 s ``BZPOPMIN`` off and fail
+a burst of ``group_add`` calls, which is not what the layer is meant to do. The
+clients ask for no compression, so no server compresses (uvicorn and
+``websockets`` would otherwise negotiate permessage-deflate, daphne does not).
+daphne listens with a backlog of 2048 (``-e tcp:...:backlog=2048``), like the others.
+Variants run round robin (run 1 of each, then run 2, ...) so drift on the machine
+spreads over all of them; every run gets a fresh server process.
+
+Brokers: Redis at ``REDIS_URL`` (default ``redis://127.0.0.1:6379``), NATS at
+``NATS_URL`` (default ``nats://127.0.0.1:4222``). A variant whose broker cannot be
+reached is reported as unavailable; the others run.
+
+Server output goes to one log file per run in a temporary directory. Lines that
+look like warnings, errors or tracebacks are summarised (and in ``RESULTS.md``)
+by phase -- start and connect, broadcast and delivery, disconnect and shutdown --
+which the client marks by having the server print a line. The directory is kept,
+and named, when there are any such lines, or with ``--keep-logs``.
+
+Run from the repository root::
+
+    python benchmarks/e2e_broadcast.py                                   # N=1000, K=50, 3 runs
+    python benchmarks/e2e_broadcast.py --clients 100 --messages 10 --runs 1 --no-write
+    python benchmarks/e2e_broadcast.py --variants hub-daphne,hub-daphne-writer,raw-websockets
+
+Results are printed and written to the ``e2e_broadcast`` section of
+``benchmarks/RESULTS.md`` (``--no-write`` to skip, ``--results PATH`` for another file).
+
+Caveats: clients and server share the machine (and its cores), so a fast server
+is measured together with the cost of the Python client receiving the frames;
+the numbers compare variants on one machine, they are not a capacity figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import _common
+
+SECTION = "e2e_broadcast"
+BENCH_DIR = Path(__file__).resolve().parent
+APPS_DIR = BENCH_DIR / "e2e_apps"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+BENCH_PATH = "/ws/bench/"
+CONTROL_PATH = "/ws/control/"
+#: The ratios are given against these two variants.
+REF_STOCK = "stock-redis-core"
+REF_RAW = "raw-websockets"
+#: WSHUB["CONFIG"]["send_queue_size"] in e2e_apps/settings_hub.py.
+SEND_QUEUE_SIZE = 1024
+#: uvicorn's WebSocket implementation (``--uvicorn-ws``).
+UVICORN_WS = "websockets"
+
+
+# --------------------------------------------------------------------- variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    server: str  # "daphne", "uvicorn" or "raw"
+    app: str = ""  # module:attribute for daphne/uvicorn
+    write_mode: str | None = None  # WSHUB_WRITE_MODE for the hub
+    layer: str | None = None  # E2E_LAYER for the stock app
+    broker: str | None = None  # "redis" or "nats"
+    description: str = ""
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "hub-daphne",
+            "daphne",
+            "e2e_apps.hub_asgi:application",
+            write_mode="direct",
+            description="daphne, HubConsumer on InMemoryHubLayer, write mode direct",
+        ),
+        Variant(
+            "hub-daphne-writer",
+            "daphne",
+            "e2e_apps.hub_asgi:application",
+            write_mode="writer",
+            description="daphne, HubConsumer on InMemoryHubLayer, write mode writer",
+        ),
+        Variant(
+            "hub-uvicorn",
+            "uvicorn",
+            "e2e_apps.hub_asgi:application",
+            write_mode="direct",
+            description="uvicorn --ws websockets, HubConsumer on InMemoryHubLayer, direct",
+        ),
+        Variant(
+            "hub-uvicorn-writer",
+            "uvicorn",
+            "e2e_apps.hub_asgi:application",
+            write_mode="writer",
+            description="uvicorn --ws websockets, HubConsumer on InMemoryHubLayer, writer",
+        ),
+        Variant(
+            "stock-redis-core",
+            "daphne",
+            "e2e_apps.stock_asgi:application",
+            layer="redis-core",
+            broker="redis",
+            description="daphne, AsyncWebsocketConsumer on channels_redis.core.RedisChannelLayer",
+        ),
+        Variant(
+            "stock-redis-pubsub",
+            "daphne",
+            "e2e_apps.stock_asgi:application",
+            layer="redis-pubsub",
+            broker="redis",
+            description="daphne, AsyncWebsocketConsumer on channels_redis.pubsub."
+            "RedisPubSubChannelLayer",
+        ),
+        Variant(
+            "stock-nats",
+            "daphne",
+            "e2e_apps.stock_asgi:application",
+            layer="nats",
+            broker="nats",
+            description="daphne, AsyncWebsocketConsumer on channels_nats.NatsChannelLayer",
+        ),
+        Variant(
+            "raw-websockets",
+            "raw",
+            description="websockets.asyncio.server with broadcast(), no Django",
+        ),
+    )
+}
+
+
+# ------------------------------------------------------------------ small helpers
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to the hard limit (children inherit it)."""
+    try:
+        import resource
+    except ImportError:
+        return (-1, -1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of an already sorted sequence."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far, from /proc; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def library_fingerprint() -> str:
+    """A short hash of the library's sources, to notice them changing during a run."""
+    digest = hashlib.sha1()
+    package = _common.REPO_ROOT / "wshub_channels"
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def library_version() -> str:
+    """Which wshub_channels the servers import: the installed one or this source tree."""
+    installed = _common.package_version("wshub-channels")
+    if installed != "not installed":
+        return installed
+    text = "source tree of this repository"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=_common.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "wshub_channels"],
+            cwd=_common.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"{text} (sources {library_fingerprint()})"
+    state = " plus uncommitted changes" if dirty else ""
+    return f"{text} at commit {commit}{state} (sources {library_fingerprint()})"  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def short_error(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}"[:160] if text else type(error).__name__
+
+
+# ================================================================ client worker
+#
+# Runs in its own process (this script with --client-worker), so that the
+# clients never share a process or an event loop with the server.
+
+
+async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    raise_nofile_limit()
+    n: int = cfg["clients"]
+    k: int = cfg["messages"]
+    base: str = cfg["url"]
+    expected = n * k
+    connect_kwargs = {
+        "compression": None,
+        "ping_interval": None,
+        "open_timeout": cfg["open_timeout"],
+        "close_timeout": 2,
+        "max_size": 1 << 20,
+    }
+
+    latencies: list[float] = []
+    counts = [0] * n
+    seen = [bytearray(k) for _ in range(n)]
+    conns: list[Any] = [None] * n
+    errors: Counter[str] = Counter()
+    st: dict[str, Any] = {
+        "total": 0,
+        "unique": 0,
+        "duplicates": 0,
+        "out_of_order": 0,
+        "bogus": 0,
+        "first_ts": math.inf,
+        "last_arrival": 0.0,
+        "complete_at": None,
+        "ready": 0,
+        "settled": 0,
+        "stopping": False,
+    }
+    all_settled = asyncio.Event()
+    complete = asyncio.Event()
+    handshakes = asyncio.Semaphore(cfg["connect_concurrency"])
+
+    def settle_one() -> None:
+        st["settled"] += 1
+        if st["settled"] == n:
+            all_settled.set()
+
+    async def member(i: int) -> None:
+        async with handshakes:
+            try:
+                ws = await connect(base + BENCH_PATH, **connect_kwargs)
+            except Exception as error:
+                errors[f"connect failed: {short_error(error)}"] += 1
+                settle_one()
+                return
+            try:
+                first = await asyncio.wait_for(ws.recv(), cfg["open_timeout"])
+            except Exception as error:
+                errors[f"no ready frame: {short_error(error)}"] += 1
+                settle_one()
+                with contextlib.suppress(Exception):
+                    await ws.close()
+                return
+        if first != "ready":
+            errors[f"unexpected first frame {str(first)[:40]!r}"] += 1
+        conns[i] = ws
+        st["ready"] += 1
+        settle_one()
+        row = seen[i]
+        previous = -1
+        try:
+            while True:
+                data = await ws.recv(decode=False)
+                now = time.time()
+                try:
+                    seq_b, ts_b, _ = data.split(b" ", 2)
+                    seq = int(seq_b)
+                    ts = float(ts_b)
+                except ValueError:
+                    st["bogus"] += 1
+                    continue
+                st["total"] += 1
+                if not 0 <= seq < k:
+                    st["bogus"] += 1
+                    continue
+                if row[seq]:
+                    st["duplicates"] += 1
+                    continue
+                row[seq] = 1
+                if seq != previous + 1:
+                    st["out_of_order"] += 1
+                previous = seq
+                counts[i] += 1
+                latencies.append(now - ts)
+                if ts < st["first_ts"]:
+                    st["first_ts"] = ts
+                st["last_arrival"] = now
+                st["unique"] += 1
+                if st["unique"] == expected:
+                    st["complete_at"] = now
+                    complete.set()
+        except ConnectionClosed as closed:
+            if not st["stopping"]:
+                code = closed.rcvd.code if closed.rcvd is not None else None
+                errors[f"connection closed by the server (code {code})"] += 1
+        except Exception as error:
+            if not st["stopping"]:
+                errors[f"receive failed: {short_error(error)}"] += 1
+
+    result: dict[str, Any] = {"expected": expected, "clients": n, "messages": k}
+    tasks = [asyncio.create_task(member(i)) for i in range(n)]
+    control = None
+    try:
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(all_settled.wait(), cfg["connect_timeout"])
+        except TimeoutError:
+            errors["connect phase timed out"] += 1
+        result["connect_s"] = time.perf_counter() - started
+        result["connected"] = st["ready"]
+        if st["ready"] == 0:
+            result.update(status="error", delivered=0, errors=dict(errors))
+            return result
+        await asyncio.sleep(cfg["settle"])
+
+        control = await connect(base + CONTROL_PATH, **connect_kwargs)
+        await control.send("count")
+        reply = await asyncio.wait_for(control.recv(), 10)
+        result["room_count"] = (
+            int(str(reply).split()[1]) if str(reply).startswith("count ") else None
+        )
+
+        await control.send("mark go")
+        await asyncio.wait_for(control.recv(), 10)
+        server_pid = cfg.get("server_pid")
+        server_cpu_go = process_cpu(server_pid) if server_pid else None
+        client_cpu_go = time.process_time()
+        await control.send(f"go {k} {cfg['size']}")
+        go_at = time.time()
+
+        async def control_reply() -> str:
+            return str(await control.recv())
+
+        done_task = asyncio.create_task(control_reply())
+        last_total, last_change, status = -1, time.monotonic(), "complete"
+        while not complete.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(complete.wait(), 0.25)
+            now = time.monotonic()
+            if st["unique"] != last_total:
+                last_total, last_change = st["unique"], now
+            elif now - last_change > cfg["stall"]:
+                status = "stalled"
+                break
+            if time.time() - go_at > cfg["timeout"]:
+                status = "timeout"
+                break
+        server_cpu_end = process_cpu(server_pid) if server_pid else None
+        result["client_cpu_s"] = time.process_time() - client_cpu_go
+        if server_cpu_go is not None and server_cpu_end is not None:
+            result["server_cpu_s"] = server_cpu_end - server_cpu_go
+        if cfg["linger"] > 0:  # late duplicates or extras would show up here
+            await asyncio.sleep(cfg["linger"])
+        try:
+            done_text = await asyncio.wait_for(done_task, 15)
+            parts = done_text.split()
+            if parts[:1] == ["done"]:
+                result["send_s"] = float(parts[1])
+                result["send_errors"] = int(parts[2])
+            else:
+                errors[f"control reply {done_text[:60]!r}"] += 1
+        except Exception as error:
+            done_task.cancel()
+            errors[f"no control reply: {short_error(error)}"] += 1
+        result["status"] = status if st["unique"] < expected else "complete"
+        try:  # what the server logs from here on is teardown, not the run
+            await control.send("mark measured")
+            await asyncio.wait_for(control.recv(), 10)
+        except Exception as error:
+            errors[f"no reply to mark: {short_error(error)}"] += 1
+    finally:
+        st["stopping"] = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        closing = asyncio.Semaphore(200)
+
+        async def close(ws: Any) -> None:
+            async with closing:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 5)
+
+        await asyncio.gather(*(close(ws) for ws in [*conns, control] if ws is not None))
+
+    latencies.sort()
+    end = st["complete_at"] if st["complete_at"] is not None else st["last_arrival"]
+    span = end - st["first_ts"] if st["unique"] else None
+    result.update(
+        delivered=st["unique"],
+        received_frames=st["total"],
+        duplicates=st["duplicates"],
+        out_of_order=st["out_of_order"],
+        bogus=st["bogus"],
+        span_s=span,
+        rate=(st["unique"] / span) if span and span > 0 else None,
+        p50=percentile(latencies, 0.50),
+        p99=percentile(latencies, 0.99),
+        max_latency=latencies[-1] if latencies else None,
+        min_per_client=min(counts) if counts else 0,
+        max_per_client=max(counts) if counts else 0,
+        errors=dict(errors),
+    )
+    return result
+
+
+def client_worker_main(raw: str) -> int:
+    cfg = json.loads(raw)
+    result = asyncio.run(client_worker(cfg))
+    print("RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+# ===================================================================== servers
+
+
+@dataclass
+class Server:
+    variant: Variant
+    port: int
+    log_path: Path
+    prefix: str
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+
+def server_command(variant: Variant, port: int) -> list[str]:
+    if variant.server == "daphne":
+        endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=2048"
+        # -v 0: warnings and errors only, no access log (uvicorn: --log-level warning).
+        return [sys.executable, "-m", "daphne", "-v", "0", "-e", endpoint, variant.app]
+    if variant.server == "uvicorn":
+        return [
+            sys.executable, "-m", "uvicorn", variant.app,
+            "--host", "127.0.0.1", "--port", str(port),
+            "--ws", UVICORN_WS, "--lifespan", "on",
+            "--backlog", "2048", "--log-level", "warning",
+        ]  # fmt: skip
+    return [sys.executable, str(APPS_DIR / "raw_server.py"), "--port", str(port)]
+
+
+def server_env(variant: Variant, prefix: str, args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(BENCH_DIR), str(_common.REPO_ROOT)]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # each app sets its own
+    if variant.write_mode is not None:
+        env["WSHUB_WRITE_MODE"] = variant.write_mode
+    else:
+        env.pop("WSHUB_WRITE_MODE", None)
+    if variant.layer is not None:
+        env["E2E_LAYER"] = variant.layer
+        env["E2E_PREFIX"] = prefix
+        env["E2E_CAPACITY"] = str(args.capacity)
+        env["E2E_REDIS_URL"] = args.redis_url
+        env["E2E_NATS_URL"] = args.nats_url
+    return env
+
+
+async def probe(url: str, deadline: float) -> str | None:
+    """None once the server answers ``count`` on its control path, else the last error."""
+    from websockets.asyncio.client import connect
+
+    last = "never reached"
+    while time.monotonic() < deadline:
+        try:
+            async with connect(
+                url + CONTROL_PATH, compression=None, ping_interval=None, open_timeout=3
+            ) as ws:
+                await ws.send("count")
+                reply = await asyncio.wait_for(ws.recv(), 3)
+                if str(reply).startswith("count "):
+                    return None
+                last = f"unexpected reply {str(reply)[:40]!r}"
+        except Exception as error:
+            last = short_error(error)
+        await asyncio.sleep(0.1)
+    return last
+
+
+def wait_for_port(port: int, deadline: float, process: subprocess.Popen[bytes]) -> bool:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def start_server(server: Server, args: argparse.Namespace) -> str | None:
+    """Start the server process; None once it serves, else why not (it is stopped then)."""
+    command = server_command(server.variant, server.port)
+    env = server_env(server.variant, server.prefix, args)
+    with open(server.log_path, "wb") as log:
+        log.write(("$ " + " ".join(command[1:]) + "\n").encode())
+        log.flush()
+        server.process = subprocess.Popen(
+            command, cwd=BENCH_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + args.start_timeout
+    if not wait_for_port(server.port, deadline, server.process):
+        code = server.process.poll()
+        stop_server(server)
+        return f"server exited with {code}" if code is not None else "port never accepted"
+    error = asyncio.run(probe(server.url, deadline))
+    if error is not None:
+        stop_server(server)
+        return f"server did not answer its control path: {error}"
+    return None
+
+
+def stop_server(server: Server) -> None:
+    """Stop the server this script started, by its PID: SIGTERM, then SIGKILL."""
+    process = server.process
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+LOG_PATTERN = re.compile(r"Traceback|ERROR|CRITICAL|WARNING|Warning|Exception|Error|error")
+MARK_PREFIX = "=== e2e_broadcast mark:"
+#: Phases of a server log, split by the marks the client has the server write.
+PHASES = ("start and connect", "broadcast and delivery", "disconnect and shutdown")
+
+
+def scan_log(path: Path) -> list[tuple[str, str]]:
+    """(phase, line) for lines of a server log that look like a warning, error or traceback."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    phase, found = PHASES[0], []
+    for line in lines[1:]:
+        if line.startswith(MARK_PREFIX):
+            word = line[len(MARK_PREFIX) :].strip()
+            phase = PHASES[1] if word == "go" else PHASES[2] if word == "measured" else phase
+        elif LOG_PATTERN.search(line):
+            found.append((phase, line.strip()))
+    return found
+
+
+def strip_paths(line: str) -> str:
+    """A log line without this machine's paths: packages and repository files relative."""
+    line = line.replace(str(_common.REPO_ROOT) + os.sep, "")
+    line = re.sub(r"[^\s\"']*[/\\](?:site|dist)-packages[/\\]", "", line)
+    line = re.sub(r"[^\s\"']*[/\\]lib[/\\]python\d+\.\d+[/\\]", "", line)
+    # Anything else absolute (a temporary directory, a home) is cut to its last part.
+    return re.sub(r"(?<![\w.])/(?:[^\s/:'\"]+/)+([^\s/:'\"]+)", r"\1", line)
+
+
+def normalise(line: str) -> str:
+    """A log line without its timestamp, numbers, ids and paths, to group repeats."""
+    line = strip_paths(line)
+    line = re.sub(r"^\S+ \S+ (?=[A-Z]+ )", "", line)
+    line = re.sub(r"[0-9a-f]{8,}", "#", line)
+    return re.sub(r"\d+(\.\d+)?", "N", line)
+
+
+def cleanup_redis(url: str, prefix: str) -> None:
+    try:
+        import redis
+    except ImportError:
+        return
+    with contextlib.suppress(Exception):
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            for start in range(0, len(keys), 500):
+                client.delete(*keys[start : start + 500])
+        finally:
+            client.close()
+
+
+# ===================================================================== one run
+
+
+@dataclass
+class Run:
+    status: str  # complete, stalled, timeout, error
+    result: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    fingerprint: str = ""  # of the library's sources when the server started
+
+    @property
+    def rate(self) -> float | None:
+        value = self.result.get("rate")
+        return float(value) if value else None
+
+    @property
+    def delivered(self) -> int:
+        return int(self.result.get("delivered", 0))
+
+
+def run_once(variant: Variant, number: int, args: argparse.Namespace, log_dir: Path) -> Run:
+    prefix = f"e2e{uuid.uuid4().hex[:10]}"
+    server = Server(variant, free_port(), log_dir / f"{variant.name}-run{number}.log", prefix)
+    try:
+        error = start_server(server, args)
+        if error is not None:
+            return Run("error", detail=strip_paths(error))
+        cfg = {
+            "url": server.url,
+            "clients": args.clients,
+            "messages": args.messages,
+            "size": args.size,
+            "settle": args.settle,
+            "timeout": args.timeout,
+            "stall": args.stall,
+            "linger": args.linger,
+            "connect_timeout": args.connect_timeout,
+            "connect_concurrency": args.connect_concurrency,
+            "open_timeout": 30,
+            "server_pid": server.process.pid if server.process is not None else None,
+        }
+        limit = args.connect_timeout + args.settle + args.timeout + args.stall + 90
+        try:
+            done = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--client-worker", json.dumps(cfg)],
+                cwd=BENCH_DIR,
+                capture_output=True,
+                timeout=limit,
+            )
+        except subprocess.TimeoutExpired:
+            return Run("error", detail=f"client process exceeded {limit:.0f} s")
+        found = [
+            line for line in done.stdout.decode(errors="replace").splitlines()
+            if line.startswith("RESULT ")
+        ]  # fmt: skip
+        if done.returncode != 0 or not found:
+            tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
+            detail = strip_paths(f"client exited {done.returncode}: {' | '.join(tail)}")
+            return Run("error", detail=detail)
+        result = json.loads(found[-1][len("RESULT ") :])
+        return Run(result.get("status", "error"), result)
+    finally:
+        stop_server(server)
+        if variant.broker == "redis":
+            cleanup_redis(args.redis_url, prefix)
+        run_lines = scan_log(server.log_path)
+        if run_lines:
+            progress(f"  {len(run_lines)} warning/error line(s) in {server.log_path}")
+        _last_log_lines[variant.name, number] = run_lines
+
+
+_last_log_lines: dict[tuple[str, int], list[tuple[str, str]]] = {}
+
+
+def describe_run(run: Run) -> str:
+    r = run.result
+    if run.status == "error" and not r:
+        return f"error: {run.detail}"
+    parts = [
+        f"{run.status:8}",
+        f"{(run.rate or 0):>10,.0f} deliveries/s",
+        f"p50 {_common.format_ms(r.get('p50'))} ms",
+        f"p99 {_common.format_ms(r.get('p99'))} ms",
+        f"{run.delivered:,}/{r.get('expected', 0):,}",
+        f"K calls {_common.format_ms(r.get('send_s'))} ms",
+        f"CPU us/msg {cpu_per_message(run)}",
+        f"connected {r.get('connected', 0):,} in {r.get('connect_s', 0):.1f} s",
+    ]
+    if r.get("room_count") not in (None, -1):
+        parts.append(f"room {r['room_count']:,}")
+    for key in ("duplicates", "out_of_order", "bogus", "send_errors"):
+        if r.get(key):
+            parts.append(f"{key} {r[key]:,}")
+    if r.get("errors"):
+        parts.append("client errors: " + "; ".join(f"{v}x {k}" for k, v in r["errors"].items()))
+    return ", ".join(parts)
+
+
+# ===================================================================== report
+
+
+@dataclass
+class Row:
+    variant: Variant
+    runs: list[Run] = field(default_factory=list)
+    unavailable: str | None = None
+    log_lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def median_run(self) -> Run | None:
+        usable = [run for run in self.runs if run.rate is not None]
+        if not usable:
+            return None
+        usable.sort(key=lambda run: run.rate or 0.0)
+        return usable[(len(usable) - 1) // 2]
+
+    def worst_run(self) -> Run | None:
+        usable = [run for run in self.runs if run.result]
+        return min(usable, key=lambda run: run.delivered) if usable else None
+
+
+def cpu_per_message(run: Run) -> str:
+    """Server and client CPU microseconds per delivered message, "server / client"."""
+    r, delivered = run.result, run.delivered
+    if not delivered:
+        return _common.DASH
+
+    def one(key: str) -> str:
+        value = r.get(key)
+        return _common.DASH if value is None else f"{value * 1e6 / delivered:,.1f}"
+
+    return f"{one('server_cpu_s')} / {one('client_cpu_s')}"
+
+
+def ratio(reference: float | None, value: float | None) -> str:
+    """How a rate compares to a reference rate ("2.0x faster" = twice the deliveries/s)."""
+    if not reference or not value:
+        return "n/a"
+    return _common.ratio_text(1 / reference, 1 / value)
+
+
+def rate_text(value: float | None) -> str:
+    return _common.DASH if value is None else f"{value:,.0f}"
+
+
+def build_table(rows: list[Row]) -> str:
+    medians = {row.variant.name: row.median_run() for row in rows}
+
+    def ref_rate(name: str) -> float | None:
+        run = medians.get(name)
+        return run.rate if run is not None else None
+
+    stock, raw = ref_rate(REF_STOCK), ref_rate(REF_RAW)
+    body = []
+    for row in rows:
+        name = row.variant.name
+        run = medians[name]
+        if row.unavailable is not None:
+            body.append([name, "unavailable", "", "", "", "", "", "", "", row.unavailable])
+            continue
+        if run is None:
+            detail = "; ".join(sorted({r.detail or r.status for r in row.runs})) or "no run"
+            body.append([name, "error", "", "", "", "", "", "", "", detail])
+            continue
+        r = run.result
+        delivered = f"{run.delivered:,}/{r['expected']:,}"
+        worst = row.worst_run()
+        if worst is not None and worst.delivered < run.delivered:
+            delivered += f" (worst run {worst.delivered:,})"
+        if run.delivered < r["expected"]:
+            delivered += f" {run.status}"
+        all_rates = ", ".join(rate_text(x.rate) for x in row.runs)
+        body.append(
+            [
+                name,
+                rate_text(run.rate),
+                _common.format_ms(r.get("p50")),
+                _common.format_ms(r.get("p99")),
+                delivered,
+                ratio(stock, run.rate) if name != REF_STOCK else _common.DASH,
+                ratio(raw, run.rate) if name != REF_RAW else _common.DASH,
+                _common.format_ms(r.get("send_s")),
+                cpu_per_message(run),
+                all_rates,
+            ]
+        )
+    headers = [
+        "variant",
+        "deliveries/s",
+        "p50 ms",
+        "p99 ms",
+        "delivered/expected",
+        f"vs {REF_STOCK}",
+        f"vs {REF_RAW}",
+        "K calls ms",
+        "CPU \u00b5s/msg server / client",
+        "deliveries/s of every run",
+    ]
+    return _common.markdown_table(headers, body, align="lrrrrllrrl")
+
+
+def write_mode_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
+    by_name = {row.variant.name: row.median_run() for row in rows}
+    sentences = []
+    for server, direct_name, writer_name in (
+        ("daphne", "hub-daphne", "hub-daphne-writer"),
+        ("uvicorn", "hub-uvicorn", "hub-uvicorn-writer"),
+    ):
+        direct, writer = by_name.get(direct_name), by_name.get(writer_name)
+        if direct is None or writer is None or not direct.rate or not writer.rate:
+            continue
+
+        def cell(run: Run) -> str:
+            r = run.result
+            return (
+                f"{run.rate:,.0f} deliveries/s, p50 {_common.format_ms(r.get('p50'))} ms, "
+                f"p99 {_common.format_ms(r.get('p99'))} ms, K calls "
+                f"{_common.format_ms(r.get('send_s'))} ms, CPU \u00b5s/msg server / client "
+                f"{cpu_per_message(run)}"
+            )
+
+        verdict = ratio(writer.rate, direct.rate)
+        verdict = "as many deliveries/s as" if verdict == "same" else f"{verdict} than"
+        sentences.append(
+            f"Under {server}, `direct` ({cell(direct)}) is {verdict} `writer` ({cell(writer)})."
+        )
+    if not sentences:
+        return ""
+    return (
+        "**Write modes** (`WSHUB_WRITE_MODE`, median runs). "
+        + " ".join(sentences)
+        + " How to read them: with `direct` each `broadcast_to_room` call writes to every"
+        " idle connection itself, so the K calls take longer and nothing waits in the hub's"
+        " queues; with `writer` a call only queues and wakes one task per connection, and"
+        " the writing happens after the calls. daphne's ASGI `send` never waits: it hands"
+        " the frame to Twisted, which buffers it until the reactor runs again, so under"
+        " daphne no frame reaches the socket before the broadcasting coroutine yields,"
+        " whichever the mode. Under uvicorn a direct write reaches the socket at once,"
+        " which is where `direct` gains latency. `writer` writes each connection's frames"
+        " back to back, so the client reads several per wake-up; with client and server"
+        " on the same cores that makes the client cheaper, which flatters `writer`'s"
+        " deliveries/s: compare the server's CPU per message too. Both modes bound each"
+        f" connection's queue at `send_queue_size` ({SEND_QUEUE_SIZE:,} here): K calls that"
+        " never yield fill it under `writer`, so K above that bound loses messages there"
+        f" (K = {args.messages:,} in this run)."
+    )
+
+
+def report(
+    rows: list[Row], args: argparse.Namespace, machine: list[tuple[str, str]], command: str
+) -> str:
+    lines = [
+        "## `e2e_broadcast.py`: K broadcasts to N real WebSocket clients",
+        "",
+        f"Run {_common.utc_now()}, command:",
+        "",
+        f"```sh\n{command}\n```",
+        "",
+        _common.render_description(machine),
+        "",
+        f"N = {args.clients:,} clients (one client process, `websockets.asyncio.client`) "
+        f"against one server process; K = {args.messages:,} broadcasts of "
+        f"{args.size}-character text messages, back to back, each one call "
+        f"(`hub.broadcast_to_room`, `channel_layer.group_send`, `websockets` `broadcast()`); "
+        f"{args.runs} run(s) per variant, round robin, a fresh server each run. "
+        "Each message carries `time.time()` taken just before its call; latency is "
+        "arrival minus that stamp, over all N\u00d7K messages. deliveries/s = messages "
+        "delivered / (last arrival \u2212 first stamp). The row is the median run by "
+        'deliveries/s; "K calls" is the server\'s own time for its K calls. '
+        f"Stock layers get a per-channel capacity of {args.capacity:,} where they have one "
+        "(channels_redis' default is 100), so none loses a message to capacity, and the "
+        "Redis pool a 30 s socket timeout and 1,024 connections (redis-py 8's defaults, "
+        "5 s and 100, time out channels_redis' 5 s `BZPOPMIN` and fail bursts of "
+        '`group_add` with "Too many connections"). No compression on any connection. '
+        '"CPU \u00b5s/msg" is the CPU time of the server process and of the client '
+        'process from "go" to the last delivery, per message delivered: clients and '
+        "server share the machine's cores, so a client that costs more leaves the server "
+        "less.",
+        "",
+        build_table(rows),
+        "",
+    ]
+    for row in rows:
+        description = row.variant.description.replace("--ws websockets", f"--ws {UVICORN_WS}")
+        lines.append(f"- `{row.variant.name}`: {description}.")
+    paragraph = write_mode_paragraph(rows, args)
+    if paragraph:
+        lines += ["", paragraph]
+    notes = []
+    for row in rows:
+        problems = []
+        for number, run in enumerate(row.runs, 1):
+            r = run.result
+            bits = []
+            if run.status != "complete":
+                bits.append(run.status + (f" ({run.detail})" if run.detail else ""))
+            if r and r.get("delivered", 0) < r.get("expected", 0):
+                bits.append(f"{r['delivered']:,}/{r['expected']:,} delivered")
+            for key in ("duplicates", "out_of_order", "bogus", "send_errors"):
+                if r.get(key):
+                    bits.append(f"{r[key]:,} {key.replace('_', ' ')}")
+            if r.get("connected", args.clients) < args.clients:
+                bits.append(f"{r['connected']:,}/{args.clients:,} connected")
+            if r.get("room_count") not in (None, -1, args.clients):
+                bits.append(f"room count {r['room_count']:,}")
+            for text, count in (r.get("errors") or {}).items():
+                bits.append(f"{count:,}\u00d7 {text}")
+            if bits:
+                problems.append(f"run {number}: " + "; ".join(bits))
+        for phase in PHASES:
+            lines_in_phase = [line for where, line in row.log_lines if where == phase]
+            if not lines_in_phase:
+                continue
+            distinct = Counter(normalise(line) for line in lines_in_phase)
+            top = "; ".join(f"{n:,}\u00d7 `{text[:150]}`" for text, n in distinct.most_common(3))
+            problems.append(
+                f"server log, {phase}: {len(lines_in_phase):,} warning/error line(s), "
+                f"most common: {top}"
+            )
+        if problems:
+            notes.append(f"- `{row.variant.name}`: " + " | ".join(problems))
+    versions = list(dict.fromkeys(run.fingerprint for row in rows for run in row.runs))
+    if len(versions) > 1:
+        notes.insert(
+            0,
+            f"- **The library's sources changed during this run** ({len(versions)} versions: "
+            f"{', '.join(versions)}); the runs do not all measure the same code.",
+        )
+    lines += ["", "Problems seen:" if notes else "No losses, errors or server warnings seen."]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"
+
+
+# ===================================================================== driver
+
+
+def check_broker(variant: Variant, args: argparse.Namespace) -> str | None:
+    if variant.broker == "redis":
+        version = _common.redis_server_version(args.redis_url)
+        return version if version.startswith("unreachable") else None
+    if variant.broker == "nats":
+        version = asyncio.run(_common.nats_server_version(args.nats_url))
+        return version if version.startswith("unreachable") else None
+    return None
+
+
+def describe_machine(variants: list[Variant], args: argparse.Namespace) -> list[tuple[str, str]]:
+    extra = {
+        "wshub-channels": library_version(),
+        "Event loop": "asyncio"
+        + (" (uvloop installed: uvicorn uses it)" if _has("uvloop") else " (no uvloop)"),
+    }
+    brokers = {v.broker for v in variants}
+    if "redis" in brokers:
+        version = _common.redis_server_version(args.redis_url)
+        extra["Redis server"] = f"{version} at {_common.redact_url(args.redis_url)}"
+    if "nats" in brokers:
+        version = asyncio.run(_common.nats_server_version(args.nats_url))
+        extra["NATS server"] = f"{version} at {_common.redact_url(args.nats_url)}"
+    with contextlib.suppress(OSError, AttributeError):
+        extra["Load average at start"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    soft, hard = raise_nofile_limit()
+    extra["Open files limit"] = f"{soft:,} (hard {hard:,})"
+    packages = [
+        "Django", "channels", "daphne", "Twisted", "autobahn", "uvicorn", "websockets",
+        "channels-redis", "redis", "channels-nats", "nats-py",
+    ]  # fmt: skip
+    return _common.machine_description(packages, extra)
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="K broadcasts to N real WebSocket clients, per server and layer.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--clients", type=int, default=1000, help="N WebSocket clients")
+    parser.add_argument("--messages", type=int, default=50, help="K broadcasts")
+    parser.add_argument("--runs", type=int, default=3, help="runs per variant")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="comma-separated, from: %(default)s"
+    )
+    parser.add_argument("--size", type=int, default=100, help="characters per message")
+    parser.add_argument("--settle", type=float, default=0.5, help="seconds after all ready")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds after go")
+    parser.add_argument("--stall", type=float, default=15.0, help="seconds without a delivery")
+    parser.add_argument("--linger", type=float, default=0.3, help="seconds to catch extras")
+    parser.add_argument("--connect-timeout", type=float, default=180.0)
+    parser.add_argument("--connect-concurrency", type=int, default=100)
+    parser.add_argument("--start-timeout", type=float, default=30.0)
+    parser.add_argument("--capacity", type=int, default=100_000, help="stock layers' capacity")
+    parser.add_argument(
+        "--uvicorn-ws",
+        default=UVICORN_WS,
+        choices=("websockets", "websockets-sansio", "wsproto"),
+        help="uvicorn's --ws implementation",
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep server logs always")
+    parser.add_argument("--no-write", action="store_true", help="only print")
+    parser.add_argument("--results", type=Path, default=_common.RESULTS_FILE)
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown or not names:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    if args.clients < 1 or args.messages < 1 or args.runs < 1 or args.size < 1:
+        parser.error("--clients, --messages, --runs and --size must be positive")
+    args.variant_list = [VARIANTS[name] for name in names]
+    args.redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    args.nats_url = os.environ.get("NATS_URL", DEFAULT_NATS_URL)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--client-worker"]:
+        return client_worker_main(argv[1])
+    args = parse_args(argv)
+    global UVICORN_WS
+    UVICORN_WS = args.uvicorn_ws
+    raise_nofile_limit()
+    variants: list[Variant] = args.variant_list
+    machine = describe_machine(variants, args)
+    rows = [Row(v, unavailable=check_broker(v, args)) for v in variants]
+    for row in rows:
+        if row.unavailable:
+            progress(f"{row.variant.name}: unavailable ({row.unavailable})")
+    log_dir = Path(tempfile.mkdtemp(prefix="e2e_broadcast_"))
+    try:
+        for number in range(1, args.runs + 1):
+            for row in rows:
+                if row.unavailable is not None:
+                    continue
+                fingerprint = library_fingerprint()
+                run = run_once(row.variant, number, args, log_dir)
+                run.fingerprint = fingerprint
+                row.runs.append(run)
+                row.log_lines += _last_log_lines.get((row.variant.name, number), [])
+                progress(f"{row.variant.name:19} run {number}/{args.runs}: {describe_run(run)}")
+    finally:
+        if args.keep_logs or any(row.log_lines for row in rows):
+            progress(f"server logs kept in {log_dir}")
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    with contextlib.suppress(OSError, AttributeError):
+        machine.append(("Load average at end", ", ".join(f"{x:.2f}" for x in os.getloadavg())))
+    command = _common.command_line(__file__, argv, env=("REDIS_URL", "NATS_URL"))
+    text = report(rows, args, machine, command)
+    print(text)
+    if not args.no_write:
+        _common.replace_section(SECTION, text, path=args.results)
+        progress(f"wrote the {SECTION} section of {args.results.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
