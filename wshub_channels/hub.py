@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import socket
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
@@ -46,6 +48,7 @@ from .message import Message
 from .metrics import MetricsCollector, NoopMetrics
 from .middleware import Handler, MiddlewareChain
 from .outbound import text_frame
+from .presence import NodeInfo, PresenceTable
 from .tasks import spawn
 
 if TYPE_CHECKING:
@@ -120,6 +123,8 @@ class Hub:
         self._pending = 0  # handshakes holding a connection slot
         self._pending_users: dict[str, int] = {}
         self._idle_task: asyncio.Task[None] | None = None
+        self._presence_task: asyncio.Task[None] | None = None
+        self.presence = PresenceTable()
         self.apply_settings(settings)
 
     def apply_settings(self, settings: HubSettings) -> None:
@@ -179,6 +184,8 @@ class Hub:
             self.started_at = time.monotonic()
             if self.config.idle_timeout > 0:
                 self._idle_task = spawn(self._close_idle_clients(), "idle sweeper")
+            if self.layer.transport.shared:
+                self._presence_task = spawn(self._presence_loop(), "presence heartbeat")
             self._set_state("running")
 
     async def _close_idle_clients(self) -> None:
@@ -196,6 +203,66 @@ class Hub:
         self.state = state
         if signals.has_listeners(signals.hub_state_changed, Hub):
             spawn(signals.fire(signals.hub_state_changed, Hub, state=state), "state signal")
+
+    # -- presence ----------------------------------------------------------------------
+
+    def node_info(self) -> NodeInfo:
+        """This node as its heartbeat describes it (room counts up to 1,000 rooms)."""
+        rooms = self.layer.local_names(ROOMS)
+        counts = (
+            {room: len(self.layer.local_members(ROOMS, room) or ()) for room in rooms}
+            if len(rooms) <= 1000
+            else {}
+        )
+        return NodeInfo(
+            node_id=self.node_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            clients=len(self._clients),
+            users=len(self._users),
+            rooms=counts,
+        )
+
+    async def _publish_presence(self, op: str) -> None:
+        payload = msgpack.packb({"op": op, "info": self.node_info().to_wire()}, use_bin_type=True)
+        await self.layer.publish(self.layer.cluster_subject, Kind.PRESENCE, op, payload)
+
+    async def _presence_loop(self) -> None:
+        """Heartbeat every ``PRESENCE_INTERVAL``; evict nodes that missed three beats."""
+        interval = self.settings.presence_interval
+        loop = asyncio.get_running_loop()
+        while self.state in ("running", "draining"):
+            try:
+                await self._publish_presence("beat")
+            except Exception as exc:
+                self.metrics.increment_errors("presence_publish")
+                logger.warning("presence heartbeat failed: %r", exc)
+            for info in self.presence.expire(loop.time(), interval):
+                self._node_event(signals.node_left, info)
+            await asyncio.sleep(interval)
+
+    def _on_presence(self, payload: bytes) -> None:
+        try:
+            body = msgpack.unpackb(payload, raw=False)
+            info = NodeInfo.from_wire(body["info"])
+        except Exception:
+            self.layer.stats.bad_envelopes += 1
+            return
+        if body.get("op") == "bye":
+            gone = self.presence.leave(info.node_id)
+            if gone is not None:
+                self._node_event(signals.node_left, gone)
+        elif self.presence.beat(info, asyncio.get_running_loop().time()):
+            self._node_event(signals.node_joined, info)
+            # Answer a newcomer at once, so it need not wait a whole interval for us.
+            spawn(self._publish_presence("beat"), "presence answer")
+
+    def _node_event(self, signal: Any, info: NodeInfo) -> None:
+        logger.info(
+            "node %s %s", info.node_id, "joined" if signal is signals.node_joined else "left"
+        )
+        if signals.has_listeners(signal, Hub):
+            spawn(signals.fire(signal, Hub, node=info), "node signal")
 
     def check_accepting(self) -> None:
         """Raise ``HubDraining`` or ``HubStopped`` if new handshakes are refused."""
@@ -225,8 +292,12 @@ class Hub:
         for client in list(self._clients.values()):
             await client.close(code=1001, reason="server shutting down")
             await client.finish(1001)
-        if self._idle_task is not None:
-            self._idle_task.cancel()
+        for task in (self._idle_task, self._presence_task):
+            if task is not None:
+                task.cancel()
+        if self.layer.transport.shared:
+            with contextlib.suppress(Exception):
+                await self._publish_presence("bye")
         await self.layer.close()
         self._set_state("stopped")
 
@@ -415,7 +486,10 @@ class Hub:
         self.metrics.record_broadcast_duration(time.perf_counter() - started)
 
     def _on_envelope(self, env: Envelope) -> None:
-        """Deliver a room, user or broadcast envelope from another node."""
+        """Deliver a room, user or broadcast envelope (or a heartbeat) from another node."""
+        if env.kind == Kind.PRESENCE:
+            self._on_presence(env.payload)
+            return
         try:
             data, excluded = msgpack.unpackb(env.payload, raw=False)
         except Exception:

@@ -1,0 +1,89 @@
+"""Presence: heartbeats, goodbyes and eviction, and the node signals they fire.
+
+Two or three hubs share one in-memory bus, as nodes of a cluster do over a
+broker; the node signals reach sync and async receivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from wshub_channels import signals
+from wshub_channels.conf import parse_settings
+from wshub_channels.hub import Hub
+from wshub_channels.layers import InMemoryHubLayer
+from wshub_channels.presence import NodeInfo, PresenceTable
+from wshub_channels.testing import scaled
+
+INTERVAL = scaled(0.05)
+
+
+def test_presence_table_beats_goodbyes_and_eviction() -> None:
+    """A table reports new nodes, forgets goodbyes and evicts after three missed beats."""
+    table = PresenceTable()
+    assert table.beat(NodeInfo("a"), now=0) and not table.beat(NodeInfo("a", clients=2), now=1)
+    assert table.beat(NodeInfo("b"), now=2)
+    assert table.expire(now=4.5, interval=1) == [NodeInfo("a", clients=2)]
+    assert table.leave("b") == NodeInfo("b") and table.nodes() == []
+
+
+@pytest.fixture
+def node_events() -> Iterator[list[tuple[str, str, str]]]:
+    events: list[tuple[str, str, str]] = []
+
+    def sync_joined(sender: Any, node: NodeInfo, **kwargs: Any) -> None:
+        events.append(("joined", "sync", node.node_id))
+
+    async def async_joined(sender: Any, node: NodeInfo, **kwargs: Any) -> None:
+        events.append(("joined", "async", node.node_id))
+
+    def sync_left(sender: Any, node: NodeInfo, **kwargs: Any) -> None:
+        events.append(("left", "sync", node.node_id))
+
+    async def async_left(sender: Any, node: NodeInfo, **kwargs: Any) -> None:
+        events.append(("left", "async", node.node_id))
+
+    pairs = [
+        (signals.node_joined, sync_joined),
+        (signals.node_joined, async_joined),
+        (signals.node_left, sync_left),
+        (signals.node_left, async_left),
+    ]
+    for signal, receiver in pairs:
+        signal.connect(receiver)
+    yield events
+    for signal, receiver in pairs:
+        signal.disconnect(receiver)
+
+
+async def _until(predicate: Any, units: float = 2) -> None:
+    deadline = asyncio.get_running_loop().time() + scaled(units)
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(INTERVAL / 2)
+
+
+async def test_nodes_join_leave_and_are_evicted(node_events: list[tuple[str, str, str]]) -> None:
+    """Nodes see each other join; a goodbye and three missed beats both mean left."""
+    settings = parse_settings({"PRESENCE_INTERVAL": INTERVAL})
+    a, b, c = (Hub(InMemoryHubLayer(bus="presence-test"), settings) for _ in range(3))
+    for hub in (a, b, c):
+        await hub.start()
+    await _until(lambda: {b.node_id, c.node_id} <= {n.node_id for n in a.presence.nodes()})
+    assert a.node_id in b.presence and a.node_id in c.presence
+    for kind in ("sync", "async"):
+        await _until(lambda kind=kind: ("joined", kind, b.node_id) in node_events)
+    await b.shutdown()  # says goodbye
+    await _until(lambda: ("left", "async", b.node_id) in node_events)
+    assert b.node_id not in a.presence
+    assert c._presence_task is not None
+    c._presence_task.cancel()  # c dies without a goodbye
+    await _until(lambda: c.node_id not in a.presence, units=3)
+    await _until(lambda: ("left", "sync", c.node_id) in node_events)
+    assert a.presence.nodes() == []
+    await a.shutdown()
+    await c.layer.close()
