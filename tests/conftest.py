@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import resource
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.rig.brokers import resolve_nats_url, resolve_redis_url
+from tests.rig.brokers import ServerHandle, resolve_nats_url, resolve_redis_url
 from tests.rig.servers import AsgiKind, AsgiServer, StartAsgiServer, start_asgi_server
 
 #: Upper bound for the raised RLIMIT_NOFILE soft limit.
@@ -56,26 +56,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.unit)
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """URL of a Redis server for the whole session."""
-    url, handle = resolve_redis_url()
+def _session_broker(resolve: Callable[[], tuple[str, ServerHandle | None]]) -> Iterator[str]:
+    url, handle = resolve()
     try:
         yield url
     finally:
         if handle is not None:
             handle.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a Redis server for the whole session."""
+    yield from _session_broker(resolve_redis_url)
 
 
 @pytest.fixture(scope="session")
 def nats_url() -> Iterator[str]:
     """URL of a NATS server for the whole session."""
-    url, handle = resolve_nats_url()
-    try:
-        yield url
-    finally:
-        if handle is not None:
-            handle.stop()
+    yield from _session_broker(resolve_nats_url)
 
 
 @pytest.fixture(scope="session")

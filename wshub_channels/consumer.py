@@ -405,7 +405,9 @@ class HubConsumer(AsyncWebsocketConsumer):
         now = self.last_seen = asyncio.get_running_loop().time()
         metrics.increment_messages_received()
         metrics.record_message_size(size)
-        if self._buckets and not all(bucket.take(cost, now) for bucket, cost in self._costs(size)):
+        if self._buckets and not all(
+            bucket.take(size if per_byte else 1, now) for bucket, per_byte in self._buckets
+        ):
             await self._rate_limited()
             return
         msg = Message(data, self.channel_name)
@@ -419,9 +421,6 @@ class HubConsumer(AsyncWebsocketConsumer):
             await self.report_error(exc, "message_handling")
             return
         await self._signal(signals.message_received, message=msg)
-
-    def _costs(self, size: int) -> list[tuple[TokenBucket, float]]:
-        return [(bucket, size if per_byte else 1) for bucket, per_byte in self._buckets]
 
     async def _rate_limited(self) -> None:
         hub = self.hub

@@ -125,8 +125,10 @@ class HubLayer(BaseChannelLayer):
         # subject -> True once subscribed, or the pending subscribe future.
         self._subs: dict[str, asyncio.Future[None] | bool] = {}
         self._release_timers: dict[str, asyncio.TimerHandle] = {}
-        self._ops: dict[str, Op] = {"group_add": self._op_group_add}
-        self._ops["group_discard"] = self._op_group_discard
+        self._ops: dict[str, Op] = {
+            "group_add": self.group_add,
+            "group_discard": self.group_discard,
+        }
         self._hub_sink: HubSink | None = None
         self._next_sweep = time.monotonic() + self.expiry
         self._drop_log = Throttle(logger, 10.0)
@@ -394,12 +396,6 @@ class HubLayer(BaseChannelLayer):
         else:
             reply = [True, result, None]
         return msgpack.packb(reply, use_bin_type=True)  # type: ignore[no-any-return]
-
-    async def _op_group_add(self, group: str, channel: str) -> None:
-        await self.group_add(group, channel)
-
-    async def _op_group_discard(self, group: str, channel: str) -> None:
-        await self.group_discard(group, channel)
 
     # -- delivery ---------------------------------------------------------------------
 

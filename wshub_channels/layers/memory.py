@@ -149,9 +149,6 @@ class MemoryTransport(Transport):
         self.bus.queues = {k: q for k, q in self.bus.queues.items() if q.waiters}
         self.bus.groups.clear()
 
-    def known_node(self, node_id: str) -> bool:
-        return self.bus.shared
-
 
 class InMemoryHubLayer(HubLayer):
     """The hub layer on a process-local bus; the embedded default.

@@ -108,10 +108,6 @@ class Transport(abc.ABC):
     async def flush(self) -> None:
         """Delete every broker queue and stored membership under this prefix."""
 
-    def known_node(self, node_id: str) -> bool:
-        """Return True if ``node_id`` is known to be another live node on this bus."""
-        return False
-
 
 def _drop(subject: str, data: bytes) -> None:
     """The sink before the core installs its own."""
