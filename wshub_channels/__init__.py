@@ -7,6 +7,7 @@ from .consumer import HubConsumer, JsonHubConsumer
 from .errors import (
     AlreadyInRoom,
     AuthenticationFailed,
+    BusUnavailable,
     ClientNotFound,
     ConnectionClosed,
     EmptyRoomName,
@@ -34,6 +35,7 @@ from .origin import allow_all_origins, allow_origins, allow_same_origin
 __all__ = [
     "AlreadyInRoom",
     "AuthenticationFailed",
+    "BusUnavailable",
     "ClientNotFound",
     "Config",
     "ConnectionClosed",

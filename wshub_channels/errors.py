@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyInRoom",
     "AuthenticationFailed",
+    "BusUnavailable",
     "ClientNotFound",
     "ConnectionClosed",
     "EmptyRoomName",
@@ -110,3 +111,12 @@ class Unauthorized(HubError):
 
 class HubTimeout(HubError, TimeoutError):
     """A remote call to another node got no answer in time."""
+
+
+class BusUnavailable(HubError, ConnectionError):
+    """The bus (Redis, NATS) could not take a publish or a call.
+
+    Raised after local delivery is done, within a bounded time; the hub
+    counts it, and a consumer whose handler it escapes reports it to
+    ``on_error`` and ``hub_error`` like any handler error.
+    """

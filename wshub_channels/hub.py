@@ -35,7 +35,6 @@ from .errors import (
     ClientNotFound,
     HubDraining,
     HubStopped,
-    HubTimeout,
     MaxConnectionsReached,
     MaxUserConnectionsReached,
 )
@@ -43,12 +42,13 @@ from .hooks import Hooks
 from .layers.base import HubLayer
 from .layers.envelope import Envelope, Kind
 from .layers.names import channel_node, validate_room, validate_user_id
-from .layers.transport import BusStatus
+from .layers.transport import BusStatus, NoResponders
 from .message import Message
 from .metrics import MetricsCollector, NoopMetrics
 from .middleware import Handler, MiddlewareChain
 from .outbound import text_frame
 from .presence import NodeInfo, PresenceTable
+from .publisher import forward, is_publisher_loop, target_loop
 from .tasks import spawn
 
 if TYPE_CHECKING:
@@ -92,16 +92,21 @@ class HealthStatus:
 
 
 def _home(method: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Run a hub coroutine on the hub's own loop when called from another one."""
+    """Run a hub coroutine on the loop that owns the hub.
+
+    That is the server's loop in a serving process; in a process with no
+    server, calls from ``async_to_sync`` go to the publisher loop
+    (:mod:`wshub_channels.publisher`).
+    """
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         hub: Hub = args[0]  # type: ignore[assignment]
-        home = hub._loop
-        if home is not None and home is not asyncio.get_running_loop() and home.is_running():
-            future = asyncio.run_coroutine_threadsafe(method(*args, **kwargs), home)
-            return await asyncio.wrap_future(future)
-        return await method(*args, **kwargs)
+        here = asyncio.get_running_loop()
+        home = target_loop(hub._loop, here)
+        if home is here:
+            return await method(*args, **kwargs)
+        return await forward(home, method(*args, **kwargs))
 
     return wrapper
 
@@ -114,6 +119,7 @@ class Hub:
         self.node_id = layer.node_id
         self.stats = HubStats()
         self.state = "new"
+        self.mode = "server"  # or "publisher"; decided by the loop the hub starts on
         self.started_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._start_lock: asyncio.Lock | None = None
@@ -155,8 +161,14 @@ class Hub:
     def running(self) -> bool:
         return self.state in ("running", "draining")
 
+    @_home
     async def start(self) -> None:
-        """Start the hub on the running loop: connect the bus, install handlers (idempotent)."""
+        """Start the hub on the running loop: connect the bus, install handlers (idempotent).
+
+        On the publisher loop the hub runs in publisher mode: it sends, calls
+        other nodes and reads presence, but it hosts no clients and does not
+        heartbeat, so it never shows up as a node.
+        """
         if self.state == "running" and self._loop is asyncio.get_running_loop():
             return
         if self.state == "stopped":
@@ -184,7 +196,8 @@ class Hub:
             self.started_at = time.monotonic()
             if self.config.idle_timeout > 0:
                 self._idle_task = spawn(self._close_idle_clients(), "idle sweeper")
-            if self.layer.transport.shared:
+            self.mode = "publisher" if is_publisher_loop(loop) else "server"
+            if self.layer.transport.shared and self.mode == "server":
                 self._presence_task = spawn(self._presence_loop(), "presence heartbeat")
             self._set_state("running")
 
@@ -554,8 +567,8 @@ class Hub:
     async def _remote(self, node: str, op: str, *args: Any) -> None:
         try:
             await self.layer.remote_call(node, op, *args)
-        except HubTimeout as exc:
-            raise ClientNotFound(f"no node answered for client {args[0]!r}: {exc}") from exc
+        except NoResponders as exc:
+            raise ClientNotFound(f"no client {args[0]!r}: its node {node} is gone") from exc
 
     def _local(self, client_id: str) -> HubConsumer:
         client = self._clients.get(client_id)

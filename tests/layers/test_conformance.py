@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from channels.layers import BaseChannelLayer
 
-from wshub_channels.layers import InMemoryHubLayer
+from wshub_channels.layers import InMemoryHubLayer, RedisHubLayer
 from wshub_channels.testing import ChannelLayerConformance, LayerBackend
 
 
@@ -35,3 +35,16 @@ class TestInMemoryHubLayerSharedBus(ChannelLayerConformance):
     @pytest.fixture
     def layer_backend(self) -> LayerBackend:
         return _memory_shared()
+
+
+class TestRedisHubLayer(ChannelLayerConformance):
+    """Real Redis; each test gets its own key prefix so runs never see each other."""
+
+    @pytest.fixture
+    def layer_backend(self, redis_url: str) -> LayerBackend:
+        prefix = f"conf{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return RedisHubLayer(hosts=[redis_url], prefix=prefix, **config)
+
+        return LayerBackend("RedisHubLayer", factory, shared_broker=True)

@@ -144,10 +144,26 @@ async def test_direct_send_to_full_remote_channel_is_counted() -> None:
     assert await asyncio.wait_for(owner.receive(channel), scaled(1)) == {"type": "fits"}
 
 
-async def test_forwarded_group_add_to_vanished_node_times_out() -> None:
-    """group_add for a channel of a node that does not answer raises HubTimeout."""
+async def test_forwarded_group_add_to_gone_node_is_a_no_op() -> None:
+    """group_add for a channel whose node nobody serves any more does nothing, like stock layers."""
+    layer = InMemoryHubLayer(bus="vanished", request_timeout=scaled(0.1))
+    await layer.group_add("g", "specific.zzzzzzzzzzzz!abc")
+    await layer.group_discard("g", "specific.zzzzzzzzzzzz!abc")
+    assert layer.sizes()["interest_subscriptions"] == 0
+
+
+async def test_forwarded_group_add_to_silent_node_times_out() -> None:
+    """A node that is there but never answers makes the forwarded group_add raise HubTimeout."""
     from wshub_channels.errors import HubTimeout
 
-    layer = InMemoryHubLayer(bus="vanished", request_timeout=scaled(0.1))
+    layer = InMemoryHubLayer(bus="silent", request_timeout=scaled(0.1))
+    mute = InMemoryHubLayer(bus="silent")
+    channel = await mute.new_channel()
+
+    async def never(subject: str, data: bytes) -> bytes | None:
+        await asyncio.sleep(3600)
+        return None
+
+    mute.transport.set_request_handler(never)
     with pytest.raises(HubTimeout):
-        await layer.group_add("g", "specific.zzzzzzzzzzzz!abc")
+        await layer.group_add("g", channel)

@@ -6,7 +6,20 @@ used, so the core needs neither.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import HubLayer
 from .memory import InMemoryHubLayer
 
-__all__ = ["HubLayer", "InMemoryHubLayer"]
+if TYPE_CHECKING:
+    from .redisbus import RedisHubLayer
+
+__all__ = ["HubLayer", "InMemoryHubLayer", "RedisHubLayer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisHubLayer":
+        from .redisbus import RedisHubLayer
+
+        return RedisHubLayer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

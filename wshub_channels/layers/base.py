@@ -50,7 +50,7 @@ from .envelope import (
 )
 from .interest import Interest
 from .names import channel_node, make_node_id, random_token, subject_token
-from .transport import BusStatus, Transport
+from .transport import BusStatus, NoResponders, Transport
 
 __all__ = ["GROUPS", "HubLayer", "LayerStats"]
 
@@ -59,6 +59,7 @@ logger = logging.getLogger("wshub_channels.layers")
 GROUPS = "g"
 Op = Callable[..., Awaitable[Any]]
 HubSink = Callable[[Envelope], None]
+BusListener = Callable[[str, BaseException | None], None]
 
 
 @dataclass
@@ -71,6 +72,9 @@ class LayerStats:
     unknown_version: int = 0  # envelopes from an unknown major version
     bad_envelopes: int = 0  # undecodable bus messages
     publish_errors: int = 0  # publishes the transport failed
+    bus_down: int = 0  # times the bus connection was lost
+    bus_up: int = 0  # times it was (re)established
+    subscriber_dropped: int = 0  # times the broker cut our subscriber off (output buffer)
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
@@ -130,12 +134,14 @@ class HubLayer(BaseChannelLayer):
             "group_discard": self.group_discard,
         }
         self._hub_sink: HubSink | None = None
+        self._bus_listener: BusListener | None = None
         self._next_sweep = time.monotonic() + self.expiry
         self._drop_log = Throttle(logger, 10.0)
         self._started = False
         self.transport = self.make_transport()
         self.transport.set_sink(self._on_bus)
         self.transport.set_request_handler(self._on_request)
+        self.transport.set_reporter(self._on_transport_event)
 
     def make_transport(self) -> Transport:
         """Build this backend's transport (the only thing a backend supplies)."""
@@ -253,7 +259,7 @@ class HubLayer(BaseChannelLayer):
             return
         node = self._remote_owner(channel)
         if node is not None:
-            await self.remote_call(node, "group_add", group, channel)
+            await self._forward_membership(node, "group_add", group, channel)
             return
         self._local_queue(channel)
         await self.add_interest(GROUPS, group, channel)
@@ -268,7 +274,7 @@ class HubLayer(BaseChannelLayer):
             return
         node = self._remote_owner(channel)
         if node is not None:
-            await self.remote_call(node, "group_discard", group, channel)
+            await self._forward_membership(node, "group_discard", group, channel)
             return
         await self.discard_interest(GROUPS, group, channel)
 
@@ -340,6 +346,10 @@ class HubLayer(BaseChannelLayer):
         for ns, name in self._interest.remove_member(channel):
             await self._unsubscribe(self.subject(ns, name))
 
+    def set_bus_listener(self, listener: BusListener | None) -> None:
+        """Install the hub's handler of bus events ("down", "up", "dropped")."""
+        self._bus_listener = listener
+
     def set_hub_sink(self, sink: HubSink | None) -> None:
         """Install the hub's handler for room, user, broadcast and client envelopes."""
         self._hub_sink = sink
@@ -369,18 +379,33 @@ class HubLayer(BaseChannelLayer):
     ) -> Any:
         """Run ``op`` on another node and return its result, raising its typed error.
 
-        Raises :class:`~wshub_channels.errors.HubTimeout` when no answer comes.
+        Raises :class:`~wshub_channels.layers.transport.NoResponders` when the
+        bus knows nobody listens on that node's subject (the node is gone), and
+        :class:`~wshub_channels.errors.HubTimeout` when no answer comes.
         """
         await self.start()
         wait = self.request_timeout if timeout is None else timeout
         body = msgpack.packb([op, list(args)], use_bin_type=True)
-        replies = await self.transport.request(self.node_subject(node), body, wait, 1)
+        try:
+            replies = await self.transport.request(self.node_subject(node), body, wait, 1)
+        except (NoResponders, errors.HubError):
+            raise
+        except Exception as exc:
+            self.stats.publish_errors += 1
+            raise errors.BusUnavailable(f"calling node {node} failed: {exc!r}") from exc
         if not replies:
             raise errors.HubTimeout(f"node {node} did not answer {op!r} within {wait:g}s")
         ok, result, message = msgpack.unpackb(replies[0], raw=False)
         if ok:
             return result
         raise _error_from_name(result, message)
+
+    async def _forward_membership(self, node: str, op: str, group: str, channel: str) -> None:
+        """Forward a group change to the node owning ``channel``; a gone node needs none."""
+        try:
+            await self.remote_call(node, op, group, channel)
+        except NoResponders:
+            logger.debug("%s for %s skipped: its node %s is gone", op, channel, node)
 
     async def _on_request(self, subject: str, data: bytes) -> bytes | None:
         try:
@@ -454,9 +479,28 @@ class HubLayer(BaseChannelLayer):
     async def _publish(self, subject: str, data: bytes) -> None:
         try:
             await self.transport.publish(subject, data)
-        except Exception:
+        except Exception as exc:
             self.stats.publish_errors += 1
-            raise
+            self._drop_log.warning("publish on %s failed: %r", subject, exc)
+            if self._bus_listener is not None:
+                self._bus_listener("publish_failed", exc)
+            raise errors.BusUnavailable(f"the bus did not take a publish: {exc!r}") from exc
+
+    def _on_transport_event(self, event: str, error: BaseException | None) -> None:
+        """Count what the transport reports and pass it to the hub."""
+        if event == "down":
+            self.stats.bus_down += 1
+            logger.warning("bus connection lost: %r", error)
+        elif event == "up":
+            self.stats.bus_up += 1
+            logger.info("bus connection established")
+        elif event == "dropped":
+            self.stats.subscriber_dropped += 1
+            logger.error("the broker dropped this node's subscriber: %s", error)
+        elif event == "expired":
+            self.stats.expired += 1
+        if self._bus_listener is not None:
+            self._bus_listener(event, error)
 
     # -- helpers ----------------------------------------------------------------------
 

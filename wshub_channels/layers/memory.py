@@ -15,7 +15,7 @@ from typing import Any
 
 from .base import HubLayer
 from .channelqueue import ChannelQueue
-from .transport import BusStatus, Transport
+from .transport import BusStatus, NoResponders, Transport
 
 __all__ = ["InMemoryHubLayer", "MemoryBus", "MemoryTransport"]
 
@@ -89,7 +89,7 @@ class MemoryTransport(Transport):
             if t is not self and t.request_handler is not None
         ]
         if not handlers:
-            return []
+            raise NoResponders(subject)
         tasks = [asyncio.ensure_future(handler(subject, data)) for handler in handlers]
         replies: list[bytes] = []
         try:
