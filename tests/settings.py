@@ -17,7 +17,12 @@ INSTALLED_APPS = [
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 ROOT_URLCONF = "tests.urls"
-CHANNEL_LAYERS = {"default": {"BACKEND": "wshub_channels.layers.InMemoryHubLayer"}}
+# Server processes started by the tests may get another layer (Redis for clusters).
+CHANNEL_LAYERS = json.loads(
+    os.environ.get(
+        "WSHUB_TEST_LAYERS", '{"default": {"BACKEND": "wshub_channels.layers.InMemoryHubLayer"}}'
+    )
+)
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 # Server processes started by the tests receive their hub settings as JSON.

@@ -1,7 +1,7 @@
-"""URLs for the test suite."""
+"""URLs for the test suite: the hub's health probes."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import include, path
 
-urlpatterns: list[URLPattern] = []
+urlpatterns = [path("", include("wshub_channels.urls"))]

@@ -32,6 +32,7 @@ from django.utils.module_loading import import_string
 from . import signals
 from .conf import HubSettings, get_settings
 from .errors import (
+    BusUnavailable,
     ClientNotFound,
     HubDraining,
     HubStopped,
@@ -190,6 +191,7 @@ class Hub:
                 self._set_state("new")
                 raise
             self.layer.set_hub_sink(self._on_envelope)
+            self.layer.set_bus_listener(self._on_bus_event)
             for name in ("send_to_client", "join_room", "leave_room", "leave_all_rooms"):
                 self.layer.register_op(name, getattr(self, f"_op_{name}"))
             self.layer.register_op("disconnect", self._op_disconnect)
@@ -211,6 +213,15 @@ class Hub:
             for client in [c for c in self._clients.values() if c.last_seen < cutoff]:
                 self.metrics.increment_errors("idle_timeout")
                 await client.close(code=1000, reason="idle timeout")
+
+    def _on_bus_event(self, event: str, error: BaseException | None) -> None:
+        """Count bus trouble; losing the bus or being cut off also goes to ``hub_error``."""
+        if event == "up":
+            return
+        self.metrics.increment_errors(f"bus_{event}")
+        if event in ("down", "dropped") and signals.has_listeners(signals.hub_error, Hub):
+            problem = BusUnavailable(f"bus {event}: {error!r}")
+            spawn(signals.fire(signals.hub_error, Hub, client=None, error=problem), "bus signal")
 
     def _set_state(self, state: str) -> None:
         self.state = state

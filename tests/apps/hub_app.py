@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,13 +19,27 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django_app = get_asgi_application()
 
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from tests.apps.policies import EVENTS, PolicyEcho  # noqa: E402
-from wshub_channels import JsonHubConsumer, get_hub  # noqa: E402
+from wshub_channels import JsonHubConsumer, get_hub, signals  # noqa: E402
 from wshub_channels.asgi import HubApplication  # noqa: E402
 from wshub_channels.consumer import dump_json  # noqa: E402
+
+NODE_EVENTS: list[list[str]] = []  # [["joined" | "left", node_id], ...] seen by this process
+
+
+def _record_node(event: str) -> Any:
+    def receiver(sender: Any, node: Any, **kwargs: Any) -> None:
+        NODE_EVENTS.append([event, node.node_id])
+
+    return receiver
+
+
+signals.node_joined.connect(_record_node("joined"), weak=False)
+signals.node_left.connect(_record_node("left"), weak=False)
 
 
 class ControlConsumer(JsonHubConsumer):
@@ -127,11 +142,31 @@ class ControlConsumer(JsonHubConsumer):
             for _ in range(cmd["count"]):
                 await other.send_text(body, timeout=cmd["timeout"])
             return None
+        if op == "health":
+            return asdict(hub.health())
+        if op == "node_events":
+            return NODE_EVENTS
+        if op == "layer_stats":
+            return hub.layer.stats.snapshot()
         if op == "raise":
             raise RuntimeError("handler failure on purpose")
         if op == "json":
             return dump_json({"ok": True})
         raise ValueError(f"unknown op {op}")
+
+
+class StockChat(AsyncWebsocketConsumer):
+    """A stock Channels group chat, untouched: it must work on every hub layer."""
+
+    groups = ["stock-chat"]
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.channel_layer.group_send(
+            "stock-chat", {"type": "chat.message", "text": text_data}
+        )
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["text"])
 
 
 class HookFailures(JsonHubConsumer):
@@ -175,6 +210,7 @@ application = HubApplication(
                     [
                         path("ws/control/", ControlConsumer.as_asgi()),  # type: ignore[arg-type]
                         path("ws/hooks/", HookFailures.as_asgi()),  # type: ignore[arg-type]
+                        path("ws/stock/", StockChat.as_asgi()),  # type: ignore[arg-type]
                         path("ws/policy/", PolicyEcho.as_asgi()),  # type: ignore[arg-type]
                     ]
                 )

@@ -1,0 +1,14 @@
+"""``path("", include("wshub_channels.urls"))`` adds ``/healthz`` and ``/readyz``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "wshub_channels"
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+]
