@@ -499,6 +499,9 @@ class HubLayer(BaseChannelLayer):
             logger.error("the broker dropped this node's subscriber: %s", error)
         elif event == "expired":
             self.stats.expired += 1
+        elif event == "bad_frame":
+            self.stats.bad_envelopes += 1
+            self._drop_log.warning("ignoring a malformed bus frame: %r", error)
         if self._bus_listener is not None:
             self._bus_listener(event, error)
 

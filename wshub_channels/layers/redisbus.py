@@ -360,23 +360,25 @@ class RedisTransport(LoopBoundTransport):
 
     def _dispatch(self, subject: str, data: bytes) -> None:
         marker = data[0] if data else None
-        if marker == REQUEST:
-            spawn(self._answer(subject, data), "redis request")
-        elif marker == REPLY:
-            request_id, reply = msgpack.unpackb(data[1:], raw=False)
-            gather = self._pending.get(request_id)
-            if gather is not None:
-                gather.add(reply)
-        else:
-            try:
+        try:
+            if marker == REQUEST:
+                inbox, request_id, body = msgpack.unpackb(data[1:], raw=False)
+                if inbox != self.inbox and self.request_handler is not None:
+                    spawn(self._answer(subject, inbox, request_id, body), "redis request")
+            elif marker == REPLY:
+                request_id, reply = msgpack.unpackb(data[1:], raw=False)
+                gather = self._pending.get(request_id)
+                if gather is not None:
+                    gather.add(reply)
+            else:
                 self.sink(subject, data)
-            except Exception:
-                logger.exception("delivering a message from %s failed", subject)
+        except (ValueError, TypeError, msgpack.ExtraData) as exc:
+            self.report("bad_frame", exc)
+        except Exception:
+            logger.exception("delivering a message from %s failed", subject)
 
-    async def _answer(self, subject: str, data: bytes) -> None:
-        inbox, request_id, body = msgpack.unpackb(data[1:], raw=False)
-        if inbox == self.inbox or self.request_handler is None:
-            return
+    async def _answer(self, subject: str, inbox: str, request_id: int, body: bytes) -> None:
+        assert self.request_handler is not None
         reply = await self.request_handler(subject, body)
         frame = bytes([REPLY]) + msgpack.packb([request_id, reply], use_bin_type=True)
         try:

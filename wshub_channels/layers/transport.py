@@ -42,7 +42,8 @@ __all__ = [
 Sink = Callable[[str, bytes], None]
 RequestHandler = Callable[[str, bytes], Awaitable[bytes | None]]
 #: ``report(event, error)``: event is "down", "up", "dropped" (the broker cut the
-#: subscriber off, e.g. at its output-buffer limit) or "expired" (a queued message).
+#: subscriber off, e.g. at its output-buffer limit), "expired" (a queued message)
+#: or "bad_frame" (a transport-level frame that could not be read).
 Reporter = Callable[[str, BaseException | None], None]
 R = TypeVar("R")
 
