@@ -215,3 +215,23 @@ async def test_node_joined_and_left_between_processes(
         events = await _node_events(watcher)
         assert events.count(["left", node]) == 1
     killed.stop()
+
+
+async def test_connect_storm_of_200_handshakes(cluster: list[AsgiServer]) -> None:
+    """200 concurrent handshakes on one node: all accepted, all reachable once.
+
+    Each handshake makes a channel, indexes a user and joins a room: bus work
+    that, with stock channels_redis on redis-py 8, ends in "Too many
+    connections" and "Timeout reading" at this size.
+    """
+    url = cluster[0].ws_url("/ws/control/")
+    peers = await asyncio.gather(
+        *(Peer.open(f"{url}?user=storm{i % 50}&rooms=storm") for i in range(200))
+    )
+    try:
+        await peers[0].call("broadcast_to_room", room="storm", text="storm over")
+        got = await asyncio.gather(*(peer.next(5) for peer in peers))
+        assert got == ["storm over"] * 200
+        assert all(await asyncio.gather(*(peer.nothing(0.2) for peer in peers)))
+    finally:
+        await asyncio.gather(*(peer.close() for peer in peers))
