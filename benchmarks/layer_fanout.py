@@ -122,6 +122,18 @@ LAYERS: dict[str, LayerSpec] = {
             lambda brokers, prefix: {"capacity": CAPACITY},
         ),
         LayerSpec(
+            "hub-redis",
+            "RedisHubLayer",
+            "wshub_channels",
+            "wshub_channels.layers.RedisHubLayer",
+            "redis",
+            lambda brokers, prefix: {
+                "hosts": [brokers.redis_url],
+                "prefix": prefix.rstrip("_"),
+                "capacity": CAPACITY,
+            },
+        ),
+        LayerSpec(
             "inmemory",
             "InMemoryChannelLayer",
             "channels",

@@ -471,10 +471,15 @@ class Hub:
             raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
         await self.start()
         excluded = _ids(exclude)
-        await self._fanout(kind, target, data, excluded, timeout)
-        if self.layer.transport.shared:
-            payload = msgpack.packb([data, sorted(excluded)], use_bin_type=True)
-            await self.layer.publish(subject, kind, target, payload)
+        if not self.layer.transport.shared:
+            await self._fanout(kind, target, data, excluded, timeout)
+            return
+        payload = msgpack.packb([data, sorted(excluded)], use_bin_type=True)
+        sending = await self.layer.start_publish(subject, kind, target, payload)
+        try:
+            await self._fanout(kind, target, data, excluded, timeout)
+        finally:
+            await sending
 
     def _targets(self, kind: int, target: str) -> Iterable[HubConsumer]:
         if kind == Kind.BROADCAST:

@@ -282,11 +282,13 @@ class HubLayer(BaseChannelLayer):
         """Send to every member of ``group`` with one publish; full members are skipped."""
         self.require_valid_group_name(group)
         data = self._encode(message)
-        self._fanout_group(group, data, time.monotonic())
         await self.start()
         if self.transport.shared:
-            env = encode_envelope(Kind.GROUP, self.node_id, group, data)
-            await self._publish(self.subject(GROUPS, group), env)
+            sending = await self.start_publish(self.subject(GROUPS, group), Kind.GROUP, group, data)
+            self._fanout_group(group, data, time.monotonic())
+            await sending
+        else:
+            self._fanout_group(group, data, time.monotonic())
         members = await self.transport.store_group_members(group)
         for channel in members:
             pushed = await self.transport.queue_push(
@@ -362,6 +364,22 @@ class HubLayer(BaseChannelLayer):
         """Publish one envelope on the bus (the hub's entry to the transport)."""
         await self.start()
         await self._publish(subject, encode_envelope(kind, self.node_id, target, payload))
+
+    async def start_publish(
+        self, subject: str, kind: int, target: str, payload: bytes
+    ) -> asyncio.Future[None]:
+        """Put one envelope on the wire and return the publish still in flight.
+
+        The caller does its local fan-out while the broker and the other nodes
+        work, then awaits the returned future (which raises
+        :class:`~wshub_channels.errors.BusUnavailable` if the publish failed).
+        Local delivery never waits for the bus: a dead or hung broker only
+        delays the final await, by at most the transport's own timeout.
+        """
+        env = encode_envelope(kind, self.node_id, target, payload)
+        sending = asyncio.ensure_future(self._publish(subject, env))
+        await asyncio.sleep(0)  # one loop turn: the publish's first step writes it out
+        return sending
 
     def sizes(self) -> dict[str, int]:
         """Internal table sizes; all zero on an idle layer (used by leak tests)."""
