@@ -38,6 +38,15 @@ def _record_node(event: str) -> Any:
     return receiver
 
 
+HUB_ERRORS: list[str] = []  # hub-wide errors (sender Hub), by class name
+
+
+def _record_hub_error(sender: Any, error: Exception, **kwargs: Any) -> None:
+    if kwargs.get("client") is None:
+        HUB_ERRORS.append(type(error).__name__)
+
+
+signals.hub_error.connect(_record_hub_error, weak=False)
 signals.node_joined.connect(_record_node("joined"), weak=False)
 signals.node_left.connect(_record_node("left"), weak=False)
 
@@ -146,6 +155,8 @@ class ControlConsumer(JsonHubConsumer):
             return asdict(hub.health())
         if op == "node_events":
             return NODE_EVENTS
+        if op == "hub_errors":
+            return HUB_ERRORS
         if op == "layer_stats":
             return hub.layer.stats.snapshot()
         if op == "raise":

@@ -120,6 +120,8 @@ async def test_redis_restart_mid_stream(
     assert stats["publish_errors"] >= failed_during_outage
     assert stats["bus_down"] == 1 and stats["bus_up"] == 2
     assert (await receiver.call("layer_stats"))["bus_down"] == 1
+    for peer in (sender, receiver):  # losing the bus reached hub_error on both nodes
+        assert "BusUnavailable" in await peer.call("hub_errors")
     await sender.close()
     await receiver.close()
     for node in nodes:
@@ -160,4 +162,36 @@ async def test_subscriber_cut_off_at_output_buffer_limit_is_counted(
     assert [m["type"] for m in got] == ["after", "from elsewhere"]
     await other.close()
     await layer.close()
+    admin.close()
+
+
+async def test_password_in_url_and_a_wrong_password(private_redis: ServerHandle) -> None:
+    """A password in the URL authenticates; a wrong one is a clear, reported bus error."""
+    admin = redis.Redis.from_url(private_redis.url)
+    admin.config_set("requirepass", "s3cret")
+    port = private_redis.port
+    prefix = f"pw{uuid.uuid4().hex[:8]}"
+    good = [RedisHubLayer(hosts=[f"redis://:s3cret@127.0.0.1:{port}"], prefix=prefix) for _ in "ab"]
+    channel = await good[0].new_channel()
+    await good[0].group_add("g", channel)
+    await good[1].group_send("g", {"type": "through auth"})
+    assert await asyncio.wait_for(good[0].receive(channel), scaled(2)) == {"type": "through auth"}
+    await good[1].send("auth.work", {"type": "queued"})
+    assert await asyncio.wait_for(good[0].receive("auth.work"), scaled(2)) == {"type": "queued"}
+
+    bad = RedisHubLayer(
+        hosts=[f"redis://:wrong@127.0.0.1:{port}"], prefix=prefix, connect_timeout=scaled(0.3)
+    )
+    await bad.start()  # starts, but the bus is down and says why
+    status = bad.bus_status()
+    assert not status.connected
+    assert status.last_error is not None and "Authentication" in status.last_error
+    from wshub_channels.errors import BusUnavailable
+
+    with pytest.raises(BusUnavailable):
+        await bad.group_send("g", {"type": "never"})
+    assert bad.stats.publish_errors == 1
+    for layer in (*good, bad):
+        await layer.close()
+    admin.config_set("requirepass", "")
     admin.close()
