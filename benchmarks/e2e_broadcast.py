@@ -1,5 +1,7 @@
 """End to end: one server process, N real WebSocket clients, K broadcasts to all of them.
 
+(``hub-redis-2node`` runs two server processes as one cluster; see below.)
+
 For each variant and run:
 
 1. start the server on a free port of 127.0.0.1 (``python -m daphne``,
@@ -44,14 +46,25 @@ Variants (``--variants``, comma separated, all by default):
   ``channels_redis.core.RedisChannelLayer``;
 - ``stock-redis-pubsub``: the same on ``channels_redis.pubsub.RedisPubSubChannelLayer``;
 - ``stock-nats``: the same on ``channels_nats.NatsChannelLayer`` (channels-nats);
-- ``raw-websockets``: a plain ``websockets.asyncio.server`` with ``broadcast()``, no Django.
+- ``raw-websockets``: a plain ``websockets.asyncio.server`` with ``broadcast()``, no Django;
+- ``hub-redis-1node``: ``hub-daphne``'s app (direct writes) on ``RedisHubLayer``
+  (``e2e_apps.settings_hub_redis``), one server process;
+- ``hub-redis-2node``: the same app in two daphne processes sharing one prefix, a
+  two-node cluster. Client i connects to node i % 2; the control connection that
+  triggers the K broadcasts goes to node 1, so each broadcast reaches node 2's
+  half of the room through Redis. The room's size is the sum of what each node
+  counts locally (each gets a control connection for ``count`` and the marks),
+  "K calls" is node 1's, and the server CPU is the sum of both processes. The
+  report divides its p99 by ``hub-redis-1node``'s p99 of the same run (the target
+  is at most 1.5).
 
-The stock layers get a prefix unique to each run and a per-channel capacity of
-100,000 (``--capacity``) where they have one, far above the K messages a channel
-ever holds, so none can lose a message to capacity (channels_redis' default is
-100). The Redis connection pool gets a 30 s socket timeout and 1,024 connections:
-redis-py 8's defaults (5 s, 100) cut channels_redis' 5 s ``BZPOPMIN`` off and fail
-a burst of ``group_add`` calls, which is not what the layer is meant to do. The
+The stock layers and ``RedisHubLayer`` get a prefix unique to each run and a
+per-channel capacity of 100,000 (``--capacity``) where they have one, far above
+the K messages a channel ever holds, so none can lose a message to capacity
+(channels_redis' default is 100). The stock Redis layers' connection pool gets a
+30 s socket timeout and 1,024 connections: redis-py 8's defaults (5 s, 100) cut
+channels_redis' 5 s ``BZPOPMIN`` off and fail a burst of ``group_add`` calls, which
+is not what the layer is meant to do (``RedisHubLayer`` keeps its defaults). The
 clients ask for no compression, so no server compresses (uvicorn and
 ``websockets`` would otherwise negotiate permessage-deflate, daphne does not).
 daphne listens with a backlog of 2048 (``-e tcp:...:backlog=2048``), like the others.
@@ -65,7 +78,7 @@ reached is reported as unavailable; the others run.
 Server output goes to one log file per run in a temporary directory. Lines that
 look like warnings, errors or tracebacks are summarised (and in ``RESULTS.md``)
 by phase -- start and connect, broadcast and delivery, disconnect and shutdown --
-which the client marks by having the server print a line. The directory is kept,
+which the client marks by having the server (every node) print a line. The directory is kept,
 and named, when there are any such lines, or with ``--keep-logs``.
 
 Run from the repository root::
@@ -122,6 +135,10 @@ REF_RAW = "raw-websockets"
 SEND_QUEUE_SIZE = 1024
 #: uvicorn's WebSocket implementation (``--uvicorn-ws``).
 UVICORN_WS = "websockets"
+#: The cluster comparison: the 2-node p99 against the 1-node p99, and its target.
+CLUSTER_ONE = "hub-redis-1node"
+CLUSTER_TWO = "hub-redis-2node"
+CLUSTER_P99_TARGET = 1.5
 
 
 # --------------------------------------------------------------------- variants
@@ -136,6 +153,8 @@ class Variant:
     layer: str | None = None  # E2E_LAYER for the stock app
     broker: str | None = None  # "redis" or "nats"
     description: str = ""
+    settings: str | None = None  # DJANGO_SETTINGS_MODULE, if not the app's own default
+    nodes: int = 1  # server processes, one cluster; client i connects to node i % nodes
 
 
 VARIANTS: dict[str, Variant] = {
@@ -199,6 +218,27 @@ VARIANTS: dict[str, Variant] = {
             "raw",
             description="websockets.asyncio.server with broadcast(), no Django",
         ),
+        Variant(
+            CLUSTER_ONE,
+            "daphne",
+            "e2e_apps.hub_asgi:application",
+            write_mode="direct",
+            broker="redis",
+            settings="e2e_apps.settings_hub_redis",
+            description="daphne, HubConsumer on RedisHubLayer, write mode direct, one node",
+        ),
+        Variant(
+            CLUSTER_TWO,
+            "daphne",
+            "e2e_apps.hub_asgi:application",
+            write_mode="direct",
+            broker="redis",
+            settings="e2e_apps.settings_hub_redis",
+            nodes=2,
+            description="the same in two daphne processes, one cluster (one prefix); client i "
+            "on node i % 2, the broadcasts called on node 1, so half of each crosses Redis "
+            "to node 2; server CPU is both processes'",
+        ),
     )
 }
 
@@ -230,6 +270,17 @@ def percentile(ordered: Sequence[float], fraction: float) -> float | None:
         return None
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def processes_cpu(pids: Sequence[int]) -> float | None:
+    """CPU seconds the processes have used so far, summed; None if any cannot be read."""
+    total = 0.0
+    for pid in pids:
+        value = process_cpu(pid)
+        if value is None:
+            return None
+        total += value
+    return total if pids else None
 
 
 def process_cpu(pid: int) -> float | None:
@@ -307,7 +358,7 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     raise_nofile_limit()
     n: int = cfg["clients"]
     k: int = cfg["messages"]
-    base: str = cfg["url"]
+    urls: list[str] = cfg["urls"]  # one per node; the first gets the broadcasts' trigger
     expected = n * k
     connect_kwargs = {
         "compression": None,
@@ -317,7 +368,8 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         "max_size": 1 << 20,
     }
 
-    latencies: list[float] = []
+    node_latencies: list[list[float]] = [[] for _ in urls]  # by the node a client is on
+    node_last = [0.0] * len(urls)
     counts = [0] * n
     seen = [bytearray(k) for _ in range(n)]
     conns: list[Any] = [None] * n
@@ -347,7 +399,7 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
     async def member(i: int) -> None:
         async with handshakes:
             try:
-                ws = await connect(base + BENCH_PATH, **connect_kwargs)
+                ws = await connect(urls[i % len(urls)] + BENCH_PATH, **connect_kwargs)
             except Exception as error:
                 errors[f"connect failed: {short_error(error)}"] += 1
                 settle_one()
@@ -366,6 +418,8 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         st["ready"] += 1
         settle_one()
         row = seen[i]
+        node = i % len(urls)
+        latencies = node_latencies[node]
         previous = -1
         try:
             while True:
@@ -393,7 +447,7 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
                 latencies.append(now - ts)
                 if ts < st["first_ts"]:
                     st["first_ts"] = ts
-                st["last_arrival"] = now
+                st["last_arrival"] = node_last[node] = now
                 st["unique"] += 1
                 if st["unique"] == expected:
                     st["complete_at"] = now
@@ -408,7 +462,15 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
     result: dict[str, Any] = {"expected": expected, "clients": n, "messages": k}
     tasks = [asyncio.create_task(member(i)) for i in range(n)]
-    control = None
+    controls: list[Any] = []  # one per node; controls[0] triggers the broadcasts
+
+    async def ask_all(command: str) -> list[str]:
+        replies = []
+        for ws in controls:
+            await ws.send(command)
+            replies.append(str(await asyncio.wait_for(ws.recv(), 10)))
+        return replies
+
     try:
         started = time.perf_counter()
         try:
@@ -422,17 +484,26 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
             return result
         await asyncio.sleep(cfg["settle"])
 
-        control = await connect(base + CONTROL_PATH, **connect_kwargs)
-        await control.send("count")
-        reply = await asyncio.wait_for(control.recv(), 10)
-        result["room_count"] = (
-            int(str(reply).split()[1]) if str(reply).startswith("count ") else None
-        )
+        for url in urls:
+            controls.append(await connect(url + CONTROL_PATH, **connect_kwargs))
+        control = controls[0]
+        node_counts = [
+            int(reply.split()[1]) if reply.startswith("count ") else None
+            for reply in await ask_all("count")
+        ]
+        if None in node_counts:
+            result["room_count"] = None
+        elif -1 in node_counts:
+            result["room_count"] = -1
+        else:  # a cluster: each node counts its own members of the room
+            result["room_count"] = sum(c for c in node_counts if c is not None)
+        if len(node_counts) > 1:
+            result["room_counts"] = node_counts
 
-        await control.send("mark go")
-        await asyncio.wait_for(control.recv(), 10)
-        server_pid = cfg.get("server_pid")
-        server_cpu_go = process_cpu(server_pid) if server_pid else None
+        await ask_all("mark go")
+        server_pids: list[int] = cfg.get("server_pids") or []
+        server_cpu_go = processes_cpu(server_pids)
+        nodes_cpu_go = [process_cpu(pid) for pid in server_pids]
         client_cpu_go = time.process_time()
         await control.send(f"go {k} {cfg['size']}")
         go_at = time.time()
@@ -454,10 +525,16 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
             if time.time() - go_at > cfg["timeout"]:
                 status = "timeout"
                 break
-        server_cpu_end = process_cpu(server_pid) if server_pid else None
+        server_cpu_end = processes_cpu(server_pids)
+        nodes_cpu_end = [process_cpu(pid) for pid in server_pids]
         result["client_cpu_s"] = time.process_time() - client_cpu_go
         if server_cpu_go is not None and server_cpu_end is not None:
             result["server_cpu_s"] = server_cpu_end - server_cpu_go
+        if len(server_pids) > 1:
+            result["node_cpu_s"] = [
+                None if go is None or end is None else end - go
+                for go, end in zip(nodes_cpu_go, nodes_cpu_end, strict=True)
+            ]
         if cfg["linger"] > 0:  # late duplicates or extras would show up here
             await asyncio.sleep(cfg["linger"])
         try:
@@ -472,9 +549,8 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
             done_task.cancel()
             errors[f"no control reply: {short_error(error)}"] += 1
         result["status"] = status if st["unique"] < expected else "complete"
-        try:  # what the server logs from here on is teardown, not the run
-            await control.send("mark measured")
-            await asyncio.wait_for(control.recv(), 10)
+        try:  # what the servers log from here on is teardown, not the run
+            await ask_all("mark measured")
         except Exception as error:
             errors[f"no reply to mark: {short_error(error)}"] += 1
     finally:
@@ -489,9 +565,23 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(ws.close(), 5)
 
-        await asyncio.gather(*(close(ws) for ws in [*conns, control] if ws is not None))
+        await asyncio.gather(*(close(ws) for ws in [*conns, *controls] if ws is not None))
 
-    latencies.sort()
+    for one in node_latencies:
+        one.sort()
+    if len(urls) > 1:  # where a cluster's time goes: each node's clients apart
+        result["nodes"] = [
+            {
+                "p50": percentile(one, 0.50),
+                "p99": percentile(one, 0.99),
+                "max": one[-1] if one else None,
+                "last_s": node_last[node] - st["first_ts"] if one else None,
+                "cpu_s": (result.get("node_cpu_s") or [None] * len(urls))[node],
+                "delivered": len(one),
+            }
+            for node, one in enumerate(node_latencies)
+        ]
+    latencies = sorted(x for one in node_latencies for x in one)
     end = st["complete_at"] if st["complete_at"] is not None else st["last_arrival"]
     span = end - st["first_ts"] if st["unique"] else None
     result.update(
@@ -558,12 +648,15 @@ def server_env(variant: Variant, prefix: str, args: argparse.Namespace) -> dict[
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("DJANGO_SETTINGS_MODULE", None)  # each app sets its own
+    if variant.settings is not None:
+        env["DJANGO_SETTINGS_MODULE"] = variant.settings
     if variant.write_mode is not None:
         env["WSHUB_WRITE_MODE"] = variant.write_mode
     else:
         env.pop("WSHUB_WRITE_MODE", None)
     if variant.layer is not None:
         env["E2E_LAYER"] = variant.layer
+    if variant.layer is not None or variant.broker is not None:
         env["E2E_PREFIX"] = prefix
         env["E2E_CAPACITY"] = str(args.capacity)
         env["E2E_REDIS_URL"] = args.redis_url
@@ -716,14 +809,22 @@ class Run:
 
 
 def run_once(variant: Variant, number: int, args: argparse.Namespace, log_dir: Path) -> Run:
-    prefix = f"e2e{uuid.uuid4().hex[:10]}"
-    server = Server(variant, free_port(), log_dir / f"{variant.name}-run{number}.log", prefix)
+    prefix = f"e2e{uuid.uuid4().hex[:10]}"  # letters and digits; shared by a cluster's nodes
+    servers: list[Server] = []
+    for node in range(1, variant.nodes + 1):
+        port = free_port()
+        while any(s.port == port for s in servers):
+            port = free_port()
+        name = f"{variant.name}-run{number}" + (f"-node{node}" if variant.nodes > 1 else "")
+        servers.append(Server(variant, port, log_dir / f"{name}.log", prefix))
     try:
-        error = start_server(server, args)
-        if error is not None:
-            return Run("error", detail=strip_paths(error))
+        for node, server in enumerate(servers, 1):
+            error = start_server(server, args)
+            if error is not None:
+                where = f"node {node}: " if variant.nodes > 1 else ""
+                return Run("error", detail=strip_paths(where + error))
         cfg = {
-            "url": server.url,
+            "urls": [server.url for server in servers],
             "clients": args.clients,
             "messages": args.messages,
             "size": args.size,
@@ -734,7 +835,7 @@ def run_once(variant: Variant, number: int, args: argparse.Namespace, log_dir: P
             "connect_timeout": args.connect_timeout,
             "connect_concurrency": args.connect_concurrency,
             "open_timeout": 30,
-            "server_pid": server.process.pid if server.process is not None else None,
+            "server_pids": [s.process.pid for s in servers if s.process is not None],
         }
         limit = args.connect_timeout + args.settle + args.timeout + args.stall + 90
         try:
@@ -757,16 +858,34 @@ def run_once(variant: Variant, number: int, args: argparse.Namespace, log_dir: P
         result = json.loads(found[-1][len("RESULT ") :])
         return Run(result.get("status", "error"), result)
     finally:
-        stop_server(server)
+        for server in servers:
+            stop_server(server)
         if variant.broker == "redis":
             cleanup_redis(args.redis_url, prefix)
-        run_lines = scan_log(server.log_path)
-        if run_lines:
-            progress(f"  {len(run_lines)} warning/error line(s) in {server.log_path}")
+        run_lines = []
+        for server in servers:
+            found = scan_log(server.log_path)
+            if found:
+                progress(f"  {len(found)} warning/error line(s) in {server.log_path}")
+            run_lines += found
         _last_log_lines[variant.name, number] = run_lines
 
 
 _last_log_lines: dict[tuple[str, int], list[tuple[str, str]]] = {}
+
+
+def node_breakdown(run: Run) -> str:
+    """Per node of a cluster: its clients' p50 / p99, last arrival, the node's CPU."""
+    parts = []
+    for number, node in enumerate(run.result.get("nodes") or [], 1):
+        cpu = node.get("cpu_s")
+        parts.append(
+            f"node {number} p50 / p99 {_common.format_ms(node.get('p50'))} / "
+            f"{_common.format_ms(node.get('p99'))} ms, last arrival "
+            f"{_common.format_ms(node.get('last_s'))} ms after the first stamp, CPU "
+            + (_common.DASH if cpu is None else f"{cpu * 1e3:,.0f} ms")
+        )
+    return "; ".join(parts)
 
 
 def describe_run(run: Run) -> str:
@@ -784,10 +903,13 @@ def describe_run(run: Run) -> str:
         f"connected {r.get('connected', 0):,} in {r.get('connect_s', 0):.1f} s",
     ]
     if r.get("room_count") not in (None, -1):
-        parts.append(f"room {r['room_count']:,}")
+        split = " (" + " + ".join(map(str, r["room_counts"])) + ")" if r.get("room_counts") else ""
+        parts.append(f"room {r['room_count']:,}{split}")
     for key in ("duplicates", "out_of_order", "bogus", "send_errors"):
         if r.get(key):
             parts.append(f"{key} {r[key]:,}")
+    if r.get("nodes"):
+        parts.append(node_breakdown(run))
     if r.get("errors"):
         parts.append("client errors: " + "; ".join(f"{v}x {k}" for k, v in r["errors"].items()))
     return ", ".join(parts)
@@ -946,6 +1068,41 @@ def write_mode_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
     )
 
 
+def cluster_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
+    """The 2-node p99 against the 1-node p99 of the same run, and the target."""
+    found = {row.variant.name: row for row in rows}
+    one_row, two_row = found.get(CLUSTER_ONE), found.get(CLUSTER_TWO)
+    if one_row is None or two_row is None:
+        return ""
+    one, two = one_row.median_run(), two_row.median_run()
+    if one is None or two is None or not one.result.get("p99") or not two.result.get("p99"):
+        return (
+            f"**Two nodes**: no p99 ratio in this run, `{CLUSTER_ONE}` or `{CLUSTER_TWO}` "
+            "delivered nothing (see the table and the problems below)."
+        )
+    factor = two.result["p99"] / one.result["p99"]
+    verdict = "within" if factor <= CLUSTER_P99_TARGET else "outside"
+
+    def every(row: Row) -> str:
+        return ", ".join(_common.format_ms(run.result.get("p99")) for run in row.runs)
+
+    return (
+        f"**Two nodes** (median runs). `{CLUSTER_TWO}` p99 "
+        f"{_common.format_ms(two.result['p99'])} ms / `{CLUSTER_ONE}` p99 "
+        f"{_common.format_ms(one.result['p99'])} ms = **{factor:.2f}**, {verdict} the target "
+        f"of {CLUSTER_P99_TARGET:g} (p99 ms of every run: {CLUSTER_ONE} {every(one_row)}; "
+        f"{CLUSTER_TWO} {every(two_row)}). By node, in that median `{CLUSTER_TWO}` run: "
+        f"{node_breakdown(two)}; node 1's K calls took "
+        f"{_common.format_ms(two.result.get('send_s'))} ms (`{CLUSTER_ONE}`'s "
+        f"{_common.format_ms(one.result.get('send_s'))} ms). "
+        "Both run the same app on `RedisHubLayer`: on one "
+        "node each broadcast is published to Redis and written to all N connections by "
+        f"that node; on two, node 1 writes to its {math.ceil(args.clients / 2):,} and node 2 "
+        f"receives the publish from Redis and writes to its {args.clients // 2:,}. Two server "
+        "processes and the client then share the machine's cores."
+    )
+
+
 def report(
     rows: list[Row], args: argparse.Namespace, machine: list[tuple[str, str]], command: str
 ) -> str:
@@ -959,7 +1116,7 @@ def report(
         _common.render_description(machine),
         "",
         f"N = {args.clients:,} clients (one client process, `websockets.asyncio.client`) "
-        f"against one server process; K = {args.messages:,} broadcasts of "
+        f"against one server process ({CLUSTER_TWO}: two); K = {args.messages:,} broadcasts of "
         f"{args.size}-character text messages, back to back, each one call "
         f"(`hub.broadcast_to_room`, `channel_layer.group_send`, `websockets` `broadcast()`); "
         f"{args.runs} run(s) per variant, round robin, a fresh server each run. "
@@ -967,15 +1124,16 @@ def report(
         "arrival minus that stamp, over all N\u00d7K messages. deliveries/s = messages "
         "delivered / (last arrival \u2212 first stamp). The row is the median run by "
         'deliveries/s; "K calls" is the server\'s own time for its K calls. '
-        f"Stock layers get a per-channel capacity of {args.capacity:,} where they have one "
+        f"Stock layers and `RedisHubLayer` get a per-channel capacity of {args.capacity:,} "
+        "where they have one "
         "(channels_redis' default is 100), so none loses a message to capacity, and the "
-        "Redis pool a 30 s socket timeout and 1,024 connections (redis-py 8's defaults, "
-        "5 s and 100, time out channels_redis' 5 s `BZPOPMIN` and fail bursts of "
+        "stock Redis layers' pool a 30 s socket timeout and 1,024 connections (redis-py 8's "
+        "defaults, 5 s and 100, time out channels_redis' 5 s `BZPOPMIN` and fail bursts of "
         '`group_add` with "Too many connections"). No compression on any connection. '
-        '"CPU \u00b5s/msg" is the CPU time of the server process and of the client '
-        'process from "go" to the last delivery, per message delivered: clients and '
-        "server share the machine's cores, so a client that costs more leaves the server "
-        "less.",
+        '"CPU \u00b5s/msg" is the CPU time of the server process (of a cluster: its '
+        'processes together) and of the client process from "go" to the last delivery, per '
+        "message delivered: clients and server share the machine's cores, so a client that "
+        "costs more leaves the server less.",
         "",
         build_table(rows),
         "",
@@ -983,9 +1141,9 @@ def report(
     for row in rows:
         description = row.variant.description.replace("--ws websockets", f"--ws {UVICORN_WS}")
         lines.append(f"- `{row.variant.name}`: {description}.")
-    paragraph = write_mode_paragraph(rows, args)
-    if paragraph:
-        lines += ["", paragraph]
+    for paragraph in (write_mode_paragraph(rows, args), cluster_paragraph(rows, args)):
+        if paragraph:
+            lines += ["", paragraph]
     notes = []
     for row in rows:
         problems = []
@@ -1094,7 +1252,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--connect-timeout", type=float, default=180.0)
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--start-timeout", type=float, default=30.0)
-    parser.add_argument("--capacity", type=int, default=100_000, help="stock layers' capacity")
+    parser.add_argument("--capacity", type=int, default=100_000, help="layers' capacity")
     parser.add_argument(
         "--uvicorn-ws",
         default=UVICORN_WS,

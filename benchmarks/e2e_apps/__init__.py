@@ -8,16 +8,17 @@ Every server here speaks the same protocol, so one client drives them all:
 - ``/ws/control/``: the trigger, never a member. It takes text commands:
 
   - ``count`` -> ``count <n>``: members in the room as the server sees them
-    (``-1`` where a stock channel layer cannot tell);
+    (``-1`` where a stock channel layer cannot tell; on a cluster, this node's);
   - ``go <k> <size>`` -> k broadcasts back to back, each one call, each message
     padded to ``size`` characters; then ``done <seconds the k calls took> <errors>``;
   - ``mark <word>`` -> ``marked``: the server writes ``MARK_PREFIX <word>`` to its
     stderr, so its log can be split into "during the run" and "teardown".
 
 Modules: ``hub_asgi`` (a ``HubConsumer`` on ``InMemoryHubLayer``, settings in
-``settings_hub``), ``stock_asgi`` (stock ``AsyncWebsocketConsumer`` on the layer
-``E2E_LAYER`` names, settings in ``settings_stock``) and ``raw_server`` (a script
-on ``websockets.asyncio.server`` with ``broadcast()``).
+``settings_hub``; on ``RedisHubLayer`` with ``settings_hub_redis``), ``stock_asgi``
+(stock ``AsyncWebsocketConsumer`` on the layer ``E2E_LAYER`` names, settings in
+``settings_stock``) and ``raw_server`` (a script on ``websockets.asyncio.server``
+with ``broadcast()``).
 
 Importing this package raises the soft limit of open files to the hard limit,
 so every server process can hold thousands of sockets.
