@@ -17,7 +17,11 @@ For each variant and run:
 3. the server does K broadcasts back to back, one call each
    (``hub.broadcast_to_room``, ``channel_layer.group_send`` or
    ``websockets.asyncio.server.broadcast``), each message stamped with
-   ``time.time()`` just before its call and padded to ``--size`` characters;
+   ``time.time()`` just before its call and padded to ``--size`` characters.
+   With ``--pace MS`` (> 0) the calls are paced instead of back to back: call i
+   is due i * MS milliseconds after the first (start-to-start), and the server
+   sleeps (``asyncio.sleep``, its event loop free meanwhile) until then; a call
+   already due starts at once. The stamp is still taken just before the call;
 4. each client counts what arrives and records ``time.time() - stamp`` per
    message. Delivery is complete when all N*K messages arrived; otherwise the
    run ends after ``--stall`` seconds without a delivery, or ``--timeout``
@@ -27,10 +31,13 @@ For each variant and run:
 Reported per variant, from the median run by deliveries/s (``--runs``, 3 by default):
 
 - **deliveries/s**: messages delivered / (last arrival - first broadcast stamp);
+  with ``--pace`` it follows the pace (N * 1000 / MS offered per second) and is
+  no capacity figure;
 - **p50 / p99 ms**: delivery latency over every message of the run;
 - **delivered/expected**: of that run, plus the worst run if it lost more;
 - **vs stock-redis-core / vs raw-websockets**: deliveries/s against those variants;
-- **K calls ms**: how long the server's K broadcast calls took (its own clock);
+- **K calls ms**: how long the server's K broadcast calls took (its own clock;
+  with ``--pace``, the waits between them included);
 - **CPU us/msg server / client** (microseconds): CPU time the server process (from ``/proc``)
   and the client process used from "go" to the last delivery, per delivered
   message. The client's share matters: the two share the machine's cores.
@@ -86,9 +93,12 @@ Run from the repository root::
     python benchmarks/e2e_broadcast.py                                   # N=1000, K=50, 3 runs
     python benchmarks/e2e_broadcast.py --clients 100 --messages 10 --runs 1 --no-write
     python benchmarks/e2e_broadcast.py --variants hub-daphne,hub-daphne-writer,raw-websockets
+    python benchmarks/e2e_broadcast.py --variants hub-redis-1node,hub-redis-2node --pace 40
 
 Results are printed and written to the ``e2e_broadcast`` section of
-``benchmarks/RESULTS.md`` (``--no-write`` to skip, ``--results PATH`` for another file).
+``benchmarks/RESULTS.md``, or with ``--pace`` > 0 to the ``e2e_broadcast_paced``
+section, so a saturation run and a paced run stand side by side (``--no-write``
+to skip, ``--results PATH`` for another file).
 
 Caveats: clients and server share the machine (and its cores), so a fast server
 is measured together with the cost of the Python client receiving the frames;
@@ -122,6 +132,8 @@ from typing import Any
 import _common
 
 SECTION = "e2e_broadcast"
+#: Where a run with ``--pace`` > 0 goes, next to the saturation run's section.
+SECTION_PACED = "e2e_broadcast_paced"
 BENCH_DIR = Path(__file__).resolve().parent
 APPS_DIR = BENCH_DIR / "e2e_apps"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
@@ -505,8 +517,13 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
         server_cpu_go = processes_cpu(server_pids)
         nodes_cpu_go = [process_cpu(pid) for pid in server_pids]
         client_cpu_go = time.process_time()
-        await control.send(f"go {k} {cfg['size']}")
+        pace_ms: float = cfg.get("pace", 0.0)
+        # Unpaced, the command is the one the servers always took.
+        await control.send(f"go {k} {cfg['size']}" + (f" {pace_ms:g}" if pace_ms > 0 else ""))
         go_at = time.time()
+        # Paced, the broadcasts alone take (K - 1) x pace, and deliveries pause in between.
+        timeout = cfg["timeout"] + (k - 1) * pace_ms / 1000
+        stall = cfg["stall"] + pace_ms / 1000
 
         async def control_reply() -> str:
             return str(await control.recv())
@@ -519,10 +536,10 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
             now = time.monotonic()
             if st["unique"] != last_total:
                 last_total, last_change = st["unique"], now
-            elif now - last_change > cfg["stall"]:
+            elif now - last_change > stall:
                 status = "stalled"
                 break
-            if time.time() - go_at > cfg["timeout"]:
+            if time.time() - go_at > timeout:
                 status = "timeout"
                 break
         server_cpu_end = processes_cpu(server_pids)
@@ -543,6 +560,8 @@ async def client_worker(cfg: dict[str, Any]) -> dict[str, Any]:
             if parts[:1] == ["done"]:
                 result["send_s"] = float(parts[1])
                 result["send_errors"] = int(parts[2])
+                if len(parts) > 3:  # paced: the most a call started behind its due time
+                    result["late_s"] = float(parts[3])
             else:
                 errors[f"control reply {done_text[:60]!r}"] += 1
         except Exception as error:
@@ -828,6 +847,7 @@ def run_once(variant: Variant, number: int, args: argparse.Namespace, log_dir: P
             "clients": args.clients,
             "messages": args.messages,
             "size": args.size,
+            "pace": args.pace,
             "settle": args.settle,
             "timeout": args.timeout,
             "stall": args.stall,
@@ -899,6 +919,10 @@ def describe_run(run: Run) -> str:
         f"p99 {_common.format_ms(r.get('p99'))} ms",
         f"{run.delivered:,}/{r.get('expected', 0):,}",
         f"K calls {_common.format_ms(r.get('send_s'))} ms",
+    ]
+    if r.get("late_s") is not None:
+        parts.append(f"latest call {_common.format_ms(r['late_s'])} ms behind schedule")
+    parts += [
         f"CPU us/msg {cpu_per_message(run)}",
         f"connected {r.get('connected', 0):,} in {r.get('connect_s', 0):.1f} s",
     ]
@@ -1060,11 +1084,17 @@ def write_mode_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
         " back to back, so the client reads several per wake-up; with client and server"
         " on the same cores that makes the client cheaper, which can flatter `writer`'s"
         " deliveries/s: compare the server's CPU per message too. Both modes bound each"
-        f" connection's queue at `send_queue_size` ({SEND_QUEUE_SIZE:,} here), but only"
-        " `writer` fills it here: K calls that never yield queue all K messages before any"
-        " writer task runs, so a K above the bound drops the excess for every client, however"
-        " fast (counted in `hub.stats.send_dropped`, not logged); `direct` writes as it goes"
-        f" and drops nothing for clients that keep up (K = {args.messages:,} in this run)."
+        f" connection's queue at `send_queue_size` ({SEND_QUEUE_SIZE:,} here)"
+        + (
+            ", but only `writer` fills it here: K calls that never yield queue all K messages"
+            " before any writer task runs, so a K above the bound drops the excess for every"
+            " client, however fast (counted in `hub.stats.send_dropped`, not logged); `direct`"
+            " writes as it goes and drops nothing for clients that keep up"
+            f" (K = {args.messages:,} in this run)."
+            if args.pace <= 0
+            else f"; paced every {args.pace:g} ms, the calls yield between them, so the"
+            " writer tasks run in the gaps."
+        )
     )
 
 
@@ -1086,12 +1116,32 @@ def cluster_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
     def every(row: Row) -> str:
         return ", ".join(_common.format_ms(run.result.get("p99")) for run in row.runs)
 
+    # The median run is picked by deliveries/s, which a pace makes nearly equal across
+    # runs; so the p99s' medians and the ratio within each round robin round as well.
+    def p99s(row: Row) -> list[float | None]:
+        return [run.result.get("p99") or None for run in row.runs]
+
+    one_p99s, two_p99s = p99s(one_row), p99s(two_row)
+    one_median = _common.median(x for x in one_p99s if x is not None)
+    two_median = _common.median(x for x in two_p99s if x is not None)
+    by_round = ", ".join(
+        f"{b / a:.2f}" if a and b else _common.DASH
+        for a, b in zip(one_p99s, two_p99s, strict=False)
+    )
+    robust = (
+        f" The medians of the runs' p99: {_common.format_ms(two_median)} / "
+        f"{_common.format_ms(one_median)} ms = **{two_median / one_median:.2f}**; the ratio "
+        f"within each round of the round robin: {by_round}."
+        if one_median and two_median
+        else ""
+    )
+
     return (
         f"**Two nodes** (median runs). `{CLUSTER_TWO}` p99 "
         f"{_common.format_ms(two.result['p99'])} ms / `{CLUSTER_ONE}` p99 "
         f"{_common.format_ms(one.result['p99'])} ms = **{factor:.2f}**, {verdict} the target "
         f"of {CLUSTER_P99_TARGET:g} (p99 ms of every run: {CLUSTER_ONE} {every(one_row)}; "
-        f"{CLUSTER_TWO} {every(two_row)}). By node, in that median `{CLUSTER_TWO}` run: "
+        f"{CLUSTER_TWO} {every(two_row)}).{robust} By node, in the median `{CLUSTER_TWO}` run: "
         f"{node_breakdown(two)}; node 1's K calls took "
         f"{_common.format_ms(two.result.get('send_s'))} ms (`{CLUSTER_ONE}`'s "
         f"{_common.format_ms(one.result.get('send_s'))} ms). "
@@ -1103,11 +1153,59 @@ def cluster_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
     )
 
 
+def pace_text(args: argparse.Namespace) -> str:
+    """How the K calls were spaced, for the section's text."""
+    if args.pace <= 0:
+        return "back to back, each one call"
+    offered = args.clients * 1000 / args.pace
+    return (
+        f"**paced: one call every {args.pace:g} ms** (start-to-start: call i is due "
+        f"i\u00d7{args.pace:g} ms after the first, and the server sleeps with `asyncio.sleep`, "
+        "its event loop free, until then; a call already due starts at once), so "
+        f"{offered:,.0f} deliveries/s are offered to every variant alike; each broadcast is "
+        "one call"
+    )
+
+
+def pace_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
+    """With --pace: what deliveries/s means then, and whether each server kept the pace."""
+    if args.pace <= 0:
+        return ""
+    offered = args.clients * 1000 / args.pace
+    # The broadcasts span (K - 1) x pace; the last one needs its own delivery time on top.
+    span = (args.messages - 1) * args.pace / 1000
+    ceiling = f"at most {args.clients * args.messages / span:,.0f}" if span else "no bound"
+    kept = []
+    for row in rows:
+        run = row.median_run()
+        if run is not None and run.result.get("late_s") is not None:
+            kept.append(f"`{row.variant.name}` {_common.format_ms(run.result['late_s'])} ms")
+    return (
+        f"**Paced run** (`--pace {args.pace:g}`). The broadcasts come at the pace, not as "
+        f"fast as the server can, so deliveries/s reflects the offered {offered:,.0f}/s: a "
+        f"variant that keeps up shows just under {offered:,.0f} (N\u00d7K over (K\u22121) "
+        f"paces of {(args.messages - 1) * args.pace:,.0f} ms plus the last message's latency; "
+        f"{ceiling}), one that shows clearly less fell behind. It is no capacity "
+        'figure: see the `e2e_broadcast` section for the saturation run. "K calls" '
+        "includes the waits. The latencies compare the variants at equal offered load. "
+        + (
+            "Latest start of a call behind its due time, in the median run (node 1 for a "
+            "cluster; it includes how late the sleep woke up, so it also shows how busy the "
+            "server's loop was): " + "; ".join(kept) + "."
+            if kept
+            else ""
+        )
+    )
+
+
 def report(
     rows: list[Row], args: argparse.Namespace, machine: list[tuple[str, str]], command: str
 ) -> str:
+    title = "K broadcasts to N real WebSocket clients"
+    if args.pace > 0:
+        title += f", paced one every {args.pace:g} ms"
     lines = [
-        "## `e2e_broadcast.py`: K broadcasts to N real WebSocket clients",
+        f"## `e2e_broadcast.py`: {title}",
         "",
         f"Run {_common.utc_now()}, command:",
         "",
@@ -1117,7 +1215,7 @@ def report(
         "",
         f"N = {args.clients:,} clients (one client process, `websockets.asyncio.client`) "
         f"against one server process ({CLUSTER_TWO}: two); K = {args.messages:,} broadcasts of "
-        f"{args.size}-character text messages, back to back, each one call "
+        f"{args.size}-character text messages, {pace_text(args)} "
         f"(`hub.broadcast_to_room`, `channel_layer.group_send`, `websockets` `broadcast()`); "
         f"{args.runs} run(s) per variant, round robin, a fresh server each run. "
         "Each message carries `time.time()` taken just before its call; latency is "
@@ -1141,7 +1239,11 @@ def report(
     for row in rows:
         description = row.variant.description.replace("--ws websockets", f"--ws {UVICORN_WS}")
         lines.append(f"- `{row.variant.name}`: {description}.")
-    for paragraph in (write_mode_paragraph(rows, args), cluster_paragraph(rows, args)):
+    for paragraph in (
+        pace_paragraph(rows, args),
+        write_mode_paragraph(rows, args),
+        cluster_paragraph(rows, args),
+    ):
         if paragraph:
             lines += ["", paragraph]
     notes = []
@@ -1245,6 +1347,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--variants", default=",".join(VARIANTS), help="comma-separated, from: %(default)s"
     )
     parser.add_argument("--size", type=int, default=100, help="characters per message")
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="milliseconds from one broadcast call's start to the next's (0: back to back); "
+        "> 0 writes the e2e_broadcast_paced section",
+    )
     parser.add_argument("--settle", type=float, default=0.5, help="seconds after all ready")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds after go")
     parser.add_argument("--stall", type=float, default=15.0, help="seconds without a delivery")
@@ -1269,6 +1379,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     if args.clients < 1 or args.messages < 1 or args.runs < 1 or args.size < 1:
         parser.error("--clients, --messages, --runs and --size must be positive")
+    if not 0 <= args.pace < math.inf:
+        parser.error("--pace must be 0 or a positive number of milliseconds")
     args.variant_list = [VARIANTS[name] for name in names]
     args.redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     args.nats_url = os.environ.get("NATS_URL", DEFAULT_NATS_URL)
@@ -1312,8 +1424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report(rows, args, machine, command)
     print(text)
     if not args.no_write:
-        _common.replace_section(SECTION, text, path=args.results)
-        progress(f"wrote the {SECTION} section of {args.results.name}")
+        section = SECTION_PACED if args.pace > 0 else SECTION
+        _common.replace_section(section, text, path=args.results)
+        progress(f"wrote the {section} section of {args.results.name}")
     return 0
 
 

@@ -11,6 +11,11 @@ Every server here speaks the same protocol, so one client drives them all:
     (``-1`` where a stock channel layer cannot tell; on a cluster, this node's);
   - ``go <k> <size>`` -> k broadcasts back to back, each one call, each message
     padded to ``size`` characters; then ``done <seconds the k calls took> <errors>``;
+  - ``go <k> <size> <pace ms>`` -> the same, paced when ``pace ms`` > 0 (see
+    ``Pacer``): call i is due ``i * pace`` after the first, and the server sleeps
+    (``asyncio.sleep``, its loop free meanwhile) until then; the reply then has a
+    fourth field, the most seconds any call started behind its due time. A pace of
+    0 is the same as leaving it out;
   - ``mark <word>`` -> ``marked``: the server writes ``MARK_PREFIX <word>`` to its
     stderr, so its log can be split into "during the run" and "teardown".
 
@@ -26,6 +31,7 @@ so every server process can hold thousands of sockets.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
@@ -66,15 +72,53 @@ def mark(text: str) -> str:
     return "marked"
 
 
-def parse_go(text: str) -> tuple[int, int] | None:
-    """``(k, size)`` from ``"go <k> <size>"``, or None."""
+def parse_go(text: str) -> tuple[int, int, float] | None:
+    """``(k, size, pace in seconds)`` from ``"go <k> <size> [<pace ms>]"``, or None."""
     parts = text.split()
-    if len(parts) == 3 and parts[0] == "go":
-        try:
-            return int(parts[1]), int(parts[2])
-        except ValueError:
-            return None
-    return None
+    if len(parts) not in (3, 4) or parts[0] != "go":
+        return None
+    try:
+        k, size = int(parts[1]), int(parts[2])
+        pace = float(parts[3]) / 1000 if len(parts) == 4 else 0.0
+    except ValueError:
+        return None
+    if not pace >= 0 or pace == float("inf"):  # NaN, negative or infinite
+        return None
+    return k, size, pace
+
+
+class Pacer:
+    """Start-to-start pacing of the k broadcast calls of one ``go``.
+
+    The first call starts at once; call i is due ``i * pace`` seconds after it.
+    ``await pacer.wait(i)`` before call i sleeps until then, so the event loop
+    serves everything else meanwhile. A call that is due already (the previous
+    one ran long) starts at once: a server that falls behind catches up rather
+    than lowering the offered rate. ``late`` keeps the most any call started
+    behind its due time, sleep overshoot included. Only await it when pacing:
+    unpaced calls must run back to back, without yielding in between.
+    """
+
+    def __init__(self, pace: float) -> None:
+        self.pace = pace
+        self.first: float | None = None
+        self.late = 0.0
+
+    async def wait(self, seq: int) -> None:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+            return
+        due = self.first + seq * self.pace
+        if now < due:
+            await asyncio.sleep(due - now)
+            now = time.perf_counter()
+        self.late = max(self.late, now - due)
+
+    def done(self, elapsed: float, errors: int) -> str:
+        """The reply to ``go``: ``done <seconds> <errors>`` [``<late seconds>`` if paced]."""
+        text = f"done {elapsed:.6f} {errors}"
+        return f"{text} {self.late:.6f}" if self.pace > 0 else text
 
 
 raise_nofile_limit()

@@ -15,7 +15,7 @@ import time
 
 import django
 
-from . import BENCH_PATH, CONTROL_PATH, ROOM, mark, parse_go, payload
+from . import BENCH_PATH, CONTROL_PATH, ROOM, Pacer, mark, parse_go, payload
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "e2e_apps.settings_hub")
 django.setup()
@@ -39,7 +39,7 @@ class BenchConsumer(HubConsumer):
 
 
 class ControlConsumer(HubConsumer):
-    """The trigger: ``count`` and ``go <k> <size>``."""
+    """The trigger: ``count`` and ``go <k> <size> [<pace ms>]``."""
 
     async def on_message(self, msg: Message) -> None:
         text = msg.text()
@@ -54,16 +54,19 @@ class ControlConsumer(HubConsumer):
         if go is None:
             await self.send_text(f"error unknown command {text[:40]!r}")
             return
-        k, size = go
+        k, size, pace = go
+        pacer = Pacer(pace)
         errors = 0
         started = time.perf_counter()
         for seq in range(k):
+            if pace:
+                await pacer.wait(seq)
             try:
                 await hub.broadcast_to_room(ROOM, payload(seq, size))
             except Exception:
                 errors += 1
         elapsed = time.perf_counter() - started
-        await self.send_text(f"done {elapsed:.6f} {errors}")
+        await self.send_text(pacer.done(elapsed, errors))
 
 
 application = HubApplication(

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from e2e_apps import BENCH_PATH, CONTROL_PATH, mark, parse_go, payload
+from e2e_apps import BENCH_PATH, CONTROL_PATH, Pacer, mark, parse_go, payload
 
 members: set[ServerConnection] = set()
 
@@ -43,16 +43,19 @@ async def handler(ws: ServerConnection) -> None:
             if go is None:
                 await ws.send("error unknown command")
                 continue
-            k, size = go
+            k, size, pace = go
+            pacer = Pacer(pace)
             errors = 0
             started = time.perf_counter()
             for seq in range(k):
+                if pace:
+                    await pacer.wait(seq)
                 try:
                     broadcast(members, payload(seq, size))
                 except Exception:
                     errors += 1
             elapsed = time.perf_counter() - started
-            await ws.send(f"done {elapsed:.6f} {errors}")
+            await ws.send(pacer.done(elapsed, errors))
     else:
         await ws.close(1008, "unknown path")
 

@@ -11,7 +11,7 @@ import time
 
 import django
 
-from . import BENCH_PATH, CONTROL_PATH, ROOM, mark, parse_go, payload
+from . import BENCH_PATH, CONTROL_PATH, ROOM, Pacer, mark, parse_go, payload
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "e2e_apps.settings_stock")
 django.setup()
@@ -37,7 +37,7 @@ class BenchConsumer(AsyncWebsocketConsumer):
 
 
 class ControlConsumer(AsyncWebsocketConsumer):
-    """The trigger: ``count`` (unknown to a stock layer: -1) and ``go <k> <size>``."""
+    """The trigger: ``count`` (unknown to a stock layer: -1) and ``go <k> <size> [<pace>]``."""
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         text = text_data or ""
@@ -51,10 +51,13 @@ class ControlConsumer(AsyncWebsocketConsumer):
         if go is None:
             await self.send(text_data=f"error unknown command {text[:40]!r}")
             return
-        k, size = go
+        k, size, pace = go
+        pacer = Pacer(pace)
         errors = 0
         started = time.perf_counter()
         for seq in range(k):
+            if pace:
+                await pacer.wait(seq)
             try:
                 await self.channel_layer.group_send(
                     ROOM, {"type": "bench.msg", "text": payload(seq, size)}
@@ -62,7 +65,7 @@ class ControlConsumer(AsyncWebsocketConsumer):
             except Exception:
                 errors += 1
         elapsed = time.perf_counter() - started
-        await self.send(text_data=f"done {elapsed:.6f} {errors}")
+        await self.send(text_data=pacer.done(elapsed, errors))
 
 
 application = ProtocolTypeRouter(

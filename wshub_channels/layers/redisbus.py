@@ -312,6 +312,10 @@ class RedisTransport(LoopBoundTransport):
                 kind = reply[0]
                 if kind == b"message":
                     self._dispatch(reply[1].decode(), reply[2])
+                    # Let the server write what this message fanned out before the
+                    # next one: with a backlog buffered, the reader would otherwise
+                    # deliver many broadcasts before any frame reached a socket.
+                    await asyncio.sleep(0)
                 elif kind == b"subscribe":
                     future = self._confirm.pop(reply[1].decode(), None)
                     if future is not None and not future.done():
