@@ -159,6 +159,7 @@ class LoopBoundTransport(Transport):
         #: Every subject subscribed to, kept across reconnects and new home loops.
         self.subjects: set[str] = set()
         self._opened = False
+        self._opening: asyncio.Future[None] | None = None  # the open in progress, if any
 
     async def _on_home(self, fn: Callable[..., Coroutine[Any, Any, R]], *args: Any) -> R:
         here = asyncio.get_running_loop()
@@ -172,13 +173,23 @@ class LoopBoundTransport(Transport):
         if self.home is not None:
             self._abandon()
             self._opened = False
+            self._opening = None
         self.home = here
         await self._connect_here()
         return await fn(*args)
 
     async def _connect_here(self) -> None:
-        await self._open()
-        self._opened = True
+        """Open on the home loop once: concurrent first callers share one open."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open_once())
+        await asyncio.shield(self._opening)
+
+    async def _open_once(self) -> None:
+        try:
+            await self._open()
+            self._opened = True
+        finally:
+            self._opening = None  # a failed open is tried again by the next call
 
     async def connect(self) -> None:
         await self._on_home(_nothing)
