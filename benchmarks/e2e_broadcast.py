@@ -318,32 +318,26 @@ def library_fingerprint() -> str:
 
 
 def library_version() -> str:
-    """Which wshub_channels the servers import: the installed one or this source tree."""
-    installed = _common.package_version("wshub-channels")
-    if installed != "not installed":
-        return installed
+    """Which wshub_channels the servers import: this source tree (first on their path)."""
     text = "source tree of this repository"
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=_common.REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "wshub_channels"],
-            cwd=_common.REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        commit = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--", "wshub_channels")
     except (OSError, subprocess.SubprocessError):
         return f"{text} (sources {library_fingerprint()})"
     state = " plus uncommitted changes" if dirty else ""
-    return f"{text} at commit {commit}{state} (sources {library_fingerprint()})"  # fmt: skip
+    return f"{text} at commit {commit}{state} (sources {library_fingerprint()})"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args],
+        cwd=_common.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout.strip()
 
 
 def free_port() -> int:

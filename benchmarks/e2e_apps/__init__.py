@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
+from collections.abc import Awaitable, Callable
 
 ROOM = "bench"
 BENCH_PATH = "ws/bench/"
@@ -119,6 +121,30 @@ class Pacer:
         """The reply to ``go``: ``done <seconds> <errors>`` [``<late seconds>`` if paced]."""
         text = f"done {elapsed:.6f} {errors}"
         return f"{text} {self.late:.6f}" if self.pace > 0 else text
+
+
+async def run_go(
+    go: tuple[int, int, float], send: Callable[[str], Awaitable[object] | object]
+) -> str:
+    """Run a parsed ``go``: k calls of ``send(payload)``, paced if asked; return the reply.
+
+    ``send`` is the server's one broadcast call; a plain function (``websockets``'
+    ``broadcast``) runs without yielding, a coroutine function is awaited.
+    """
+    k, size, pace = go
+    pacer = Pacer(pace)
+    errors = 0
+    started = time.perf_counter()
+    for seq in range(k):
+        if pace:
+            await pacer.wait(seq)
+        try:
+            result = send(payload(seq, size))
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            errors += 1
+    return pacer.done(time.perf_counter() - started, errors)
 
 
 raise_nofile_limit()

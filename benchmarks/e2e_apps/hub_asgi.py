@@ -11,11 +11,10 @@ repository root on ``PYTHONPATH``). ``WSHUB_WRITE_MODE`` picks the write strateg
 from __future__ import annotations
 
 import os
-import time
 
 import django
 
-from . import BENCH_PATH, CONTROL_PATH, ROOM, Pacer, mark, parse_go, payload
+from . import BENCH_PATH, CONTROL_PATH, ROOM, mark, parse_go, run_go
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "e2e_apps.settings_hub")
 django.setup()
@@ -54,19 +53,7 @@ class ControlConsumer(HubConsumer):
         if go is None:
             await self.send_text(f"error unknown command {text[:40]!r}")
             return
-        k, size, pace = go
-        pacer = Pacer(pace)
-        errors = 0
-        started = time.perf_counter()
-        for seq in range(k):
-            if pace:
-                await pacer.wait(seq)
-            try:
-                await hub.broadcast_to_room(ROOM, payload(seq, size))
-            except Exception:
-                errors += 1
-        elapsed = time.perf_counter() - started
-        await self.send_text(pacer.done(elapsed, errors))
+        await self.send_text(await run_go(go, lambda text: hub.broadcast_to_room(ROOM, text)))
 
 
 application = HubApplication(

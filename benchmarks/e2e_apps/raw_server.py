@@ -11,13 +11,12 @@ import asyncio
 import os
 import signal
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from e2e_apps import BENCH_PATH, CONTROL_PATH, Pacer, mark, parse_go, payload
+from e2e_apps import BENCH_PATH, CONTROL_PATH, mark, parse_go, run_go
 
 members: set[ServerConnection] = set()
 
@@ -43,19 +42,7 @@ async def handler(ws: ServerConnection) -> None:
             if go is None:
                 await ws.send("error unknown command")
                 continue
-            k, size, pace = go
-            pacer = Pacer(pace)
-            errors = 0
-            started = time.perf_counter()
-            for seq in range(k):
-                if pace:
-                    await pacer.wait(seq)
-                try:
-                    broadcast(members, payload(seq, size))
-                except Exception:
-                    errors += 1
-            elapsed = time.perf_counter() - started
-            await ws.send(pacer.done(elapsed, errors))
+            await ws.send(await run_go(go, lambda text: broadcast(members, text)))
     else:
         await ws.close(1008, "unknown path")
 

@@ -7,11 +7,10 @@ The layer comes from ``settings_stock`` (``E2E_LAYER``). Serve with
 from __future__ import annotations
 
 import os
-import time
 
 import django
 
-from . import BENCH_PATH, CONTROL_PATH, ROOM, Pacer, mark, parse_go, payload
+from . import BENCH_PATH, CONTROL_PATH, ROOM, mark, parse_go, run_go
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "e2e_apps.settings_stock")
 django.setup()
@@ -51,21 +50,11 @@ class ControlConsumer(AsyncWebsocketConsumer):
         if go is None:
             await self.send(text_data=f"error unknown command {text[:40]!r}")
             return
-        k, size, pace = go
-        pacer = Pacer(pace)
-        errors = 0
-        started = time.perf_counter()
-        for seq in range(k):
-            if pace:
-                await pacer.wait(seq)
-            try:
-                await self.channel_layer.group_send(
-                    ROOM, {"type": "bench.msg", "text": payload(seq, size)}
-                )
-            except Exception:
-                errors += 1
-        elapsed = time.perf_counter() - started
-        await self.send(text_data=pacer.done(elapsed, errors))
+        reply = await run_go(
+            go,
+            lambda text: self.channel_layer.group_send(ROOM, {"type": "bench.msg", "text": text}),
+        )
+        await self.send(text_data=reply)
 
 
 application = ProtocolTypeRouter(
