@@ -283,12 +283,12 @@ class HubLayer(BaseChannelLayer):
         self.require_valid_group_name(group)
         data = self._encode(message)
         await self.start()
+        sending = None
         if self.transport.shared:
             sending = await self.start_publish(self.subject(GROUPS, group), Kind.GROUP, group, data)
-            self._fanout_group(group, data, time.monotonic())
+        self._fanout_group(group, data, time.monotonic())
+        if sending is not None:
             await sending
-        else:
-            self._fanout_group(group, data, time.monotonic())
         members = await self.transport.store_group_members(group)
         for channel in members:
             pushed = await self.transport.queue_push(
@@ -349,7 +349,8 @@ class HubLayer(BaseChannelLayer):
             await self._unsubscribe(self.subject(ns, name))
 
     def set_bus_listener(self, listener: BusListener | None) -> None:
-        """Install the hub's handler of bus events ("down", "up", "dropped")."""
+        """Install the hub's handler of bus events: what the transport reports
+        ("down", "up", "dropped", "expired", "bad_frame") and "publish_failed"."""
         self._bus_listener = listener
 
     def set_hub_sink(self, sink: HubSink | None) -> None:
