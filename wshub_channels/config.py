@@ -106,13 +106,18 @@ class Config:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-node limits. Every count of 0 means unlimited."""
+    """Per-node limits. Every count of 0 means unlimited.
+
+    ``max_message_rate`` is the Go library's name for the per-connection message
+    rate; ``max_messages_per_second`` is accepted as an alias, in ``from_dict``
+    (``WSHUB["LIMITS"]``) and as a read-only property.
+    """
 
     max_connections: int = 0
     max_connections_per_user: int = 0
     max_rooms_per_client: int = 0
     max_clients_per_room: int = 0
-    max_messages_per_second: float = 0  # per connection, token bucket
+    max_message_rate: float = 0  # messages per second per connection, token bucket
     max_bytes_per_second: float = 0  # per connection, token bucket
     burst: float = 0  # bucket size in seconds of rate (0: one second's worth)
 
@@ -122,8 +127,21 @@ class Limits:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Limits:
+        data = dict(data)
+        if "max_messages_per_second" in data:
+            if "max_message_rate" in data:
+                raise ValueError(
+                    "WSHUB['LIMITS'] sets both max_message_rate and its alias "
+                    "max_messages_per_second; keep max_message_rate"
+                )
+            data["max_message_rate"] = data.pop("max_messages_per_second")
         result: Limits = _from_dict(cls, data, "WSHUB['LIMITS']")
         return result
+
+    @property
+    def max_messages_per_second(self) -> float:
+        """Alias of :attr:`max_message_rate` (the Go library's name is the documented one)."""
+        return self.max_message_rate
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -143,12 +161,18 @@ class Limits:
     def with_max_clients_per_room(self, n: int) -> Limits:
         return replace(self, max_clients_per_room=n)
 
+    def with_max_message_rate(self, messages_per_second: float) -> Limits:
+        return replace(self, max_message_rate=messages_per_second)
+
+    def with_max_bytes_per_second(self, bytes_per_second: float) -> Limits:
+        return replace(self, max_bytes_per_second=bytes_per_second)
+
     def with_rate_limit(
         self, messages_per_second: float = 0, bytes_per_second: float = 0, burst: float = 0
     ) -> Limits:
         return replace(
             self,
-            max_messages_per_second=messages_per_second,
+            max_message_rate=messages_per_second,
             max_bytes_per_second=bytes_per_second,
             burst=burst,
         )

@@ -10,48 +10,55 @@ refuses the handshake with 403); ``before_message`` may return a new
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from django.utils.module_loading import import_string
 
 from .message import Message
+from .types import Client
 
-if TYPE_CHECKING:
-    from .consumer import HubConsumer
-
-__all__ = ["Hooks"]
+__all__ = ["Hooks", "load_hooks"]
 
 
 class Hooks:
     """No-op hub-wide hooks; every method is optional to override."""
 
-    async def before_connect(self, client: HubConsumer) -> None:
+    async def before_connect(self, client: Client) -> None:
         pass
 
-    async def on_connect(self, client: HubConsumer) -> None:
+    async def on_connect(self, client: Client) -> None:
         pass
 
-    async def before_message(self, client: HubConsumer, msg: Message) -> Message:
+    async def before_message(self, client: Client, msg: Message) -> Message:
         return msg
 
-    async def on_message(self, client: HubConsumer, msg: Message) -> None:
+    async def on_message(self, client: Client, msg: Message) -> None:
         pass
 
-    async def on_close(self, client: HubConsumer, code: int) -> None:
+    async def on_close(self, client: Client, code: int) -> None:
         pass
 
-    async def on_error(self, client: HubConsumer, error: Exception) -> None:
+    async def on_error(self, client: Client, error: Exception) -> None:
         pass
 
-    async def on_send_dropped(self, client: HubConsumer, data: bytes | str) -> None:
+    async def on_send_dropped(self, client: Client, data: bytes | str) -> None:
         pass
 
-    async def before_room_join(self, client: HubConsumer, room: str) -> None:
+    async def before_room_join(self, client: Client, room: str) -> None:
         pass
 
-    async def on_room_join(self, client: HubConsumer, room: str) -> None:
+    async def on_room_join(self, client: Client, room: str) -> None:
         pass
 
-    async def before_room_leave(self, client: HubConsumer, room: str) -> None:
+    async def before_room_leave(self, client: Client, room: str) -> None:
         pass
 
-    async def on_room_leave(self, client: HubConsumer, room: str) -> None:
+    async def on_room_leave(self, client: Client, room: str) -> None:
         pass
+
+
+def load_hooks(path: str | None) -> Hooks | None:
+    """Return the hooks named by ``WSHUB["HOOKS"]``: a class (instantiated) or an object."""
+    if path is None:
+        return None
+    found = import_string(path)
+    hooks: Hooks = found() if isinstance(found, type) else found
+    return hooks

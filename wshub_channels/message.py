@@ -1,4 +1,4 @@
-"""Message: one frame received from a client."""
+"""Message: one frame received from a client; and the compact JSON the hub sends."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Message"]
+__all__ = ["Message", "dump_json"]
+
+
+def dump_json(obj: Any) -> str:
+    """Encode ``obj`` as compact JSON text (what ``send_json`` and ``broadcast_json`` send)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

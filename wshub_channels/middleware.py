@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils.module_loading import import_string
 
 from .errors import RateLimitExceeded, Unauthorized
 from .message import Message
-from .ratelimit import TokenBucket
-
-if TYPE_CHECKING:
-    from .consumer import HubConsumer
-    from .metrics import MetricsCollector
+from .metrics import MetricsCollector, active_collector
+from .ratelimit import TokenBucket, clock
+from .types import Client, Handler, Middleware
 
 __all__ = [
     "Handler",
@@ -33,9 +33,6 @@ __all__ = [
     "recovery_middleware",
     "require_user_middleware",
 ]
-
-Handler = Callable[["HubConsumer", Message], Awaitable[None]]
-Middleware = Callable[[Handler], Handler]
 
 
 class MiddlewareChain:
@@ -55,13 +52,21 @@ class MiddlewareChain:
             handler = middleware(handler)
         return handler
 
+    @classmethod
+    def from_paths(cls, handler: Handler, paths: Iterable[str]) -> MiddlewareChain:
+        """A chain of the factories named by dotted ``paths`` (``WSHUB["MIDDLEWARE"]``)."""
+        chain = cls(handler)
+        for path in paths:
+            chain.use(import_string(path)())
+        return chain
+
 
 def recovery_middleware(logger: logging.Logger | None = None) -> Middleware:
     """Catch what the inner handlers raise, log it, and report it to ``on_error``."""
     log = logger or logging.getLogger("wshub_channels.middleware")
 
     def middleware(next_handler: Handler) -> Handler:
-        async def handler(client: HubConsumer, msg: Message) -> None:
+        async def handler(client: Client, msg: Message) -> None:
             try:
                 await next_handler(client, msg)
             except Exception as exc:
@@ -78,7 +83,7 @@ def logging_middleware(logger: logging.Logger | None = None) -> Middleware:
     log = logger or logging.getLogger("wshub_channels.messages")
 
     def middleware(next_handler: Handler) -> Handler:
-        async def handler(client: HubConsumer, msg: Message) -> None:
+        async def handler(client: Client, msg: Message) -> None:
             if not log.isEnabledFor(logging.DEBUG):
                 await next_handler(client, msg)
                 return
@@ -96,12 +101,12 @@ def metrics_middleware(metrics: MetricsCollector | None = None) -> Middleware:
     """Record the handling time of each message (the hub's collector by default)."""
 
     def middleware(next_handler: Handler) -> Handler:
-        async def handler(client: HubConsumer, msg: Message) -> None:
+        async def handler(client: Client, msg: Message) -> None:
             started = time.perf_counter()
             try:
                 await next_handler(client, msg)
             finally:
-                (metrics or client.hub.metrics).record_latency(time.perf_counter() - started)
+                (metrics or active_collector()).record_latency(time.perf_counter() - started)
 
         return handler
 
@@ -117,8 +122,8 @@ def rate_limit_middleware(rate: float, burst: float | None = None) -> Middleware
     buckets: weakref.WeakKeyDictionary[Any, TokenBucket] = weakref.WeakKeyDictionary()
 
     def middleware(next_handler: Handler) -> Handler:
-        async def handler(client: HubConsumer, msg: Message) -> None:
-            now = time.monotonic()
+        async def handler(client: Client, msg: Message) -> None:
+            now = clock()
             bucket = buckets.get(client)
             if bucket is None:
                 bucket = buckets[client] = TokenBucket(rate, capacity, now)
@@ -135,7 +140,7 @@ def require_user_middleware() -> Middleware:
     """Refuse messages from clients without a user id (raises ``Unauthorized``)."""
 
     def middleware(next_handler: Handler) -> Handler:
-        async def handler(client: HubConsumer, msg: Message) -> None:
+        async def handler(client: Client, msg: Message) -> None:
             if client.user_id is None:
                 raise Unauthorized("this endpoint needs an authenticated user")
             await next_handler(client, msg)

@@ -161,6 +161,17 @@ class Outbound:
                 await asyncio.wait_for(asyncio.shield(waiter), remaining)
         self.push(message)
 
+    async def offer(self, message: AsgiMessage, timeout: float) -> None:
+        """Queue ``message``, waiting up to ``timeout`` for room; then drop it (reported)."""
+        if self._closed:
+            return
+        try:
+            await self.put(message, timeout)
+        except SendBufferFull:
+            self._drop(message)
+        except ConnectionClosed:
+            return
+
     def _drop(self, message: AsgiMessage) -> None:
         self.dropped += 1
         self.on_drop(_payload(message))

@@ -17,14 +17,23 @@ goes back to that loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from asgiref.sync import AsyncToSync
 
-__all__ = ["forward", "is_publisher_loop", "is_temporary", "publisher_loop", "target_loop"]
+__all__ = [
+    "HasHomeLoop",
+    "forward",
+    "is_publisher_loop",
+    "is_temporary",
+    "on_home_loop",
+    "publisher_loop",
+    "target_loop",
+]
 
 R = TypeVar("R")
 
@@ -96,3 +105,34 @@ def _after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork)
+
+
+class HasHomeLoop(Protocol):
+    """An object whose coroutines belong to one event loop (None until it starts)."""
+
+    home_loop: asyncio.AbstractEventLoop | None
+
+
+S = TypeVar("S", bound=HasHomeLoop)
+P = ParamSpec("P")
+
+
+def on_home_loop(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """Run an async method on the loop that owns its object (``self.home_loop``).
+
+    That is the server's loop in a serving process; in a process with no
+    server, calls from ``async_to_sync`` go to the publisher loop. A call made
+    on the owning loop runs directly.
+    """
+
+    async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        here = asyncio.get_running_loop()
+        home = target_loop(self.home_loop, here)
+        if home is here:
+            return await method(self, *args, **kwargs)
+        return await forward(home, method(self, *args, **kwargs))
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper

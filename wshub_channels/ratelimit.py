@@ -1,8 +1,18 @@
-"""A token bucket (pure: the caller passes the time)."""
+"""A token bucket (pure: the caller passes the time), and the clock rate limits use.
+
+Every rate limit of the hub (the per-connection limits of ``Limits`` and
+``rate_limit_middleware``) and the idle timeout read time from :func:`clock`,
+so their figures are comparable.
+"""
 
 from __future__ import annotations
 
-__all__ = ["TokenBucket"]
+import time
+
+__all__ = ["TokenBucket", "clock"]
+
+#: Seconds on a monotonic clock; the one clock of rate limits and idle timeouts.
+clock = time.monotonic
 
 
 class TokenBucket:

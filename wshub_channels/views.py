@@ -14,7 +14,8 @@ from dataclasses import asdict
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from .hub import HealthStatus, get_hub
+from .health import HealthStatus
+from .hub import get_hub
 
 __all__ = ["healthz", "readyz"]
 

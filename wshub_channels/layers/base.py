@@ -382,6 +382,24 @@ class HubLayer(BaseChannelLayer):
         await asyncio.sleep(0)  # one loop turn: the publish's first step writes it out
         return sending
 
+    async def publish_and_deliver(
+        self,
+        subject: str,
+        kind: int,
+        target: str,
+        payload: bytes,
+        deliver: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Publish for the other nodes, deliver here meanwhile, then await the publish."""
+        if not self.transport.shared:
+            await deliver()
+            return
+        sending = await self.start_publish(subject, kind, target, payload)
+        try:
+            await deliver()
+        finally:
+            await sending
+
     def sizes(self) -> dict[str, int]:
         """Internal table sizes; all zero on an idle layer (used by leak tests)."""
         sizes = self._interest.sizes()

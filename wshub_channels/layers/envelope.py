@@ -14,6 +14,7 @@ naming the offending path, so a bad message fails at ``send``, never at
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -130,3 +131,36 @@ def pack_message(message: Any) -> bytes:
 def unpack_message(data: bytes) -> dict[str, Any]:
     """Decode message bytes made by :func:`pack_message`."""
     return msgpack.unpackb(data, raw=False)  # type: ignore[no-any-return]
+
+
+def encode_hub_payload(data: str | bytes, excluded: Iterable[str]) -> bytes:
+    """The payload of a hub send: the data and the ids of the clients to skip."""
+    return msgpack.packb([data, sorted(excluded)], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_hub_payload(payload: bytes) -> tuple[str | bytes, list[str]]:
+    """Decode :func:`encode_hub_payload`; raise ``ValueError`` if malformed."""
+    try:
+        data, excluded = msgpack.unpackb(payload, raw=False)
+    except Exception as exc:
+        raise ValueError(f"malformed hub payload: {exc}") from exc
+    if not isinstance(data, (str, bytes)) or not isinstance(excluded, list):
+        raise ValueError("malformed hub payload")
+    return data, excluded
+
+
+def encode_presence(op: str, info: dict[str, Any]) -> bytes:
+    """The payload of a heartbeat (``op`` "beat") or goodbye ("bye")."""
+    return msgpack.packb({"op": op, "info": info}, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_presence(payload: bytes) -> tuple[str, dict[str, Any]]:
+    """Decode :func:`encode_presence`; raise ``ValueError`` if malformed."""
+    try:
+        body = msgpack.unpackb(payload, raw=False)
+        op, info = body["op"], body["info"]
+    except Exception as exc:
+        raise ValueError(f"malformed presence payload: {exc}") from exc
+    if not isinstance(op, str) or not isinstance(info, dict):
+        raise ValueError("malformed presence payload")
+    return op, info

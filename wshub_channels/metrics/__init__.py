@@ -12,7 +12,16 @@ import threading
 from collections import Counter
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["DebugMetrics", "MetricsCollector", "NoopMetrics"]
+from django.utils.module_loading import import_string
+
+__all__ = [
+    "DebugMetrics",
+    "MetricsCollector",
+    "NoopMetrics",
+    "active_collector",
+    "load_metrics",
+    "set_active_collector",
+]
 
 
 @runtime_checkable
@@ -157,3 +166,29 @@ class DebugMetrics:
                 "max": dict(self._max),
                 "errors": dict(self._errors),
             }
+
+
+def load_metrics(path: str | None) -> MetricsCollector:
+    """Return the collector named by ``WSHUB["METRICS"]`` (a class is instantiated)."""
+    if path is None:
+        return NoopMetrics()
+    found = import_string(path)
+    collector: MetricsCollector = found() if isinstance(found, type) else found
+    return collector
+
+
+_active: MetricsCollector = NoopMetrics()
+
+
+def set_active_collector(collector: MetricsCollector) -> None:
+    """Make ``collector`` the process's hub collector (the hub calls this when configured)."""
+    global _active
+    _active = collector
+
+
+def active_collector() -> MetricsCollector:
+    """The collector of the most recently configured hub, for code that has no hub at hand.
+
+    ``metrics_middleware()`` with no argument records into it.
+    """
+    return _active

@@ -1,0 +1,212 @@
+"""The client side of a connection: identity, metadata, rooms, sends and close.
+
+:class:`HubClient` is the half of :class:`~wshub_channels.consumer.HubConsumer`
+that implements :class:`~wshub_channels.types.Client`. Every frame to the
+client goes through its bounded outbound queue, the stock ``send`` included,
+so ordering holds between ``send`` and ``send_text``. Room membership is
+the hub's (:meth:`Hub.local_join <wshub_channels.hub.Hub.local_join>`): the
+client's ``rooms`` are read from the same table the layer routes with.
+
+Use from the connection's event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from .errors import ConnectionClosed
+from .layers.envelope import pack_message
+from .layers.names import validate_user_id
+from .message import dump_json
+from .outbound import Outbound, text_frame
+from .types import AsgiMessage, AsgiSend, Connection, Data
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+__all__ = ["HubClient"]
+
+logger = logging.getLogger("wshub_channels.consumer")
+
+
+class HubClient:
+    """Identity, metadata, rooms and sending of one hub connection."""
+
+    hub: Hub
+    channel_name: str
+    scope: dict[str, Any]
+    base_send: Any
+    _outbound: Outbound | None = None
+    _closed_at: datetime | None = None
+    _accepted = False
+
+    @property
+    def _me(self) -> Connection:
+        """This connection as the hub sees it (a ``HubClient`` is always a ``HubConsumer``)."""
+        return cast("Connection", self)
+
+    # -- identity and metadata -------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The client id: the channel name, unique in the cluster and naming its node."""
+        return self.channel_name
+
+    @property
+    def user_id(self) -> str | None:
+        """The user id; defaults to ``str(scope["user"].pk)`` for an authenticated user."""
+        try:
+            value: str | None = self.__dict__["_user_id"]
+        except KeyError:
+            user = self.scope.get("user")
+            authenticated = getattr(user, "is_authenticated", False)
+            value = str(user.pk) if user is not None and authenticated else None
+            self.__dict__["_user_id"] = value
+        return value
+
+    async def set_user_id(self, user_id: str | None) -> None:
+        """Set (or clear, with None) the user id; the hub indexes it cluster-wide."""
+        new = None if user_id is None else validate_user_id(user_id)
+        old = self.user_id
+        self.__dict__["_user_id"] = new
+        if old != new:
+            await self.hub.change_user(self._me, old, new)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.__dict__.setdefault("_metadata", {})  # type: ignore[no-any-return]
+
+    def set_metadata(self, key: str, value: Any) -> None:
+        """Set a metadata value; it must be msgpack-serializable (it is listed cluster-wide)."""
+        pack_message({key: value})
+        self.metadata[key] = value
+
+    def get_metadata(self, key: str, default: Any = None) -> Any:
+        return self.metadata.get(key, default)
+
+    def delete_metadata(self, key: str) -> None:
+        self.metadata.pop(key, None)
+
+    # -- rooms ---------------------------------------------------------------------------
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        hub = self.__dict__.get("hub")
+        return frozenset() if hub is None else hub.registry.rooms_of(self.channel_name)
+
+    def in_room(self, room: str) -> bool:
+        return room in self.rooms
+
+    @property
+    def room_count(self) -> int:
+        return len(self.rooms)
+
+    async def join_room(self, room: str) -> None:
+        """Join ``room``.
+
+        Raises ``AlreadyInRoom``, ``EmptyRoomName``, ``InvalidName``,
+        ``MaxRoomsReached``, ``RoomFull``, ``ConnectionClosed``, or what a
+        ``before_room_join`` hook raises.
+        """
+        await self.hub.local_join(self._me, room)
+
+    async def leave_room(self, room: str) -> None:
+        """Leave ``room``; raises ``NotInRoom``, or what a ``before_room_leave`` hook raises."""
+        await self.hub.local_leave(self._me, room)
+
+    async def leave_all_rooms(self) -> None:
+        await self.hub.local_leave_all(self._me)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed_at is not None
+
+    @property
+    def closed_at(self) -> datetime | None:
+        return self._closed_at
+
+    async def _enqueue(self, message: AsgiMessage, timeout: float | None) -> None:
+        outbound = self._outbound
+        if outbound is None or outbound.closed or self.is_closed:
+            raise ConnectionClosed(f"client {self.channel_name!r} is closed")
+        if timeout is None:
+            sent = outbound.push(message)
+        else:
+            await outbound.put(message, timeout)
+            sent = True
+        if sent:
+            self.hub.metrics.increment_messages_sent(1)
+
+    async def send_data(self, data: Data, timeout: float | None = None) -> None:
+        """Send ``str`` as a text frame and ``bytes`` as a binary frame."""
+        await self._enqueue(text_frame(data), timeout)
+
+    async def send_text(self, text: str, timeout: float | None = None) -> None:
+        await self._enqueue({"type": "websocket.send", "text": text}, timeout)
+
+    async def send_binary(self, data: bytes, timeout: float | None = None) -> None:
+        await self._enqueue({"type": "websocket.send", "bytes": bytes(data)}, timeout)
+
+    async def send_json(self, obj: Any, timeout: float | None = None) -> None:
+        await self.send_text(dump_json(obj), timeout)
+
+    async def send_raw_json(self, raw: bytes | str, timeout: float | None = None) -> None:
+        """Send already-encoded JSON as a text frame."""
+        await self.send_text(raw.decode("utf-8") if isinstance(raw, bytes) else raw, timeout)
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        """The stock ``send``, routed through the hub queue so ordering holds."""
+        if text_data is not None:
+            await self.send_text(text_data)
+        elif bytes_data is not None:
+            await self.send_binary(bytes_data)
+        elif not close:
+            raise ValueError("You must pass one of bytes_data or text_data")
+        if close:
+            await self.close(close if isinstance(close, int) and close is not True else 1000)
+
+    async def close(self, code: int | bool | None = 1000, reason: str | None = None) -> None:
+        """Close after queued frames are written; the client leaves every lookup at once."""
+        await self._close(code, reason, flush=True)
+
+    async def _close(self, code: int | bool | None, reason: str | None, flush: bool) -> None:
+        code = 1000 if code is None or code is True else int(code)
+        message: AsgiMessage = {"type": "websocket.close", "code": code}
+        if reason:
+            message["reason"] = reason
+        if not self._accepted:
+            await self._asgi_send(message)  # before accept: the server answers 403
+            return
+        if self.is_closed:
+            return
+        self._closed_at = datetime.now(UTC)
+        await self.hub.unregister(self._me)
+        outbound = self._outbound
+        if outbound is not None and not outbound.closed:
+            if flush:
+                await outbound.flush(self.hub.config.write_timeout)
+            outbound.close()
+        try:
+            await self._asgi_send(message)
+        except Exception as exc:
+            if not 1001 <= code <= 1015:
+                logger.debug("close of %s failed (the socket may be gone): %r", self.id, exc)
+                return
+            # daphne (autobahn) sends only 1000 and 3000-4999: send 4xxx for 1xxx there.
+            fallback = code + 3000
+            logger.info("server refused close code %d for %s; sent %d", code, self.id, fallback)
+            message["code"] = fallback
+            with contextlib.suppress(Exception):
+                await self._asgi_send(message)
+
+    def _asgi_send(self, message: AsgiMessage) -> Awaitable[None]:
+        send = cast(AsgiSend, self.base_send)
+        return send(message)

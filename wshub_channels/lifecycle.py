@@ -1,0 +1,257 @@
+"""The hub's lifecycle, and the admission of its connections.
+
+:class:`Lifecycle` is the part of the :class:`~wshub_channels.hub.Hub` that
+is not the send and lookup API: its settings (config, limits, metrics,
+hooks, middleware), its states (``new``, ``starting``, ``running``,
+``draining``, ``stopped``, each announced by ``hub_state_changed``), start,
+drain and shutdown, health, the idle sweeper, and the registration of the
+connections it serves (handshake slots, register, unregister, user ids).
+
+Event loops: everything here runs on the hub's loop (see
+:func:`~wshub_channels.publisher.on_home_loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from . import signals
+from .conf import HubSettings
+from .errors import BusUnavailable, HubDraining, HubStopped
+from .events import Events, HubStats
+from .health import HealthStatus, assess
+from .heartbeat import Heartbeat
+from .hooks import load_hooks
+from .layers.base import HubLayer
+from .layers.envelope import Envelope
+from .message import Message
+from .metrics import load_metrics, set_active_collector
+from .middleware import MiddlewareChain
+from .presence import NodeInfo, PresenceTable
+from .publisher import is_publisher_loop, on_home_loop
+from .ratelimit import clock
+from .registry import USERS, Registry, SendQueue
+from .tasks import spawn
+from .types import Client, Connection, Handler
+
+__all__ = ["Lifecycle"]
+
+
+class Lifecycle:
+    """Settings, states, start/drain/shutdown, health and connection admission."""
+
+    def __init__(self, layer: HubLayer, settings: HubSettings) -> None:
+        self.layer = layer
+        self.node_id = layer.node_id
+        self.stats = HubStats()
+        self.state = "new"
+        self.mode = "server"  # or "publisher"; decided by the loop the hub starts on
+        self.started_at: float | None = None
+        self.home_loop: asyncio.AbstractEventLoop | None = None
+        self._start_lock: asyncio.Lock | None = None
+        self.registry = Registry(layer._interest)
+        self.heartbeat = Heartbeat(layer, self.node_info, type(self), lambda: self.metrics)
+        self._empty: asyncio.Event | None = None  # set when the last client leaves (drain)
+        self._idle_task: asyncio.Task[None] | None = None
+        self._presence_task: asyncio.Task[None] | None = None
+        self.apply_settings(settings)
+
+    def apply_settings(self, settings: HubSettings) -> None:
+        """Take config, limits, metrics, hooks and middleware from ``settings``.
+
+        ``get_hub`` calls this when ``WSHUB`` changed (``override_settings`` in tests).
+        """
+        self.settings = settings
+        self.config = settings.config
+        self.limits = settings.limits
+        self.metrics = load_metrics(settings.metrics)
+        set_active_collector(self.metrics)
+        self.hooks = load_hooks(settings.hooks)
+        self.events = Events(self.hooks, self.metrics, self.stats)
+        self.handler: Handler = MiddlewareChain.from_paths(
+            self._dispatch, settings.middleware
+        ).build()
+
+    async def _dispatch(self, client: Client, msg: Message) -> None:
+        """The innermost handler: hub-wide ``on_message`` hook, then the consumer's."""
+        if self.hooks is not None:
+            await self.hooks.on_message(client, msg)
+        await client.on_message(msg)
+
+    @property
+    def presence(self) -> PresenceTable:
+        """The other nodes of the cluster, as their heartbeats describe them."""
+        return self.heartbeat.table
+
+    # -- what the hub supplies ------------------------------------------------------------
+
+    def node_info(self) -> NodeInfo:
+        raise NotImplementedError
+
+    def _register_ops(self) -> None:
+        raise NotImplementedError
+
+    def _on_envelope(self, env: Envelope) -> None:
+        raise NotImplementedError
+
+    # -- states ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "draining")
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        if signals.has_listeners(signals.hub_state_changed, type(self)):
+            spawn(signals.fire(signals.hub_state_changed, type(self), state=state), "state signal")
+
+    @on_home_loop
+    async def start(self) -> None:
+        """Start the hub on the running loop: connect the bus, install handlers (idempotent).
+
+        On the publisher loop the hub runs in publisher mode: it sends, calls
+        other nodes and reads presence, but it hosts no clients and does not
+        heartbeat, so it never shows up as a node.
+        """
+        loop = asyncio.get_running_loop()
+        if self.state == "running" and self.home_loop is loop:
+            return
+        if self.state == "stopped":
+            raise HubStopped("the hub has shut down")
+        if self.home_loop is not loop and (
+            self.home_loop is None or not self.home_loop.is_running()
+        ):
+            self.home_loop, self._start_lock = loop, asyncio.Lock()
+            self.state = "new"
+        if self.home_loop is not loop or self._start_lock is None:
+            return  # another live loop owns the hub; calls are forwarded there
+        async with self._start_lock:
+            if self.state == "running":
+                return
+            self._set_state("starting")
+            try:
+                await self.layer.start()
+            except BaseException:
+                self._set_state("new")
+                raise
+            self.layer.set_hub_sink(self._on_envelope)
+            self.layer.set_bus_listener(self._on_bus_event)
+            self._register_ops()
+            self.started_at = time.monotonic()
+            self.mode = "publisher" if is_publisher_loop(loop) else "server"
+            if self.config.idle_timeout > 0:
+                self._idle_task = spawn(self._close_idle_clients(), "idle sweeper")
+            if self.layer.transport.shared and self.mode == "server":
+                interval = self.settings.presence_interval
+                self._presence_task = spawn(self.heartbeat.run(interval), "presence heartbeat")
+            self._set_state("running")
+
+    async def _close_idle_clients(self) -> None:
+        """Close clients that sent nothing for ``Config.idle_timeout`` seconds."""
+        idle = self.config.idle_timeout
+        while self.running:
+            await asyncio.sleep(idle / 4)
+            cutoff = clock() - idle
+            for client in [c for c in self.registry.clients() if c.last_seen < cutoff]:
+                self.metrics.increment_errors("idle_timeout")
+                await client.close(code=1000, reason="idle timeout")
+
+    def _on_bus_event(self, event: str, error: BaseException | None) -> None:
+        """Count bus trouble; losing the bus or being cut off also goes to ``hub_error``."""
+        if event == "up":
+            return
+        self.metrics.increment_errors(f"bus_{event}")
+        if event in ("down", "dropped") and signals.has_listeners(signals.hub_error, type(self)):
+            problem = BusUnavailable(f"bus {event}: {error!r}")
+            fired = signals.fire(signals.hub_error, type(self), client=None, error=problem)
+            spawn(fired, "bus signal")
+
+    def check_accepting(self) -> None:
+        """Raise ``HubDraining`` or ``HubStopped`` if new handshakes are refused."""
+        if self.state == "draining":
+            raise HubDraining("the hub is draining")
+        if self.state == "stopped":
+            raise HubStopped("the hub has shut down")
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Refuse new handshakes; close clients still connected after ``timeout`` with 1001."""
+        if not self.running:
+            return
+        self._set_state("draining")
+        limit = self.settings.drain_timeout if timeout is None else timeout
+        if len(self.registry):
+            self._empty = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._empty.wait(), limit)
+        for client in self.registry.clients():
+            await client.close(code=1001, reason="server draining")
+
+    async def shutdown(self) -> None:
+        """Close every client with 1001 (running their hooks), then leave the bus."""
+        if self.state == "stopped":
+            return
+        self._set_state("draining")
+        for client in self.registry.clients():
+            await client.close(code=1001, reason="server shutting down")
+            await client.finish(1001)
+        for task in (self._idle_task, self._presence_task):
+            if task is not None:
+                task.cancel()
+        if self.layer.transport.shared:
+            with contextlib.suppress(Exception):
+                await self.heartbeat.publish("bye")
+        await self.layer.close()
+        self._set_state("stopped")
+
+    def health(self) -> HealthStatus:
+        uptime = 0.0 if self.started_at is None else time.monotonic() - self.started_at
+        return assess(self.state, uptime, len(self.registry), self.node_id, self.layer.bus_status())
+
+    # -- admission and registration (called by the consumer) --------------------------------
+
+    def reserve(self, user_id: str | None) -> None:
+        """Hold a connection slot for a handshake, or raise the limit it would break."""
+        try:
+            self.registry.reserve(user_id, self.limits)
+        except Exception:
+            self.metrics.increment_errors("connection_limit")
+            raise
+
+    def unreserve(self, user_id: str | None) -> None:
+        """Give back a slot taken by :meth:`reserve`."""
+        self.registry.unreserve(user_id)
+
+    async def register(self, client: Connection, queue: SendQueue) -> None:
+        """Make an accepted client reachable: by id, by user, and through its queue."""
+        self.registry.add(client, queue)
+        if client.user_id is not None:
+            await self.layer.add_interest(USERS, client.user_id, client.id)
+
+    async def unregister(self, client: Connection) -> None:
+        """Forget a client at once: its lookups, its channel, its groups and rooms."""
+        if client.id not in self.registry:
+            return
+        rooms = self.registry.rooms_of(client.id)
+        self.registry.remove(client.id)
+        if not len(self.registry) and self._empty is not None:
+            self._empty.set()
+        await self.layer.release_channel(client.id)
+        for room in rooms:
+            if not self.registry.room_size(room):
+                self.metrics.decrement_rooms()
+
+    async def change_user(self, client: Connection, old: str | None, new: str | None) -> None:
+        """Move a registered client from user ``old`` to ``new`` (either may be None)."""
+        if client.id not in self.registry:
+            return
+        if old is not None:
+            await self.layer.discard_interest(USERS, old, client.id)
+        if new is not None:
+            try:
+                self.registry.check_user_limit(new, self.limits)
+            except Exception:
+                self.metrics.increment_errors("connection_limit")
+                raise
+            await self.layer.add_interest(USERS, new, client.id)
