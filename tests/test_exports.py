@@ -1,9 +1,27 @@
-"""The package root re-exports the public API, completely and once."""
+"""Every module declares __all__; the root re-exports the public API, completely and once."""
 
 from __future__ import annotations
+import __future__
+
+import importlib
+import pkgutil
+import types
+
+import pytest
 
 import wshub_channels
 from wshub_channels import errors
+
+pytestmark = pytest.mark.unit
+
+
+def _modules() -> list[types.ModuleType]:
+    found = []
+    for info in pkgutil.walk_packages(wshub_channels.__path__, "wshub_channels."):
+        if ".migrations" in info.name or ".management" in info.name:
+            continue
+        found.append(importlib.import_module(info.name))
+    return found
 
 
 def test_exports_are_unique_and_importable() -> None:
@@ -14,10 +32,27 @@ def test_exports_are_unique_and_importable() -> None:
         assert hasattr(wshub_channels, name), name
 
 
-def test_every_error_and_core_name_is_exported() -> None:
-    """Every error class and the core API names are at the package root."""
-    expected = set(errors.__all__) | {
-        "HubConsumer", "JsonHubConsumer", "get_hub", "Message", "Config", "Limits",
-        "DropPolicy", "MiddlewareChain", "allow_all_origins", "allow_same_origin", "allow_origins",
-    }  # fmt: skip
-    assert expected <= set(wshub_channels.__all__)
+def test_root_all_lists_every_public_name_it_binds() -> None:
+    """Every public name the root imports is in __all__, and nothing else is."""
+    bound = {
+        name
+        for name, value in vars(wshub_channels).items()
+        if not name.startswith("_")
+        and not isinstance(value, (types.ModuleType, __future__._Feature))
+    }
+    assert bound == set(wshub_channels.__all__)
+
+
+def test_every_error_is_exported_from_the_root() -> None:
+    """Every error class of wshub_channels.errors is at the package root."""
+    assert set(errors.__all__) <= set(wshub_channels.__all__)
+
+
+def test_every_module_declares_a_complete_all() -> None:
+    """Each module's __all__ names only what it defines or imports, with no duplicates."""
+    for module in _modules():
+        names = getattr(module, "__all__", None)
+        assert names is not None, f"{module.__name__} has no __all__"
+        assert len(names) == len(set(names)), module.__name__
+        for name in names:
+            assert hasattr(module, name), f"{module.__name__}.{name}"

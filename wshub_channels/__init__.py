@@ -27,20 +27,24 @@ from .errors import (
     SendBufferFull,
     Unauthorized,
 )
+from .hooks import Hooks
 from .hub import Hub, get_hub
 from .message import Message
 from .middleware import MiddlewareChain
 from .origin import allow_all_origins, allow_origins, allow_same_origin
+from .types import Client
 
 __all__ = [
     "AlreadyInRoom",
     "AuthenticationFailed",
     "BusUnavailable",
+    "Client",
     "ClientNotFound",
     "Config",
     "ConnectionClosed",
     "DropPolicy",
     "EmptyRoomName",
+    "Hooks",
     "Hub",
     "HubConsumer",
     "HubDraining",

@@ -1,0 +1,113 @@
+"""The registry: clients with their queues, users and rooms read from the interest table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from wshub_channels.config import Limits
+from wshub_channels.errors import (
+    MaxConnectionsReached,
+    MaxRoomsReached,
+    MaxUserConnectionsReached,
+    RoomFull,
+)
+from wshub_channels.layers.interest import Interest
+from wshub_channels.registry import ROOMS, USERS, Registry
+
+pytestmark = pytest.mark.unit
+
+
+class _Client:
+    def __init__(self, client_id: str) -> None:
+        self.id = client_id
+
+
+class _Queue:
+    closed = False
+
+    def push(self, message: dict[str, Any]) -> bool:
+        return True
+
+    async def offer(self, message: dict[str, Any], timeout: float) -> None:
+        pass
+
+
+def _registry(*ids: str) -> tuple[Registry, Interest, dict[str, _Queue]]:
+    interest = Interest()
+    registry = Registry(interest)
+    queues = {}
+    for client_id in ids:
+        queues[client_id] = _Queue()
+        registry.add(_Client(client_id), queues[client_id])  # type: ignore[arg-type]
+    return registry, interest, queues
+
+
+def test_clients_are_found_by_id_and_forgotten_on_remove() -> None:
+    """add makes a client findable; remove returns it once and forgets its queue."""
+    registry, _, _ = _registry("a", "b")
+    assert len(registry) == 2 and "a" in registry
+    assert registry.get("a").id == "a"  # type: ignore[union-attr]
+    assert registry.remove("a").id == "a"  # type: ignore[union-attr]
+    assert registry.remove("a") is None and "a" not in registry
+    assert [client_id for client_id, _ in registry.queues(None)] == ["b"]
+
+
+def test_rooms_and_users_come_from_the_interest_table() -> None:
+    """Room and user lookups read the layer's table; no second copy to keep in step."""
+    registry, interest, _ = _registry("a", "b", "c")
+    interest.add(ROOMS, "lobby", "a", 0)
+    interest.add(ROOMS, "lobby", "b", 0)
+    interest.add(ROOMS, "games", "a", 0)
+    interest.add(USERS, "u1", "a", 0)
+    interest.add(USERS, "u1", "c", 0)
+    interest.add(USERS, "u2", "b", 0)
+    assert sorted(c.id for c in registry.room_clients("lobby")) == ["a", "b"]
+    assert registry.room_size("lobby") == 2 and registry.room_size("none") == 0
+    assert sorted(registry.room_names()) == ["games", "lobby"]
+    assert registry.rooms_of("a") == {"lobby", "games"} and registry.rooms_of("c") == frozenset()
+    assert sorted(c.id for c in registry.user_clients("u1")) == ["a", "c"]
+    assert registry.user_count() == 2
+    interest.discard(ROOMS, "lobby", "a")
+    assert registry.rooms_of("a") == {"games"}
+
+
+def test_queues_of_a_room_skip_members_that_are_not_clients() -> None:
+    """A room member with no registered client (a stale id) yields no queue."""
+    registry, interest, queues = _registry("a")
+    interest.add(ROOMS, "lobby", "a", 0)
+    interest.add(ROOMS, "lobby", "ghost", 0)
+    assert list(registry.queues(ROOMS, "lobby")) == [("a", queues["a"])]
+    assert list(registry.queues(ROOMS, "empty")) == []
+
+
+def test_reservations_count_toward_the_connection_limits() -> None:
+    """Handshake slots count like connections until given back."""
+    registry, interest, _ = _registry("a")
+    limits = Limits(max_connections=3, max_connections_per_user=2)
+    registry.reserve("u1", limits)
+    registry.reserve(None, limits)
+    with pytest.raises(MaxConnectionsReached):
+        registry.reserve(None, limits)
+    registry.unreserve(None)
+    interest.add(USERS, "u1", "a", 0)
+    with pytest.raises(MaxUserConnectionsReached):
+        registry.reserve("u1", limits)  # one connected + one pending = 2
+    registry.unreserve("u1")
+    registry.reserve("u1", limits)
+    with pytest.raises(MaxUserConnectionsReached):
+        registry.check_user_limit("u1", limits, pending=1)
+
+
+def test_join_checks_rooms_per_client_and_clients_per_room() -> None:
+    """check_join raises MaxRoomsReached and RoomFull at their limits, not before."""
+    registry, interest, _ = _registry("a", "b")
+    limits = Limits(max_rooms_per_client=1, max_clients_per_room=1)
+    registry.check_join("a", "lobby", limits)
+    interest.add(ROOMS, "lobby", "a", 0)
+    with pytest.raises(MaxRoomsReached):
+        registry.check_join("a", "games", limits)
+    with pytest.raises(RoomFull):
+        registry.check_join("b", "lobby", limits)
+    registry.check_join("b", "lobby", Limits())  # unlimited
