@@ -6,12 +6,12 @@ broker; the node signals reach sync and async receivers.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.rig.timing import async_wait_until
 from wshub_channels import signals
 from wshub_channels.conf import parse_settings
 from wshub_channels.hub import Hub
@@ -61,10 +61,7 @@ def node_events() -> Iterator[list[tuple[str, str, str]]]:
 
 
 async def _until(predicate: Any, units: float = 2) -> None:
-    deadline = asyncio.get_running_loop().time() + scaled(units)
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(INTERVAL / 2)
+    await async_wait_until(predicate, scaled(units), interval=INTERVAL / 2)
 
 
 async def test_nodes_join_leave_and_are_evicted(node_events: list[tuple[str, str, str]]) -> None:

@@ -20,6 +20,7 @@ from websockets.asyncio.client import connect
 from tests.integration.peer import Peer
 from tests.integration.test_hub_servers import _got
 from tests.rig.servers import AsgiServer, StartAsgiServer
+from tests.rig.timing import async_wait_until
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.integration
@@ -160,8 +161,8 @@ async def test_remote_call_to_a_frozen_node_raises_hub_timeout(
 
 async def test_stock_consumer_group_chat_across_nodes(cluster: list[AsgiServer]) -> None:
     """A stock AsyncWebsocketConsumer group chat with clients on three nodes."""
+    # Stock consumers add their groups before they accept, so the chat is ready here.
     sockets = [await connect(server.ws_url("/ws/stock/")) for server in cluster]
-    await asyncio.sleep(scaled(0.2))  # group_add completes after accept
     try:
         for n, ws in enumerate(sockets):
             await ws.send(f"hello {n}")
@@ -181,11 +182,12 @@ async def _node_events(peer: Peer) -> list[list[str]]:
 
 async def _wait_for_event(peers: list[Peer], event: list[str], within: float) -> None:
     """Wait until every peer's node has recorded ``event``."""
-    deadline = asyncio.get_running_loop().time() + scaled(within)
     for peer in peers:
-        while event not in await _node_events(peer):
-            assert asyncio.get_running_loop().time() < deadline, f"{event} never seen"
-            await asyncio.sleep(scaled(0.1))
+
+        async def seen(peer: Peer = peer) -> bool:
+            return event in await _node_events(peer)
+
+        await async_wait_until(seen, scaled(within), interval=scaled(0.1), what=str(event))
 
 
 async def test_node_joined_and_left_between_processes(

@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.integration.peer import Peer, hub_server
 from tests.rig.servers import AsgiServer, StartAsgiServer
+from tests.rig.timing import async_wait_until
 from wshub_channels.testing import scaled
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("kind", ["daphne", "uvicorn"])]
@@ -86,12 +87,15 @@ async def test_max_connections_refuses_then_frees_a_slot(
     clients += [await echo_client(server), await echo_client(server)]
     assert await refused_status(server) == 403
     await clients.pop(0).close()
-    for _ in range(50):
+
+    async def reconnected() -> bool:
         try:
             clients.append(await echo_client(server))
-            break
         except InvalidStatus:
-            await asyncio.sleep(scaled(0.05))
+            return False
+        return True
+
+    await async_wait_until(reconnected, scaled(2.5), what="the freed slot")
     assert len(clients) == 2
 
 
@@ -252,11 +256,13 @@ async def test_signals_sync_and_async_and_a_raising_receiver(
     assert await ask(first, "boom") == "error:RuntimeError"
     await first.close()
     second = await echo_client(server)
-    for _ in range(50):
-        events = json.loads(await ask(second, "events"))
-        if "signal:client_disconnected:async" in events:
-            break
-        await asyncio.sleep(scaled(0.05))
+    events: list[str] = []
+
+    async def disconnect_seen() -> bool:
+        events[:] = json.loads(await ask(second, "events"))
+        return "signal:client_disconnected:async" in events
+
+    await async_wait_until(disconnect_seen, scaled(2.5), what="client_disconnected")
     for name in (
         "client_connected",
         "client_disconnected",
@@ -285,11 +291,13 @@ async def test_debug_metrics_after_a_scripted_workload(
         await ask(two, text)
     assert await ask(two, "boom") == "error:RuntimeError"
     await one.close()
-    for _ in range(50):
-        stats = json.loads(await ask(two, "stats"))["metrics"]
-        if stats["connections_active"] == 1:
-            break
-        await asyncio.sleep(scaled(0.05))
+    stats: dict[str, Any] = {}
+
+    async def one_left() -> bool:
+        stats.update(json.loads(await ask(two, "stats"))["metrics"])
+        return bool(stats["connections_active"] == 1)
+
+    await async_wait_until(one_left, scaled(2.5), what="the first client's close")
     assert stats["connections_total"] == 2 and stats["connections_active"] == 1
     assert stats["room_joins"] == 1 and stats["room_leaves"] == 1 and stats["rooms_active"] == 0
     assert stats["errors"] == {"message_handling": 1}
@@ -311,11 +319,13 @@ async def test_send_dropped_signal_fires_on_drops(kind: str, asgi_server: StartA
         slow = await StalledClient(server.ws_url("/ws/control/")).open()
         control = await Peer.open(server.ws_url("/ws/control/"))
         await control.call("flood", client=slow.id, count=100, size=64 * 1024)
-        for _ in range(50):
-            stats = await control.call("lookup")
-            if stats["events"].get("signal:send_dropped:async") == stats["send_dropped"]:
-                break
-            await asyncio.sleep(scaled(0.05))
+        stats: dict[str, Any] = {}
+
+        async def all_signalled() -> bool:
+            stats.update(await control.call("lookup"))
+            return bool(stats["events"].get("signal:send_dropped:async") == stats["send_dropped"])
+
+        await async_wait_until(all_signalled, scaled(2.5), what="a signal per drop")
         assert stats["send_dropped"] > 0
         assert stats["events"]["signal:send_dropped:sync"] == stats["send_dropped"]
         assert stats["events"]["signal:send_dropped:async"] == stats["send_dropped"]

@@ -18,6 +18,7 @@ from tests.integration.peer import Peer
 from tests.integration.test_cluster_redis import APP, cluster_env
 from tests.rig.brokers import ServerHandle, start_redis_server
 from tests.rig.servers import AsgiServer, StartAsgiServer
+from tests.rig.timing import async_wait_until
 from wshub_channels.layers import RedisHubLayer
 from wshub_channels.testing import scaled
 
@@ -46,9 +47,7 @@ async def _ready(server: AsgiServer) -> tuple[int, dict[str, Any]]:
 async def _until(check: Any, within: float) -> float:
     """Poll the async predicate ``check`` until it holds; return how long it took."""
     start = time.monotonic()
-    while not await check():
-        assert time.monotonic() - start < scaled(within), "condition never held"
-        await asyncio.sleep(scaled(0.05))
+    await async_wait_until(check, scaled(within), interval=scaled(0.05))
     return time.monotonic() - start
 
 
