@@ -44,9 +44,8 @@ Reported per variant, from the median run by deliveries/s (``--runs``, 3 by defa
 
 Variants (``--variants``, comma separated, all by default):
 
-- ``hub-daphne``: daphne, ``HubConsumer`` on ``InMemoryHubLayer``, ``WSHUB_WRITE_MODE=direct``;
-- ``hub-daphne-writer``: the same with ``WSHUB_WRITE_MODE=writer``;
-- ``hub-uvicorn`` / ``hub-uvicorn-writer``: the same app under uvicorn
+- ``hub-daphne``: daphne, ``HubConsumer`` on ``InMemoryHubLayer``;
+- ``hub-uvicorn``: the same app under uvicorn
   (``--ws websockets --lifespan on``; ``--uvicorn-ws`` picks another implementation);
 - ``stock-redis-core``: daphne, stock ``AsyncWebsocketConsumer`` (``group_add`` on
   connect, a ``group_send`` handler that calls ``self.send``) on
@@ -54,7 +53,7 @@ Variants (``--variants``, comma separated, all by default):
 - ``stock-redis-pubsub``: the same on ``channels_redis.pubsub.RedisPubSubChannelLayer``;
 - ``stock-nats``: the same on ``channels_nats.NatsChannelLayer`` (channels-nats);
 - ``raw-websockets``: a plain ``websockets.asyncio.server`` with ``broadcast()``, no Django;
-- ``hub-redis-1node``: ``hub-daphne``'s app (direct writes) on ``RedisHubLayer``
+- ``hub-redis-1node``: ``hub-daphne``'s app on ``RedisHubLayer``
   (``e2e_apps.settings_hub_redis``), one server process;
 - ``hub-redis-2node``: the same app in two daphne processes sharing one prefix, a
   two-node cluster. Client i connects to node i % 2; the control connection that
@@ -92,7 +91,7 @@ Run from the repository root::
 
     python benchmarks/e2e_broadcast.py                                   # N=1000, K=50, 3 runs
     python benchmarks/e2e_broadcast.py --clients 100 --messages 10 --runs 1 --no-write
-    python benchmarks/e2e_broadcast.py --variants hub-daphne,hub-daphne-writer,raw-websockets
+    python benchmarks/e2e_broadcast.py --variants hub-daphne,hub-uvicorn,raw-websockets
     python benchmarks/e2e_broadcast.py --variants hub-redis-1node,hub-redis-2node --pace 40
 
 Results are printed and written to the ``e2e_broadcast`` section of
@@ -143,8 +142,6 @@ CONTROL_PATH = "/ws/control/"
 #: The ratios are given against these two variants.
 REF_STOCK = "stock-redis-core"
 REF_RAW = "raw-websockets"
-#: WSHUB["CONFIG"]["send_queue_size"] in e2e_apps/settings_hub.py.
-SEND_QUEUE_SIZE = 1024
 #: uvicorn's WebSocket implementation (``--uvicorn-ws``).
 UVICORN_WS = "websockets"
 #: The cluster comparison: the 2-node p99 against the 1-node p99, and its target.
@@ -161,7 +158,6 @@ class Variant:
     name: str
     server: str  # "daphne", "uvicorn" or "raw"
     app: str = ""  # module:attribute for daphne/uvicorn
-    write_mode: str | None = None  # WSHUB_WRITE_MODE for the hub
     layer: str | None = None  # E2E_LAYER for the stock app
     broker: str | None = None  # "redis" or "nats"
     description: str = ""
@@ -176,29 +172,13 @@ VARIANTS: dict[str, Variant] = {
             "hub-daphne",
             "daphne",
             "e2e_apps.hub_asgi:application",
-            write_mode="direct",
-            description="daphne, HubConsumer on InMemoryHubLayer, write mode direct",
-        ),
-        Variant(
-            "hub-daphne-writer",
-            "daphne",
-            "e2e_apps.hub_asgi:application",
-            write_mode="writer",
-            description="daphne, HubConsumer on InMemoryHubLayer, write mode writer",
+            description="daphne, HubConsumer on InMemoryHubLayer",
         ),
         Variant(
             "hub-uvicorn",
             "uvicorn",
             "e2e_apps.hub_asgi:application",
-            write_mode="direct",
-            description="uvicorn --ws websockets, HubConsumer on InMemoryHubLayer, direct",
-        ),
-        Variant(
-            "hub-uvicorn-writer",
-            "uvicorn",
-            "e2e_apps.hub_asgi:application",
-            write_mode="writer",
-            description="uvicorn --ws websockets, HubConsumer on InMemoryHubLayer, writer",
+            description="uvicorn --ws websockets, HubConsumer on InMemoryHubLayer",
         ),
         Variant(
             "stock-redis-core",
@@ -234,16 +214,14 @@ VARIANTS: dict[str, Variant] = {
             CLUSTER_ONE,
             "daphne",
             "e2e_apps.hub_asgi:application",
-            write_mode="direct",
             broker="redis",
             settings="e2e_apps.settings_hub_redis",
-            description="daphne, HubConsumer on RedisHubLayer, write mode direct, one node",
+            description="daphne, HubConsumer on RedisHubLayer, one node",
         ),
         Variant(
             CLUSTER_TWO,
             "daphne",
             "e2e_apps.hub_asgi:application",
-            write_mode="direct",
             broker="redis",
             settings="e2e_apps.settings_hub_redis",
             nodes=2,
@@ -663,10 +641,6 @@ def server_env(variant: Variant, prefix: str, args: argparse.Namespace) -> dict[
     env.pop("DJANGO_SETTINGS_MODULE", None)  # each app sets its own
     if variant.settings is not None:
         env["DJANGO_SETTINGS_MODULE"] = variant.settings
-    if variant.write_mode is not None:
-        env["WSHUB_WRITE_MODE"] = variant.write_mode
-    else:
-        env.pop("WSHUB_WRITE_MODE", None)
     if variant.layer is not None:
         env["E2E_LAYER"] = variant.layer
     if variant.layer is not None or variant.broker is not None:
@@ -1035,63 +1009,6 @@ def build_table(rows: list[Row]) -> str:
     return _common.markdown_table(headers, body, align="lrrrrllrrl")
 
 
-def write_mode_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
-    by_name = {row.variant.name: row.median_run() for row in rows}
-    sentences = []
-    for server, direct_name, writer_name in (
-        ("daphne", "hub-daphne", "hub-daphne-writer"),
-        ("uvicorn", "hub-uvicorn", "hub-uvicorn-writer"),
-    ):
-        direct, writer = by_name.get(direct_name), by_name.get(writer_name)
-        if direct is None or writer is None or not direct.rate or not writer.rate:
-            continue
-
-        def cell(run: Run) -> str:
-            r = run.result
-            return (
-                f"{run.rate:,.0f} deliveries/s, p50 {_common.format_ms(r.get('p50'))} ms, "
-                f"p99 {_common.format_ms(r.get('p99'))} ms, K calls "
-                f"{_common.format_ms(r.get('send_s'))} ms, CPU \u00b5s/msg server / client "
-                f"{cpu_per_message(run)}"
-            )
-
-        if 0.95 <= direct.rate / writer.rate <= 1.05:  # within run-to-run noise
-            verdict = "within 5% of the deliveries/s of"
-        else:
-            verdict = f"{ratio(writer.rate, direct.rate)} than"
-        sentences.append(
-            f"Under {server}, `direct` ({cell(direct)}) is {verdict} `writer` ({cell(writer)})."
-        )
-    if not sentences:
-        return ""
-    return (
-        "**Write modes** (`WSHUB_WRITE_MODE`, median runs). "
-        + " ".join(sentences)
-        + " How to read them: with `direct` each `broadcast_to_room` call writes to every"
-        " idle connection itself, so the K calls take longer and nothing waits in the hub's"
-        " queues; with `writer` a call only queues and wakes one task per connection, and"
-        " the writing happens after the calls. daphne's ASGI `send` never waits: it hands"
-        " the frame to Twisted, which buffers it until the reactor runs again, so under"
-        " daphne no frame reaches the socket before the broadcasting coroutine yields,"
-        " whichever the mode. Under uvicorn a direct write reaches the socket at once,"
-        " which is where `direct` gains latency. `writer` writes each connection's frames"
-        " back to back, so the client reads several per wake-up; with client and server"
-        " on the same cores that makes the client cheaper, which can flatter `writer`'s"
-        " deliveries/s: compare the server's CPU per message too. Both modes bound each"
-        f" connection's queue at `send_queue_size` ({SEND_QUEUE_SIZE:,} here)"
-        + (
-            ", but only `writer` fills it here: K calls that never yield queue all K messages"
-            " before any writer task runs, so a K above the bound drops the excess for every"
-            " client, however fast (counted in `hub.stats.send_dropped`, not logged); `direct`"
-            " writes as it goes and drops nothing for clients that keep up"
-            f" (K = {args.messages:,} in this run)."
-            if args.pace <= 0
-            else f"; paced every {args.pace:g} ms, the calls yield between them, so the"
-            " writer tasks run in the gaps."
-        )
-    )
-
-
 def cluster_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
     """The 2-node p99 against the 1-node p99 of the same run, and the target."""
     found = {row.variant.name: row for row in rows}
@@ -1235,7 +1152,6 @@ def report(
         lines.append(f"- `{row.variant.name}`: {description}.")
     for paragraph in (
         pace_paragraph(rows, args),
-        write_mode_paragraph(rows, args),
         cluster_paragraph(rows, args),
     ):
         if paragraph:

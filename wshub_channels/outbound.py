@@ -1,21 +1,23 @@
-"""The per-connection outbound path: a bounded queue, drop policies, coalescing.
+"""The driver that writes one connection's send queue to the ASGI ``send``.
 
-Every frame to a client goes through its :class:`Outbound`. Two write
-strategies exist; :data:`WRITE_MODE` selects one (the benchmark compares
-them; see ``benchmarks/RESULTS.md``):
+Every frame to a client goes through its :class:`Outbound`. The queue itself,
+its drop policies and coalescing are the pure
+:class:`~wshub_channels.sendqueue.SendQueue`; this module only drives writes:
 
-- ``"direct"`` (the default): when nothing is queued or in flight, the ASGI
-  ``send`` coroutine is stepped right away, inside the caller. A server whose
-  ``send`` completes without suspending (daphne, and uvicorn while the socket
-  takes data) costs no task and no wake-up. Only a write that suspends (real
-  backpressure) becomes a task, which then drains whatever queued behind it.
-- ``"writer"``: one writer task per connection, woken for each batch.
+- While nothing is queued or in flight, ``push`` steps the ASGI ``send``
+  coroutine right away, inside the caller. A server whose ``send`` completes
+  without suspending (daphne, and uvicorn while the socket takes data) costs
+  no task and no wake-up, and a fan-out writes each idle client as it goes.
+- Only a write that suspends (real backpressure) becomes a task. Frames pushed
+  meanwhile wait in the queue, and that task writes them, in order, once the
+  suspended write is done.
+- With coalescing on, frames always go through the queue and are written
+  once the current loop iteration ends, so a burst leaves as few frames.
 
-Either way a fan-out never waits on one slow client: it only appends to a
-bounded deque. When the deque is full, the :class:`~wshub_channels.config.DropPolicy`
-applies and the drop is reported through ``on_drop``. With coalescing on,
-text frames queued in the same loop iteration are joined with ``"\\n"`` up to
-``coalesce_max_bytes``; binary frames are never joined.
+A fan-out therefore never waits on one slow client. A full queue applies the
+drop policy; every dropped frame is reported through ``on_drop``, and the
+``DISCONNECT`` policy, like a write that takes longer than
+``Config.write_timeout``, calls ``on_overflow_disconnect`` (once).
 
 Not thread-safe: use from the connection's event loop.
 """
@@ -24,22 +26,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from .config import Config, DropPolicy
+from .config import Config
 from .errors import ConnectionClosed, SendBufferFull
+from .sendqueue import Frame, Offer, SendQueue
 
-__all__ = ["WRITE_MODE", "Outbound", "text_frame"]
+__all__ = ["AsgiMessage", "AsgiSend", "DropHandler", "Outbound", "text_frame"]
 
 AsgiMessage = dict[str, Any]
 AsgiSend = Callable[[AsgiMessage], Awaitable[None]]
-DropHandler = Callable[[str | bytes], None]
-
-#: "direct" or "writer"; an environment variable lets the benchmark compare both.
-WRITE_MODE = os.environ.get("WSHUB_WRITE_MODE", "direct")
+DropHandler = Callable[[Frame], None]
 
 
 def text_frame(data: str | bytes) -> AsgiMessage:
@@ -49,32 +48,30 @@ def text_frame(data: str | bytes) -> AsgiMessage:
     return {"type": "websocket.send", "bytes": data}
 
 
-def _payload(message: AsgiMessage) -> str | bytes:
-    text = message.get("text")
-    return text if text is not None else message.get("bytes") or b""
+def _payload(message: AsgiMessage) -> Frame:
+    text: str | None = message.get("text")
+    if text is not None:
+        return text
+    data: bytes | None = message.get("bytes")
+    return b"" if data is None else data
 
 
 class Outbound:
-    """One connection's bounded outbound queue and its writer."""
+    """One connection's send queue and the writes that empty it."""
 
     __slots__ = (
         "_busy",
         "_closed",
         "_coalesce",
-        "_coalesce_max",
+        "_disconnect_requested",
         "_flush_scheduled",
-        "_policy",
+        "_queue",
         "_room_waiters",
         "_send",
-        "_wake",
+        "_task",
         "_write_timeout",
-        "_writer",
-        "dropped",
-        "error",
-        "maxsize",
         "on_drop",
         "on_overflow_disconnect",
-        "queue",
     )
 
     def __init__(
@@ -85,112 +82,114 @@ class Outbound:
         on_overflow_disconnect: Callable[[], None],
     ) -> None:
         self._send = send
-        self.maxsize = config.send_queue_size
-        self._policy = config.drop_policy
+        self._queue = SendQueue.from_config(config)
         self._coalesce = config.coalesce_writes
-        self._coalesce_max = config.coalesce_max_bytes
         self._write_timeout = config.write_timeout or None
         self.on_drop = on_drop
         self.on_overflow_disconnect = on_overflow_disconnect
-        self.queue: deque[AsgiMessage] = deque()
-        self._busy = False  # a write is in flight (direct mode) or the writer is draining
+        self._busy = False  # a write is in flight, or a task is writing the queue
         self._closed = False
+        self._disconnect_requested = False
         self._flush_scheduled = False
         self._room_waiters: deque[asyncio.Future[None]] = deque()
-        self._wake: asyncio.Event | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self.dropped = 0
-        self.error: BaseException | None = None
+        self._task: asyncio.Future[None] | None = None
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def push(self, message: AsgiMessage) -> bool:
-        """Queue one ASGI message without waiting; return False if it was dropped.
+    @property
+    def queued(self) -> int:
+        """How many frames wait in the queue (a write in flight is not counted)."""
+        return len(self._queue)
 
-        Applies the drop policy when the queue is full. Never raises for a full
+    # -- queueing ----------------------------------------------------------------------
+
+    def push(self, message: AsgiMessage) -> bool:
+        """Write or queue one ``websocket.send`` message without waiting.
+
+        Returns False if the drop policy discarded it. Never raises for a full
         queue; raises ``ConnectionClosed`` once the connection is closed.
         """
         if self._closed:
             raise ConnectionClosed("the connection is closed")
-        queue = self.queue
-        if len(queue) >= self.maxsize:
-            policy = self._policy
-            if policy is DropPolicy.DROP_OLDEST:
-                self._drop(queue.popleft())
-            elif policy is DropPolicy.DISCONNECT:
-                self._drop(message)
-                self.on_overflow_disconnect()
-                return False
-            else:
-                self._drop(message)
-                return False
-        if (
-            not self._busy
-            and not queue
-            and not self._coalesce
-            and self._writer is None
-            and WRITE_MODE == "direct"
-        ):
+        if not self._busy and not self._coalesce and not self._queue:
             self._write_now(message)
             return True
-        queue.append(message)
-        self._kick()
-        return True
+        return self._apply(self._queue.offer(_payload(message)))
 
     async def put(self, message: AsgiMessage, timeout: float | None = None) -> None:
         """Queue ``message``; with ``timeout``, wait for room instead of dropping.
 
-        Raises ``SendBufferFull`` if the queue stays full for ``timeout`` seconds.
+        Raises ``SendBufferFull`` if the queue stays full for ``timeout`` seconds,
+        and ``ConnectionClosed`` once the connection is closed. Without a timeout
+        a full queue applies the drop policy, as ``push`` does.
         """
-        if timeout is None or len(self.queue) < self.maxsize:
-            self.push(message)
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.queue) >= self.maxsize:
+        if timeout is not None and not await self._wait_for_room(timeout):
             if self._closed:
                 raise ConnectionClosed("the connection is closed")
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise SendBufferFull(f"outbound queue stayed full for {timeout:g}s")
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._room_waiters.append(waiter)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(waiter), remaining)
+            raise SendBufferFull(f"outbound queue stayed full for {timeout:g}s")
         self.push(message)
 
     async def offer(self, message: AsgiMessage, timeout: float) -> None:
-        """Queue ``message``, waiting up to ``timeout`` for room; then drop it (reported)."""
+        """Queue ``message``, waiting up to ``timeout`` for room; never raises.
+
+        If the queue is still full after ``timeout``, the drop policy applies
+        as in ``push``: the dropped message goes to ``on_drop`` like any drop.
+        Once the connection is closed this does nothing.
+        """
         if self._closed:
             return
-        try:
-            await self.put(message, timeout)
-        except SendBufferFull:
-            self._drop(message)
-        except ConnectionClosed:
-            return
+        await self._wait_for_room(timeout)
+        if not self._closed:
+            self.push(message)
 
-    def _drop(self, message: AsgiMessage) -> None:
-        self.dropped += 1
-        self.on_drop(_payload(message))
+    def _apply(self, offer: Offer) -> bool:
+        if offer.dropped is not None:
+            self.on_drop(offer.dropped)
+        if offer.disconnect:
+            self._request_disconnect()
+        if offer.queued:
+            self._kick()
+        return offer.queued
+
+    async def _wait_for_room(self, timeout: float) -> bool:
+        """True once the queue has room; False after ``timeout`` or once closed."""
+        queue = self._queue
+        if queue.full and not self._closed:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while queue.full and not self._closed and loop.time() < deadline:
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._room_waiters.append(waiter)
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await waiter
+                except TimeoutError:
+                    break
+                finally:
+                    if waiter.cancelled():
+                        with contextlib.suppress(ValueError):
+                            self._room_waiters.remove(waiter)
+        return not queue.full and not self._closed
 
     def _room(self) -> None:
-        while self._room_waiters:
-            waiter = self._room_waiters.popleft()
+        """Wake every coroutine waiting for room; each checks again."""
+        waiters = self._room_waiters
+        while waiters:
+            waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _request_disconnect(self) -> None:
+        if not self._disconnect_requested:
+            self._disconnect_requested = True
+            self.on_overflow_disconnect()
 
     # -- writing ---------------------------------------------------------------------
 
     def _kick(self) -> None:
-        if WRITE_MODE == "writer":
-            if self._wake is None:
-                self._wake = asyncio.Event()
-                self._writer = asyncio.ensure_future(self._writer_loop())
-            self._wake.set()
-            return
+        """Start writing what is queued, unless a write is already under way."""
         if self._busy:
             return
         if self._coalesce:
@@ -198,155 +197,131 @@ class Outbound:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_soon(self._flush_soon)
             return
-        self._start_drain()
+        self._pump()
 
     def _flush_soon(self) -> None:
         self._flush_scheduled = False
-        if not self._busy and self.queue and not self._closed:
-            self._start_drain()
+        self._pump()
 
-    def _start_drain(self) -> None:
-        self._busy = True
-        self._writer = asyncio.ensure_future(self._drain())
+    def _pump(self) -> None:
+        """Write queued frames now, for as long as each write completes at once."""
+        queue = self._queue
+        while not self._busy and not self._closed:
+            frame = queue.next_frame()
+            if frame is None:
+                return
+            self._room()
+            self._write_now(text_frame(frame))
 
     def _write_now(self, message: AsgiMessage) -> None:
         """Step the ASGI send coroutine now; hand it to a task only if it suspends."""
-        coro = self._send(message)
-        if not isinstance(coro, Coroutine):
+        pending = self._send(message)
+        if not isinstance(pending, Coroutine):
             self._busy = True
-            self._writer = asyncio.ensure_future(self._finish_awaitable(coro))
+            self._task = asyncio.ensure_future(self._finish_awaitable(pending))
             return
         try:
-            yielded = coro.send(None)
+            yielded = pending.send(None)
         except StopIteration:
             return
         except BaseException as exc:
             self._fail(exc)
             return
         self._busy = True
-        self._writer = asyncio.ensure_future(self._finish(coro, yielded))
+        self._task = asyncio.ensure_future(self._finish(pending, yielded))
 
     async def _finish(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-        """Run a suspended send to completion, as a Task would, then drain the queue."""
+        """Run a suspended send to completion, then write what queued behind it."""
         try:
             async with asyncio.timeout(self._write_timeout):
-                await self._resume(coro, yielded)
+                await _resume(coro, yielded)
         except BaseException as exc:
             self._fail(exc)
-            self._writer = None
             return
         await self._drain()
-
-    async def _resume(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-        """Drive a suspended send coroutine to its end, as a Task would."""
-        while True:
-            try:
-                if yielded is None:
-                    await asyncio.sleep(0)
-                else:
-                    await asyncio.wait([yielded])
-            except asyncio.CancelledError:
-                # Abandon the write: let the send coroutine clean up, then stop it.
-                with contextlib.suppress(BaseException):
-                    coro.throw(asyncio.CancelledError())
-                coro.close()
-                raise
-            try:
-                yielded = coro.send(None)
-            except StopIteration:
-                return
 
     async def _finish_awaitable(self, pending: Awaitable[None]) -> None:
         try:
-            await pending
+            async with asyncio.timeout(self._write_timeout):
+                await pending
         except BaseException as exc:
             self._fail(exc)
-            self._writer = None
             return
         await self._drain()
 
-    async def _write_queued(self) -> None:
-        """Write queued messages in order (coalescing text if enabled) until empty."""
-        queue = self.queue
-        while queue and not self._closed:
-            message = queue.popleft()
-            if self._coalesce and "text" in message and queue:
-                message = self._coalesce_from(message)
-            self._room()
-            async with asyncio.timeout(self._write_timeout):
-                await self._send(message)
-
     async def _drain(self) -> None:
+        """Write queued frames in order until the queue is empty (the task's part)."""
+        queue = self._queue
         try:
-            await self._write_queued()
+            while not self._closed:
+                frame = queue.next_frame()
+                if frame is None:
+                    break
+                self._room()
+                async with asyncio.timeout(self._write_timeout):
+                    await self._send(text_frame(frame))
         except BaseException as exc:
             self._fail(exc)
         finally:
             self._busy = False
-            self._writer = None
-            if self.queue and not self._closed:
-                self._kick()
-
-    def _coalesce_from(self, first: AsgiMessage) -> AsgiMessage:
-        parts = [first["text"]]
-        size = len(parts[0])
-        queue = self.queue
-        while queue:
-            text = queue[0].get("text")
-            if text is None or size + 1 + len(text) > self._coalesce_max:
-                break
-            parts.append(text)
-            size += 1 + len(text)
-            queue.popleft()
-        if len(parts) == 1:
-            return first
-        return {"type": "websocket.send", "text": "\n".join(parts)}
-
-    async def _writer_loop(self) -> None:
-        wake = self._wake
-        if wake is None:  # pragma: no cover - set before the task starts
-            return
-        while not self._closed:
-            await wake.wait()
-            wake.clear()
-            self._busy = True
-            try:
-                await self._write_queued()
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                self._fail(exc)
-                return
-            finally:
-                self._busy = False
+            self._task = None
 
     def _fail(self, exc: BaseException) -> None:
-        self.error = exc
+        """A write failed: the connection takes no more frames."""
+        self._busy = False
+        self._task = None
         self._closed = True
-        self.queue.clear()
+        self._queue.clear()
         self._room()
         if isinstance(exc, TimeoutError):
             # A write took longer than write_timeout: the client is stuck.
-            self.on_overflow_disconnect()
+            self._request_disconnect()
+
+    # -- flush and close ----------------------------------------------------------------
 
     async def flush(self, timeout: float) -> None:
-        """Wait until queued messages are written, up to ``timeout`` seconds."""
+        """Wait until every queued frame is written, up to ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while (self.queue or self._busy) and not self._closed and loop.time() < deadline:
-            writer = self._writer
-            if writer is not None and not writer.done():
-                await asyncio.wait([writer], timeout=deadline - loop.time())
+        while not self._closed and (self._busy or self._queue):
+            if not self._busy:
+                self._pump()  # frames waiting for the coalescing tick go now
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            task = self._task
+            if task is not None and not task.done():
+                await asyncio.wait([task], timeout=remaining)
             else:
                 await asyncio.sleep(0)
 
     def close(self) -> None:
-        """Stop accepting messages; pending writes are abandoned."""
+        """Take no more frames and abandon the queued ones.
+
+        A write already in flight is left to finish (within ``write_timeout``);
+        nothing is written after it. Waiters for room wake up.
+        """
         self._closed = True
-        self.queue.clear()
+        self._queue.clear()
         self._room()
-        writer = self._writer
-        if writer is not None and not writer.done() and WRITE_MODE == "writer":
-            writer.cancel()
-        if self._wake is not None:
-            self._wake.set()
+
+
+async def _resume(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+    """Drive a send coroutine that suspended once to its end, as a Task would."""
+    while True:
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait([yielded])
+        except asyncio.CancelledError:
+            # Abandon the write: let the send coroutine clean up, then stop it.
+            with contextlib.suppress(BaseException):
+                coro.throw(asyncio.CancelledError())
+            coro.close()
+            raise
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
