@@ -38,7 +38,7 @@ from .message import dump_json
 from .outbound import text_frame
 from .presence import NodeInfo
 from .publisher import on_home_loop
-from .registry import ROOMS, USERS, SendQueue
+from .registry import ROOMS, USERS, OutboundQueue
 from .types import Client, Connection, Data
 
 __all__ = ["Hub", "HubStats", "get_hub"]
@@ -121,7 +121,7 @@ class Hub(Lifecycle):
 
     def _recipients(
         self, ns: str | None, name: str, excluded: set[str] | frozenset[str]
-    ) -> Iterator[SendQueue]:
+    ) -> Iterator[OutboundQueue]:
         """The one local delivery loop: the open queues of a room, a user or everyone."""
         for client_id, queue in self.registry.queues(ns, name):
             if client_id not in excluded and not queue.closed:

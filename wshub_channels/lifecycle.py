@@ -32,7 +32,7 @@ from .middleware import MiddlewareChain
 from .presence import NodeInfo, PresenceTable
 from .publisher import is_publisher_loop, on_home_loop
 from .ratelimit import clock
-from .registry import USERS, Registry, SendQueue
+from .registry import USERS, OutboundQueue, Registry
 from .tasks import spawn
 from .types import Client, Connection, Handler
 
@@ -223,7 +223,7 @@ class Lifecycle:
         """Give back a slot taken by :meth:`reserve`."""
         self.registry.unreserve(user_id)
 
-    async def register(self, client: Connection, queue: SendQueue) -> None:
+    async def register(self, client: Connection, queue: OutboundQueue) -> None:
         """Make an accepted client reachable: by id, by user, and through its queue."""
         self.registry.add(client, queue)
         if client.user_id is not None:

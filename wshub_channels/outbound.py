@@ -33,11 +33,10 @@ from typing import Any
 from .config import Config
 from .errors import ConnectionClosed, SendBufferFull
 from .sendqueue import Frame, Offer, SendQueue
+from .types import AsgiMessage, AsgiSend
 
 __all__ = ["AsgiMessage", "AsgiSend", "DropHandler", "Outbound", "text_frame"]
 
-AsgiMessage = dict[str, Any]
-AsgiSend = Callable[[AsgiMessage], Awaitable[None]]
 DropHandler = Callable[[Frame], None]
 
 

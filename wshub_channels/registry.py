@@ -21,7 +21,7 @@ from .errors import MaxConnectionsReached, MaxRoomsReached, MaxUserConnectionsRe
 from .layers.interest import Interest
 from .types import AsgiMessage, Connection
 
-__all__ = ["ROOMS", "USERS", "Registry", "SendQueue"]
+__all__ = ["ROOMS", "USERS", "OutboundQueue", "Registry"]
 
 #: The interest namespace of hub rooms (never the Channels group namespace).
 ROOMS = "r"
@@ -29,7 +29,7 @@ ROOMS = "r"
 USERS = "u"
 
 
-class SendQueue(Protocol):
+class OutboundQueue(Protocol):
     """What the fan-out needs of a connection's outbound queue."""
 
     @property
@@ -48,13 +48,13 @@ class Registry:
     def __init__(self, interest: Interest) -> None:
         self._interest = interest
         self._clients: dict[str, Connection] = {}
-        self._queues: dict[str, SendQueue] = {}
+        self._queues: dict[str, OutboundQueue] = {}
         self._pending = 0  # handshakes holding a connection slot
         self._pending_users: dict[str, int] = {}
 
     # -- clients ---------------------------------------------------------------------
 
-    def add(self, client: Connection, queue: SendQueue) -> None:
+    def add(self, client: Connection, queue: OutboundQueue) -> None:
         self._clients[client.id] = client
         self._queues[client.id] = queue
 
@@ -102,7 +102,7 @@ class Registry:
 
     # -- fan-out targets -----------------------------------------------------------------
 
-    def queues(self, ns: str | None, name: str = "") -> Iterator[tuple[str, SendQueue]]:
+    def queues(self, ns: str | None, name: str = "") -> Iterator[tuple[str, OutboundQueue]]:
         """Yield ``(client id, queue)`` of every client (``ns`` None) or of one room or user."""
         queues = self._queues
         if ns is None:
