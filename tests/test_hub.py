@@ -246,11 +246,6 @@ async def test_sends_reject_data_of_a_wrong_type(clients: Clients) -> None:
     await expect_marker(a)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Hub.send_to_client (and Client.send_data) do not type-check data; an int "
-    "is queued as a binary frame ({'bytes': 12}) instead of raising TypeError",
-)
 async def test_send_to_client_rejects_data_of_a_wrong_type(clients: Clients) -> None:
     """send_to_client raises TypeError for data that is neither str nor bytes."""
     a = await clients.connect()

@@ -144,7 +144,9 @@ class HubClient:
             self.hub.metrics.increment_messages_sent(1)
 
     async def send_data(self, data: Data, timeout: float | None = None) -> None:
-        """Send ``str`` as a text frame and ``bytes`` as a binary frame."""
+        """Send ``str`` as a text frame and ``bytes`` as a binary frame; else ``TypeError``."""
+        if not isinstance(data, (str, bytes)):
+            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
         await self._enqueue(text_frame(data), timeout)
 
     async def send_text(self, text: str, timeout: float | None = None) -> None:
