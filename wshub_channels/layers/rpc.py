@@ -358,7 +358,8 @@ class PubSubRequests:
             if not gather.expect(listeners if max_replies is None else min(listeners, max_replies)):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(done), timeout)
-            return gather.replies
+            # Answers that came in before this task resumed may exceed the count.
+            return gather.replies if max_replies is None else gather.replies[:max_replies]
         finally:
             self._pending.pop(request_id, None)
 
