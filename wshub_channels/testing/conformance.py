@@ -27,7 +27,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import BaseChannelLayer, channel_layers
 from channels.testing import WebsocketCommunicator
 
-from .timing import scaled
+from .timing import async_wait_until, scaled
 
 __all__ = ["ChannelLayerConformance", "LayerBackend"]
 
@@ -54,6 +54,12 @@ async def _nothing(layer: BaseChannelLayer, channel: str, wait: float = 0.2) -> 
     except TimeoutError:
         return True
     return False
+
+
+async def _still_waiting(task: asyncio.Future[Any], wait: float = 0.05) -> bool:
+    """Return True if ``task`` is still running after ``wait`` units (it found nothing yet)."""
+    done, _ = await asyncio.wait({task}, timeout=scaled(wait))
+    return not done
 
 
 async def _recv(layer: BaseChannelLayer, channel: str, wait: float = 2) -> dict[str, Any]:
@@ -134,7 +140,7 @@ class ChannelLayerConformance:
         """A waiting receive is woken by a send that comes after it."""
         channel = await layer.new_channel()
         waiter = asyncio.ensure_future(layer.receive(channel))
-        await asyncio.sleep(scaled(0.05))
+        assert await _still_waiting(waiter)
         await layer.send(channel, {"type": "late"})
         assert await asyncio.wait_for(waiter, scaled(2)) == {"type": "late"}
 
@@ -142,7 +148,7 @@ class ChannelLayerConformance:
         """Cancelling a receive, then sending, keeps the message for the next receive."""
         channel = await layer.new_channel()
         waiter = asyncio.ensure_future(layer.receive(channel))
-        await asyncio.sleep(scaled(0.05))
+        assert await _still_waiting(waiter)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
@@ -263,7 +269,7 @@ class ChannelLayerConformance:
         layer = make_layer(expiry=scaled(0.2))
         channel = await layer.new_channel()
         await layer.send(channel, {"type": "old"})
-        await asyncio.sleep(scaled(0.3))
+        await asyncio.sleep(scaled(0.3))  # past the expiry: "old" must not arrive
         await layer.send(channel, {"type": "new"})
         assert await _recv(layer, channel) == {"type": "new"}
 
@@ -272,8 +278,15 @@ class ChannelLayerConformance:
         layer = make_layer(expiry=scaled(0.2), capacity=1)
         channel = await layer.new_channel()
         await layer.send(channel, {"type": "old"})
-        await asyncio.sleep(scaled(0.3))
-        await layer.send(channel, {"type": "fits"})
+
+        async def fits() -> bool:
+            try:
+                await layer.send(channel, {"type": "fits"})
+            except ChannelFull:
+                return False
+            return True
+
+        await async_wait_until(fits, scaled(2), what="the expired message to free its slot")
         assert await _recv(layer, channel) == {"type": "fits"}
 
     # -- groups -----------------------------------------------------------------------
@@ -301,9 +314,17 @@ class ChannelLayerConformance:
 
     async def test_group_discard_unknown_is_harmless(self, layer: BaseChannelLayer) -> None:
         """Discarding a channel that is not a member, or from an unknown group, is a no-op."""
-        channel = await layer.new_channel()
+        channel, member = await layer.new_channel(), await layer.new_channel()
         await layer.group_discard("never.added", channel)
         await layer.group_send("never.added", {"type": "nobody"})
+        assert await _nothing(layer, channel)
+        await layer.group_add("known", member)
+        await layer.group_discard("known", channel)
+        await layer.group_send("known", {"type": "still.member"})
+        assert await _recv(layer, member) == {"type": "still.member"}
+        assert await _nothing(layer, channel)
+        await layer.send(channel, {"type": "still.usable"})
+        assert await _recv(layer, channel) == {"type": "still.usable"}
 
     async def test_group_send_skips_full_members(self, layer: BaseChannelLayer) -> None:
         """group_send never raises ChannelFull; full members miss it, others get it."""
@@ -322,7 +343,7 @@ class ChannelLayerConformance:
         layer = make_layer(group_expiry=scaled(0.2))
         channel = await layer.new_channel()
         await layer.group_add("lapsing", channel)
-        await asyncio.sleep(scaled(0.4))
+        await asyncio.sleep(scaled(0.4))  # past the group expiry: nothing may arrive
         await layer.group_send("lapsing", {"type": "too.late"})
         assert await _nothing(layer, channel)
 
@@ -348,7 +369,7 @@ class ChannelLayerConformance:
         channel = await layer.new_channel()
         await layer.group_add("from.thread", channel)
         waiter = asyncio.ensure_future(layer.receive(channel))
-        await asyncio.sleep(scaled(0.05))
+        assert await _still_waiting(waiter)
 
         def worker() -> None:
             async_to_sync(layer.group_send)("from.thread", {"type": "threaded"})
@@ -395,7 +416,7 @@ class ChannelLayerConformance:
             {first, second}, timeout=scaled(2), return_when=asyncio.FIRST_COMPLETED
         )
         assert [task.result() for task in done] == [{"type": "job", "id": 1}]
-        await asyncio.sleep(scaled(0.2))
+        await asyncio.sleep(scaled(0.2))  # the other reader must not get a second copy
         assert all(not task.done() for task in pending)
         for task in pending:
             task.cancel()
@@ -423,7 +444,7 @@ class ChannelLayerConformance:
         node_a, node_b = make_layer(), make_layer()
         channel = await node_b.new_channel()
         waiter = asyncio.ensure_future(node_b.receive(channel))
-        await asyncio.sleep(scaled(0.05))
+        assert await _still_waiting(waiter)
         await node_a.send(channel, {"type": "direct"})
         assert await asyncio.wait_for(waiter, scaled(2)) == {"type": "direct"}
 
