@@ -12,10 +12,12 @@ channels whose readers went away:
   orphans: channels that are empty, unread, in no group and idle for longer
   than ``expiry``.
 
-Loop and thread safety: the table is not thread-safe; the layer calls it from
-one thread at a time. :meth:`schedule_release` needs a running event loop
-(the timer runs there). The queues themselves accept ``put`` from any thread
-(see :mod:`~wshub_channels.layers.channelqueue`).
+Loop and thread safety: no method awaits, so each runs as one step on the
+calling thread. Calls may come from other threads (a ``send`` through
+``async_to_sync``); the table relies on the atomic dict operations of the
+interpreter for those, as the layer always has. :meth:`schedule_release`
+needs a running event loop, where the timer then runs. The queues accept
+``put`` from any thread (see :mod:`~wshub_channels.layers.channelqueue`).
 """
 
 from __future__ import annotations

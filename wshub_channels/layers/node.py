@@ -18,9 +18,9 @@ written once for every bus over a
 :class:`~wshub_channels.layers.base.HubLayer` adds the Channels layer on top.
 
 Event loops: a node keeps no loop-bound state beyond per-call futures, so
-one instance serves any number of loops in turn; transports that hold
-loop-bound clients handle that themselves. Not thread-safe: call it from one
-thread at a time (Channels and the hub's publisher mode both do).
+one instance serves any number of loops in turn (a test suite that gives
+each test its own loop, or ``async_to_sync`` callers); transports that hold
+loop-bound clients forward calls to their home loop themselves.
 """
 
 from __future__ import annotations
