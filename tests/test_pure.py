@@ -1,4 +1,4 @@
-"""Pure modules: names, envelope, channel queue and interest bookkeeping."""
+"""Pure modules: names, channel queue and interest bookkeeping (envelopes: tests/layers)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ import pytest
 
 from wshub_channels.errors import EmptyRoomName, InvalidName
 from wshub_channels.layers.channelqueue import ChannelQueue
-from wshub_channels.layers.envelope import (
-    Kind,
-    UnknownEnvelopeVersion,
-    decode_envelope,
-    encode_envelope,
-    pack_message,
-)
 from wshub_channels.layers.interest import Interest
 from wshub_channels.layers.names import (
     make_node_id,
@@ -61,31 +54,6 @@ def test_node_ids_are_twelve_characters_with_prefix() -> None:
     assert len(ids) == 100 and all(len(i) == 12 and i.startswith("web-1") for i in ids)
     with pytest.raises(ValueError, match="NODE_ID"):
         make_node_id("far-too-long")
-
-
-def test_envelope_round_trip_and_version_check() -> None:
-    """Envelopes round-trip; an unknown major version raises UnknownEnvelopeVersion."""
-    data = encode_envelope(Kind.ROOM, "node", "room", b"\x00payload", {"x": 1})
-    env = decode_envelope(data)
-    assert (env.kind, env.origin, env.target, env.payload, env.extra) == (
-        Kind.ROOM,
-        "node",
-        "room",
-        b"\x00payload",
-        {"x": 1},
-    )
-    import msgpack
-
-    with pytest.raises(UnknownEnvelopeVersion):
-        decode_envelope(msgpack.packb([2, 0, 1, "n", "t", b"", None]))
-    with pytest.raises(ValueError):
-        decode_envelope(b"\x93\x01")
-
-
-def test_pack_message_names_the_bad_path() -> None:
-    """pack_message reports the first bad key path."""
-    with pytest.raises(TypeError, match=r"a\.b\[2\]\.c"):
-        pack_message({"a": {"b": [1, 2, {"c": 1j}]}})
 
 
 async def test_channel_queue_capacity_expiry_and_handoff() -> None:

@@ -37,6 +37,7 @@ class TestInMemoryHubLayerSharedBus(ChannelLayerConformance):
         return _memory_shared()
 
 
+@pytest.mark.integration
 class TestRedisHubLayer(ChannelLayerConformance):
     """Real Redis; each test gets its own key prefix so runs never see each other."""
 

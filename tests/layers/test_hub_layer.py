@@ -7,10 +7,12 @@ from typing import Any
 
 import msgpack
 import pytest
+from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 
+from tests.rig.timing import async_wait_until
 from wshub_channels.layers import InMemoryHubLayer
 from wshub_channels.layers.envelope import Kind, encode_envelope
 from wshub_channels.layers.names import channel_node
@@ -43,10 +45,9 @@ async def test_connect_disconnect_10000_times_leaves_nothing_behind() -> None:
             assert layer.sizes()["memberships"] == 200
             await asyncio.gather(*(c.disconnect() for c in batch))
             await asyncio.sleep(0)
-        for _ in range(100):
-            if not any(layer.sizes().values()):
-                break
-            await asyncio.sleep(scaled(0.02))
+        await async_wait_until(
+            lambda: not any(layer.sizes().values()), scaled(2), what="every table to empty"
+        )
         assert layer.sizes() == dict.fromkeys(layer.sizes(), 0)
     finally:
         channel_layers.backends.pop("churn", None)
@@ -63,7 +64,13 @@ async def test_release_waits_for_grace_and_cancels_on_new_receive() -> None:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
     again = asyncio.ensure_future(layer.receive(kept))
-    await asyncio.sleep(scaled(0.3))
+    # Both releases were due at the same time, kept's first: once freed is gone,
+    # kept would be gone too had the new receive not cancelled its release.
+    await async_wait_until(
+        lambda: freed not in (layer.local_members("g", "grace") or {}),
+        scaled(2),
+        what="the release of the channel nobody reads",
+    )
     assert list(layer.local_members("g", "grace") or ()) == [kept]
     await layer.group_send("grace", {"type": "still.member"})
     assert await asyncio.wait_for(again, scaled(1)) == {"type": "still.member"}
@@ -148,6 +155,8 @@ async def test_forwarded_group_add_to_gone_node_is_a_no_op() -> None:
     """group_add for a channel whose node nobody serves any more does nothing, like stock layers."""
     layer = InMemoryHubLayer(bus="vanished", request_timeout=scaled(0.1))
     await layer.group_add("g", "specific.zzzzzzzzzzzz!abc")
+    assert layer.local_members("g", "g") is None
+    assert layer.sizes() == dict.fromkeys(layer.sizes(), 0)
     await layer.group_discard("g", "specific.zzzzzzzzzzzz!abc")
     assert layer.sizes()["interest_subscriptions"] == 0
 
@@ -167,3 +176,22 @@ async def test_forwarded_group_add_to_silent_node_times_out() -> None:
     mute.transport.set_request_handler(never)
     with pytest.raises(HubTimeout):
         await layer.group_add("g", channel)
+
+
+async def test_expired_local_message_is_counted() -> None:
+    """A message on a local ! channel that expires unread shows in stats.expired."""
+    layer = InMemoryHubLayer(expiry=scaled(0.05), capacity=1)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "old"})
+    assert layer.stats.expired == 0
+
+    async def fits() -> bool:
+        try:
+            await layer.send(channel, {"type": "new"})
+        except ChannelFull:
+            return False
+        return True
+
+    await async_wait_until(fits, scaled(2), what="the old message to expire")
+    assert layer.stats.expired == 1
+    assert await asyncio.wait_for(layer.receive(channel), scaled(1)) == {"type": "new"}

@@ -1,7 +1,8 @@
 """Hub channel layers: one shared core (``base``) and one thin transport per bus.
 
-``RedisHubLayer`` and ``NatsHubLayer`` import their client libraries only when
-used, so the core needs neither.
+``InMemoryHubLayer`` needs no server. ``RedisHubLayer`` lives in the
+:mod:`.redis` package and is imported on first use, so the core never needs
+redis-py; a missing redis-py raises ``ImproperlyConfigured`` then.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from .base import HubLayer
 from .memory import InMemoryHubLayer
 
 if TYPE_CHECKING:
-    from .redisbus import RedisHubLayer
+    from .redis import RedisHubLayer
 
 __all__ = ["HubLayer", "InMemoryHubLayer", "RedisHubLayer"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "RedisHubLayer":
-        from .redisbus import RedisHubLayer
+        from .redis import RedisHubLayer
 
         return RedisHubLayer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

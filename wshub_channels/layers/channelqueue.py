@@ -10,6 +10,10 @@ Thread and loop safety: ``put`` may be called from any thread or event loop;
 a reader waiting on another loop is woken with ``call_soon_threadsafe``, and a
 message handed to a reader that was cancelled meanwhile goes back to the head
 of the queue, so nothing is lost to a cancellation race.
+
+Every message dropped unread because it expired is counted in ``expired``
+and reported to the optional ``on_expire`` callback, which runs in whatever
+thread noticed the expiry.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["ChannelQueue"]
@@ -28,10 +33,26 @@ _get_running_loop = asyncio._get_running_loop
 class ChannelQueue:
     """A bounded FIFO of (deadline, message) pairs with direct hand-off to readers."""
 
-    __slots__ = ("capacity", "expired", "expiry", "items", "last_active", "name", "waiters")
+    __slots__ = (
+        "capacity",
+        "expired",
+        "expiry",
+        "items",
+        "last_active",
+        "name",
+        "on_expire",
+        "waiters",
+    )
 
-    def __init__(self, name: str, capacity: int, expiry: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        capacity: int,
+        expiry: float,
+        on_expire: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
+        self.on_expire = on_expire
         self.capacity = capacity
         self.expiry = expiry
         self.items: deque[tuple[float, Any]] = deque()
@@ -46,7 +67,12 @@ class ChannelQueue:
         items = self.items
         while items and items[0][0] <= now:
             items.popleft()
-            self.expired += 1
+            self._count_expired()
+
+    def _count_expired(self) -> None:
+        self.expired += 1
+        if self.on_expire is not None:
+            self.on_expire()
 
     def put(self, message: Any, now: float) -> bool:
         """Queue ``message``; return False (and keep nothing) when full."""
@@ -90,7 +116,7 @@ class ChannelQueue:
             deadline, message = items.popleft()
             if deadline > now:
                 return True, message
-            self.expired += 1
+            self._count_expired()
         return False, None
 
     async def get(self) -> Any:

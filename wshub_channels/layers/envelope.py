@@ -1,15 +1,26 @@
-"""The versioned msgpack envelope, and Channels message encoding.
+"""Every codec of the bus: the versioned envelope and what travels inside it.
 
 Every bus message is one envelope: ``[major, minor, kind, origin, target,
-payload, extra]``. ``payload`` is bytes carried as they are (for Channels
-messages, the msgpack of the message dict, encoded once per send). A node
-ignores an envelope whose major version it does not know, so rolling deploys
-are safe; the caller logs and counts that.
+payload]``. ``payload`` is bytes carried as they are (for Channels messages,
+the msgpack of the message dict, encoded once per send). A node ignores an
+envelope whose major version it does not know, so rolling deploys are safe;
+the caller logs and counts that. Minor versions only ever add trailing
+fields, so a decoder takes six fields or more (minor 0 sent a seventh,
+unused one).
 
-:func:`pack_message` validates a Channels message against what msgpack can
-round-trip (the spec's types, ``str`` keys only) and raises ``TypeError``
-naming the offending path, so a bad message fails at ``send``, never at
-``receive``. This module is pure and thread-safe.
+Inside envelopes travel:
+
+- Channels messages (:func:`pack_message`, :func:`unpack_message`).
+  :func:`pack_message` validates a message against what msgpack can
+  round-trip (the spec's types, ``str`` keys only) and raises ``TypeError``
+  naming the offending path, so a bad message fails at ``send``, never at
+  ``receive``;
+- the hub's room, user and broadcast payloads: the data and the client ids
+  to skip (:func:`encode_hub_payload`);
+- presence heartbeats and goodbyes (:func:`encode_presence`).
+
+Every decoder raises ``ValueError`` on malformed input. This module is pure
+and thread-safe.
 """
 
 from __future__ import annotations
@@ -27,13 +38,19 @@ __all__ = [
     "Kind",
     "UnknownEnvelopeVersion",
     "decode_envelope",
+    "decode_hub_payload",
+    "decode_presence",
     "encode_envelope",
+    "encode_hub_payload",
+    "encode_presence",
     "pack_message",
     "unpack_message",
 ]
 
 ENVELOPE_MAJOR = 1
-ENVELOPE_MINOR = 0
+#: 1: six fields (minor 0 carried a seventh, always unused).
+ENVELOPE_MINOR = 1
+_FIELDS = 6
 
 _SCALARS = (str, bytes, int, float, bool, type(None))
 _INT_MIN = -(2**63)
@@ -41,17 +58,18 @@ _INT_MAX = 2**64 - 1
 
 
 class Kind(IntEnum):
-    """What an envelope carries; the core dispatches on it."""
+    """What an envelope carries; the core dispatches on it.
+
+    The numbers are on the wire: never reuse one (6, 7 and 8 were once
+    assigned and are retired).
+    """
 
     GROUP = 1  # Channels group_send: target = group name
     DIRECT = 2  # send to a ``!`` channel: target = channel name
     ROOM = 3  # hub room broadcast: target = room
     USER = 4  # hub send to a user: target = user id
     BROADCAST = 5  # hub broadcast to every client: target unused
-    CLIENT = 6  # hub send to one client: target = client id
-    REQUEST = 7  # acknowledged call: target = reply subject, extra = request id
-    REPLY = 8  # answer to a REQUEST: extra = request id
-    PRESENCE = 9  # heartbeat or goodbye
+    PRESENCE = 9  # heartbeat or goodbye: target = the presence op
 
 
 class Envelope(NamedTuple):
@@ -59,34 +77,73 @@ class Envelope(NamedTuple):
     origin: str
     target: str
     payload: bytes
-    extra: Any
 
 
 class UnknownEnvelopeVersion(ValueError):
     """An envelope came from a node speaking an unknown major version."""
 
 
-def encode_envelope(
-    kind: int, origin: str, target: str, payload: bytes, extra: Any = None
-) -> bytes:
+def encode_envelope(kind: int, origin: str, target: str, payload: bytes) -> bytes:
     """Return the bytes of one envelope."""
     return msgpack.packb(  # type: ignore[no-any-return]
-        [ENVELOPE_MAJOR, ENVELOPE_MINOR, kind, origin, target, payload, extra],
+        [ENVELOPE_MAJOR, ENVELOPE_MINOR, kind, origin, target, payload],
         use_bin_type=True,
     )
 
 
 def decode_envelope(data: bytes) -> Envelope:
-    """Decode envelope bytes; raise ``UnknownEnvelopeVersion`` or ``ValueError``."""
-    try:
-        fields = msgpack.unpackb(data, raw=False)
-    except Exception as exc:
-        raise ValueError(f"undecodable envelope: {exc}") from exc
-    if not isinstance(fields, list) or len(fields) < 7:
+    """Decode envelope bytes; raise ``UnknownEnvelopeVersion`` or ``ValueError``.
+
+    Fields past the sixth (added by later minor versions, or the unused
+    seventh of minor 0) are ignored.
+    """
+    fields = _unpack(data, "envelope")
+    if not isinstance(fields, list) or len(fields) < _FIELDS:
         raise ValueError("malformed envelope")
     if fields[0] != ENVELOPE_MAJOR:
         raise UnknownEnvelopeVersion(f"envelope major version {fields[0]!r} is not supported")
-    return Envelope(fields[2], fields[3], fields[4], fields[5], fields[6])
+    return Envelope(fields[2], fields[3], fields[4], fields[5])
+
+
+def encode_hub_payload(data: str | bytes, excluded: Iterable[str]) -> bytes:
+    """Return the payload of a hub send: the data and the client ids to skip."""
+    return msgpack.packb([data, sorted(excluded)], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_hub_payload(payload: bytes) -> tuple[str | bytes, list[str]]:
+    """Decode :func:`encode_hub_payload`; raise ``ValueError`` on malformed input."""
+    body = _unpack(payload, "hub payload")
+    if not isinstance(body, list) or len(body) != 2:
+        raise ValueError("malformed hub payload")
+    data, excluded = body
+    if not isinstance(data, (str, bytes)) or not isinstance(excluded, list):
+        raise ValueError("malformed hub payload")
+    if not all(isinstance(client_id, str) for client_id in excluded):
+        raise ValueError("malformed hub payload: excluded ids must be str")
+    return data, excluded
+
+
+def encode_presence(op: str, info: dict[str, Any]) -> bytes:
+    """Return the payload of a presence message (``op`` is "beat" or "bye")."""
+    return msgpack.packb({"op": op, "info": info}, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_presence(payload: bytes) -> tuple[str, dict[str, Any]]:
+    """Decode :func:`encode_presence` into ``(op, info)``; raise ``ValueError`` if malformed."""
+    body = _unpack(payload, "presence message")
+    if not isinstance(body, dict):
+        raise ValueError("malformed presence message")
+    op, info = body.get("op"), body.get("info")
+    if not isinstance(op, str) or not isinstance(info, dict):
+        raise ValueError("malformed presence message")
+    return op, info
+
+
+def _unpack(data: bytes, what: str) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False)
+    except Exception as exc:
+        raise ValueError(f"undecodable {what}: {exc}") from exc
 
 
 def _find_bad(value: Any, path: str) -> str | None:

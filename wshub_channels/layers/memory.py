@@ -68,6 +68,10 @@ class MemoryTransport(Transport):
         for transport in tuple(self.bus.subscriptions.get(subject, ())):
             transport.sink(subject, data)
 
+    async def publish_group(self, subject: str, data: bytes, group: str) -> list[str]:
+        await self.publish(subject, data)
+        return await self.store_group_members(group)
+
     async def subscribe(self, subject: str) -> None:
         self.bus.subscriptions.setdefault(subject, set()).add(self)
         self.subjects.add(subject)

@@ -9,9 +9,16 @@ that, identically for every backend. A transport:
   subjects, handing each incoming message to ``sink(subject, data)``;
 - answers requests: ``request`` sends bytes to a subject and returns the
   replies gathered within a timeout, and ``set_request_handler`` installs the
-  coroutine that answers requests arriving on subscribed subjects;
+  coroutine that answers requests arriving on subscribed subjects. A bus
+  with only publish/subscribe builds these on
+  :class:`~wshub_channels.layers.rpc.PubSubRequests`; a bus with native
+  requests (NATS) uses those;
 - keeps the broker queues of normal channels (the ones without ``!``), and
   the membership of normal channels in groups, which must outlive any node;
+- does a ``group_send``'s bus work in as few round trips as the bus allows:
+  ``publish_group`` publishes and returns the group's live stored members in
+  one step (one round trip on Redis), and ``queue_push_many`` pushes one
+  message to several normal channels at once;
 - reports what happens to the connection (down, up, dropped by the broker)
   through ``report(event, error)``, which the core counts and passes on.
 
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -97,6 +104,15 @@ class Transport(abc.ABC):
         """Publish ``data`` on ``subject`` once, fire-and-forget."""
 
     @abc.abstractmethod
+    async def publish_group(self, subject: str, data: bytes, group: str) -> list[str]:
+        """Publish ``data`` on ``subject`` and return the live stored members of ``group``.
+
+        This is a ``group_send``'s bus work, and the hot path of every group
+        send: a bus that can do both in one round trip must (Redis pipelines
+        them). A failed publish raises, as :meth:`publish` does.
+        """
+
+    @abc.abstractmethod
     async def subscribe(self, subject: str) -> None:
         """Start delivering ``subject`` to the sink; returns once it is in place."""
 
@@ -119,6 +135,15 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
         """Append to a normal channel's broker queue; False when it is full."""
+
+    async def queue_push_many(
+        self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
+    ) -> list[bool]:
+        """Push ``data`` to each ``(channel, capacity)``; return which pushes fitted.
+
+        Override to do it in one round trip; this default pushes one by one.
+        """
+        return [await self.queue_push(channel, data, cap, expiry) for channel, cap in pushes]
 
     @abc.abstractmethod
     async def queue_pop(self, channel: str) -> bytes:
@@ -215,6 +240,11 @@ class LoopBoundTransport(Transport):
         else:
             await self._on_home(self._publish, subject, data)
 
+    async def publish_group(self, subject: str, data: bytes, group: str) -> list[str]:
+        if self.home is asyncio.get_running_loop() and self._opened:
+            return await self._publish_group(subject, data, group)
+        return await self._on_home(self._publish_group, subject, data, group)
+
     async def subscribe(self, subject: str) -> None:
         self.subjects.add(subject)
         await self._on_home(self._subscribe, subject)
@@ -230,6 +260,11 @@ class LoopBoundTransport(Transport):
 
     async def queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
         return await self._on_home(self._queue_push, channel, data, capacity, expiry)
+
+    async def queue_push_many(
+        self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
+    ) -> list[bool]:
+        return await self._on_home(self._queue_push_many, pushes, data, expiry)
 
     async def queue_pop(self, channel: str) -> bytes:
         return await self._on_home(self._queue_pop, channel)
@@ -264,6 +299,9 @@ class LoopBoundTransport(Transport):
     async def _publish(self, subject: str, data: bytes) -> None: ...
 
     @abc.abstractmethod
+    async def _publish_group(self, subject: str, data: bytes, group: str) -> list[str]: ...
+
+    @abc.abstractmethod
     async def _subscribe(self, subject: str) -> None: ...
 
     @abc.abstractmethod
@@ -278,6 +316,11 @@ class LoopBoundTransport(Transport):
     async def _queue_push(
         self, channel: str, data: bytes, capacity: int, expiry: float
     ) -> bool: ...
+
+    async def _queue_push_many(
+        self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
+    ) -> list[bool]:
+        return [await self._queue_push(channel, data, cap, expiry) for channel, cap in pushes]
 
     @abc.abstractmethod
     async def _queue_pop(self, channel: str) -> bytes: ...

@@ -1,4 +1,4 @@
-"""Public test helpers: the layer conformance suite and timing helpers.
+"""Public test helpers: the layer conformance suite, the time unit and a bounded poll.
 
 Third-party layers can reuse the conformance suite::
 
@@ -13,6 +13,6 @@ Third-party layers can reuse the conformance suite::
 from __future__ import annotations
 
 from .conformance import ChannelLayerConformance, LayerBackend
-from .timing import UNIT, scaled
+from .timing import UNIT, async_wait_until, scaled
 
-__all__ = ["UNIT", "ChannelLayerConformance", "LayerBackend", "scaled"]
+__all__ = ["UNIT", "ChannelLayerConformance", "LayerBackend", "async_wait_until", "scaled"]

@@ -1,0 +1,334 @@
+"""One node on the bus: interest routing, publishing, remote calls and inbound envelopes.
+
+:class:`BusNode` is the part of every hub layer that the hub uses directly,
+written once for every bus over a
+:class:`~wshub_channels.layers.transport.Transport`. It owns:
+
+- interest routing: a node subscribes to a group's (or room's, or user's)
+  subject only while it has a local member, so every send is one publish
+  and only interested nodes receive it;
+- the one "publish, deliver locally, then await the publish" sequence
+  (:meth:`BusNode.publish_and_deliver`), shared by ``group_send`` and every
+  hub send;
+- calls of ops on other nodes (:mod:`.rpc`);
+- inbound envelopes: decoded once per node, echoes of this node's own
+  publishes dropped (it delivered those locally already), unknown versions
+  counted and skipped; the rest goes to :meth:`BusNode._on_envelope`.
+
+:class:`~wshub_channels.layers.base.HubLayer` adds the Channels layer on top.
+
+Event loops: a node keeps no loop-bound state beyond per-call futures, so
+one instance serves any number of loops in turn (a test suite that gives
+each test its own loop, or ``async_to_sync`` callers); transports that hold
+loop-bound clients forward calls to their home loop themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from .. import errors
+from ..log import Throttle
+from .envelope import Envelope, UnknownEnvelopeVersion, decode_envelope, encode_envelope
+from .interest import Interest
+from .names import make_node_id, subject_token
+from .rpc import Op, RemoteOps
+from .stats import LayerStats
+from .transport import BusStatus, Transport
+
+__all__ = ["BusListener", "BusNode", "Deliver", "HubSink"]
+
+logger = logging.getLogger("wshub_channels.layers")
+
+HubSink = Callable[[Envelope], None]
+BusListener = Callable[[str, BaseException | None], None]
+#: This node's own delivery of a send, run while the publish is in flight.
+Deliver = Callable[[], Awaitable[None]]
+T = TypeVar("T")
+
+
+class BusNode:
+    """A node's bus side: subjects, interest, publishing, remote calls, inbound envelopes.
+
+    ``prefix`` starts every subject; ``node_id`` is a prefix for this node's
+    random id (default ``WSHUB["NODE_ID"]``); ``request_timeout`` bounds
+    :meth:`remote_call`.
+    """
+
+    def __init__(
+        self, prefix: str = "wshub", node_id: str | None = None, request_timeout: float = 5.0
+    ) -> None:
+        self.prefix = prefix
+        self.request_timeout = request_timeout
+        if node_id is None:
+            from ..conf import get_settings
+
+            node_id = get_settings().node_id
+        self.node_id = make_node_id(node_id)
+        self.stats = LayerStats()
+        self._interest = Interest()
+        # subject -> True once subscribed, or the pending subscribe future.
+        self._subs: dict[str, asyncio.Future[None] | bool] = {}
+        self._rpc = RemoteOps(self._count_bad_envelope, self._count_publish_error)
+        self._hub_sink: HubSink | None = None
+        self._bus_listener: BusListener | None = None
+        self._drop_log = Throttle(logger, 10.0)
+        self._started = False
+        self.transport = self.make_transport()
+        self.transport.set_sink(self._on_bus)
+        self.transport.set_request_handler(self._rpc.handle)
+        self.transport.set_reporter(self._on_transport_event)
+
+    def make_transport(self) -> Transport:
+        """Build this backend's transport (the only thing a backend supplies)."""
+        raise NotImplementedError
+
+    @property
+    def shared(self) -> bool:
+        """True when other processes may share this bus, so every send must publish."""
+        return self.transport.shared
+
+    # -- subjects -----------------------------------------------------------------
+
+    def subject(self, ns: str, name: str) -> str:
+        """Return the bus subject of ``name`` in namespace ``ns``."""
+        return f"{self.prefix}.{ns}.{subject_token(name)}"
+
+    def node_subject(self, node_id: str) -> str:
+        return f"{self.prefix}.n.{node_id}"
+
+    @property
+    def cluster_subject(self) -> str:
+        return f"{self.prefix}.all"
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the transport and subscribe to this node's own subjects (idempotent)."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            await self.transport.connect()
+            await self._subscribe(self.node_subject(self.node_id))
+            await self._subscribe(self.cluster_subject)
+        except BaseException:
+            self._started = False
+            raise
+
+    async def close(self) -> None:
+        """Drop every subscription and close the transport. The node can start again."""
+        self._subs.clear()
+        self._started = False
+        await self.transport.close()
+
+    def bus_status(self) -> BusStatus:
+        return self.transport.status()
+
+    def set_bus_listener(self, listener: BusListener | None) -> None:
+        """Install the hub's handler of bus events: what the transport reports
+        ("down", "up", "dropped", "expired", "bad_frame") and "publish_failed"."""
+        self._bus_listener = listener
+
+    def set_hub_sink(self, sink: HubSink | None) -> None:
+        """Install the hub's handler for room, user, broadcast and presence envelopes."""
+        self._hub_sink = sink
+
+    # -- interest -------------------------------------------------------------------
+
+    async def add_interest(self, ns: str, name: str, member: str) -> None:
+        """Make ``member`` a local member of ``name``; subscribe on the first one."""
+        subject = self.subject(ns, name)
+        if self._interest.add(ns, name, member, time.monotonic()) or subject not in self._subs:
+            await self.start()
+            await self._subscribe(subject)
+
+    async def discard_interest(self, ns: str, name: str, member: str) -> None:
+        """Remove a local membership; unsubscribe when the last member leaves."""
+        if self._interest.discard(ns, name, member):
+            await self._unsubscribe(self.subject(ns, name))
+
+    def local_members(self, ns: str, name: str) -> dict[str, float] | None:
+        """Return the live table of local members of ``name`` (member -> joined time)."""
+        return self._interest.members(ns, name)
+
+    def local_names(self, ns: str) -> list[str]:
+        """Return every name in ``ns`` with a local member."""
+        return self._interest.names(ns)
+
+    async def release_channel(self, channel: str) -> None:
+        """Drop every local membership of ``channel``, unsubscribing where it was the last."""
+        for ns, name in self._interest.remove_member(channel):
+            await self._unsubscribe(self.subject(ns, name))
+
+    def sizes(self) -> dict[str, int]:
+        """Internal table sizes; all zero on an idle node (used by leak tests)."""
+        sizes = self._interest.sizes()
+        own = {self.node_subject(self.node_id), self.cluster_subject}
+        sizes["interest_subscriptions"] = sum(1 for subject in self._subs if subject not in own)
+        return sizes
+
+    # -- publishing -----------------------------------------------------------------
+
+    async def publish(self, subject: str, kind: int, target: str, payload: bytes) -> None:
+        """Publish one envelope on the bus (the hub's entry to the transport)."""
+        await self.start()
+        await self._publish(subject, encode_envelope(kind, self.node_id, target, payload))
+
+    async def publish_and_deliver(
+        self, subject: str, kind: int, target: str, payload: bytes, deliver: Deliver
+    ) -> None:
+        """Publish one envelope, run ``deliver`` (this node's fan-out), then await the publish.
+
+        On a bus nobody else shares, only ``deliver`` runs. Otherwise the
+        publish goes on the wire first (one loop turn), so the broker and the
+        other nodes work while this node delivers locally; local delivery
+        never waits for the bus. The publish is awaited even when ``deliver``
+        raised, and raises :class:`~wshub_channels.errors.BusUnavailable` if it
+        failed.
+        """
+        await self._publish_around(subject, kind, target, payload, deliver, None)
+
+    async def _publish_around(
+        self,
+        subject: str,
+        kind: int,
+        target: str,
+        payload: bytes,
+        deliver: Deliver,
+        group: str | None,
+    ) -> list[str]:
+        """The one copy of the send sequence; with ``group``, also return its stored members.
+
+        The members come from the same transport call as the publish
+        (``publish_group``), or from a lookup when the bus is not shared.
+        """
+        await self.start()
+        transport = self.transport
+        if not transport.shared:
+            await deliver()
+            return [] if group is None else await transport.store_group_members(group)
+        env = encode_envelope(kind, self.node_id, target, payload)
+        wire: Coroutine[Any, Any, list[str] | None]
+        if group is None:
+            wire = self._on_wire(subject, transport.publish(subject, env))
+        else:
+            wire = self._on_wire(subject, transport.publish_group(subject, env, group))
+        sending = asyncio.ensure_future(wire)
+        await asyncio.sleep(0)  # one loop turn: the publish's first step writes it out
+        try:
+            await deliver()
+        finally:
+            stored = await sending
+        return stored or []
+
+    async def start_publish(
+        self, subject: str, kind: int, target: str, payload: bytes
+    ) -> asyncio.Future[None]:
+        """Put one envelope on the wire and return the publish still in flight.
+
+        Deprecated: use :meth:`publish_and_deliver`, which runs the whole
+        sequence. Kept until the hub has switched to it; remove then.
+        """
+        env = encode_envelope(kind, self.node_id, target, payload)
+        sending = asyncio.ensure_future(self._publish(subject, env))
+        await asyncio.sleep(0)  # one loop turn: the publish's first step writes it out
+        return sending
+
+    async def _publish(self, subject: str, data: bytes) -> None:
+        await self._on_wire(subject, self.transport.publish(subject, data))
+
+    async def _on_wire(self, subject: str, sending: Awaitable[T]) -> T:
+        """Await a transport publish; count, report and wrap its failure."""
+        try:
+            return await sending
+        except Exception as exc:
+            self.stats.publish_errors += 1
+            self._drop_log.warning("publish on %s failed: %r", subject, exc)
+            if self._bus_listener is not None:
+                self._bus_listener("publish_failed", exc)
+            raise errors.BusUnavailable(f"the bus did not take a publish: {exc!r}") from exc
+
+    # -- remote calls ---------------------------------------------------------------
+
+    def register_op(self, name: str, op: Op) -> None:
+        """Register a coroutine other nodes may call with :meth:`remote_call`."""
+        self._rpc.register(name, op)
+
+    async def remote_call(
+        self, node: str, op: str, *args: Any, timeout: float | None = None
+    ) -> Any:
+        """Run ``op`` on another node and return its result, raising its typed error.
+
+        Raises :class:`~wshub_channels.layers.transport.NoResponders` when the
+        bus knows nobody listens on that node's subject (the node is gone),
+        :class:`~wshub_channels.errors.HubTimeout` when no answer comes, and
+        :class:`~wshub_channels.errors.BusUnavailable` when the bus fails.
+        """
+        await self.start()
+        wait = self.request_timeout if timeout is None else timeout
+        request = self.transport.request
+        return await self._rpc.call(request, self.node_subject(node), op, args, wait, node)
+
+    # -- inbound --------------------------------------------------------------------
+
+    def _on_bus(self, subject: str, data: bytes) -> None:
+        """The transport's sink: decode once, drop echoes, then :meth:`_on_envelope`."""
+        try:
+            env = decode_envelope(data)
+        except UnknownEnvelopeVersion as exc:
+            self.stats.unknown_version += 1
+            self._drop_log.warning("ignoring bus message on %s: %s", subject, exc)
+            return
+        except ValueError as exc:
+            self.stats.bad_envelopes += 1
+            self._drop_log.warning("ignoring bus message on %s: %s", subject, exc)
+            return
+        if env.origin != self.node_id:
+            self._on_envelope(env)
+
+    def _on_envelope(self, env: Envelope) -> None:
+        """Deliver an envelope from another node; here, everything goes to the hub."""
+        if self._hub_sink is not None:
+            self._hub_sink(env)
+
+    def _on_transport_event(self, event: str, error: BaseException | None) -> None:
+        """Count what the transport reports and pass it to the hub."""
+        self.stats.record_event(event, error, self._drop_log)
+        if self._bus_listener is not None:
+            self._bus_listener(event, error)
+
+    def _count_bad_envelope(self) -> None:
+        self.stats.bad_envelopes += 1
+
+    def _count_publish_error(self) -> None:
+        self.stats.publish_errors += 1
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    async def _subscribe(self, subject: str) -> None:
+        state = self._subs.get(subject)
+        if state is True:
+            return
+        if state is None or state is False:
+            state = self._subs[subject] = asyncio.ensure_future(self.transport.subscribe(subject))
+        try:
+            await asyncio.shield(state)
+        except BaseException:
+            if state.done() and self._subs.get(subject) is state:
+                del self._subs[subject]
+            raise
+        if self._subs.get(subject) is state:
+            self._subs[subject] = True
+
+    async def _unsubscribe(self, subject: str) -> None:
+        state = self._subs.pop(subject, None)
+        if state is None:
+            return
+        if not isinstance(state, bool):
+            await asyncio.shield(state)
+        await self.transport.unsubscribe(subject)

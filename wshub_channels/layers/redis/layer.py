@@ -1,0 +1,60 @@
+"""``RedisHubLayer``: the shared core over Redis pub/sub, lists and sorted sets.
+
+The layer only configures and builds a
+:class:`~wshub_channels.layers.redis.transport.RedisTransport`; everything
+else is the core's (:class:`~wshub_channels.layers.base.HubLayer`), with the
+same loop and thread rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ..base import HubLayer
+from .transport import RedisTransport
+
+__all__ = ["RedisHubLayer"]
+
+
+class RedisHubLayer(HubLayer):
+    """The hub layer over Redis: interest-routed pub/sub plus broker-kept queues.
+
+    Takes every :class:`~wshub_channels.layers.base.HubLayer` option plus:
+
+    - ``hosts``: a list of Redis servers, each a URL (``redis://``,
+      ``rediss://``, a password in the URL), a ``(host, port)`` pair, a dict
+      of redis-py connection options (``{"address": url, ...}``), or a
+      Sentinel dict ``{"sentinels": [(host, port)], "master_name": ...}``.
+      One server carries the cluster; later entries are tried in turn when
+      the current one cannot be reached (failover, not sharding).
+    - ``pool_size`` (32): the most command connections per event loop; more
+      concurrent commands wait for one instead of failing.
+    - ``connect_timeout`` (2 s) and ``command_timeout`` (2 s): the bound on
+      any wait for Redis.
+    - ``ping_interval`` (5 s): the subscriber keepalive; a subscriber silent
+      for three intervals is reconnected.
+    """
+
+    #: Redis takes values up to 512 MB; keep messages far below that.
+    transport_max_bytes: ClassVar[int | None] = 64 * 1024 * 1024
+
+    def __init__(
+        self,
+        hosts: list[Any] | None = None,
+        pool_size: int = 32,
+        connect_timeout: float = 2.0,
+        command_timeout: float = 2.0,
+        ping_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        self._redis_options: dict[str, Any] = {
+            "hosts": hosts or ["redis://127.0.0.1:6379"],
+            "pool_size": pool_size,
+            "connect_timeout": connect_timeout,
+            "command_timeout": command_timeout,
+            "ping_interval": ping_interval,
+        }
+        super().__init__(**kwargs)
+
+    def make_transport(self) -> RedisTransport:
+        return RedisTransport(prefix=self.prefix, name=self.node_id, **self._redis_options)

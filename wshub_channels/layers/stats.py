@@ -1,0 +1,54 @@
+"""What a layer counts: every message it drops or rejects, and the bus's ups and downs.
+
+:class:`LayerStats` holds plain counters that only ever grow; the hub's
+metrics and the tests read them. :meth:`LayerStats.record_event` counts and
+logs one event a transport reports. Counting is not synchronised: a counter
+bumped from another thread (a message that expired during a cross-thread
+``send``) may, rarely, miss one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from ..log import Throttle
+
+__all__ = ["LayerStats"]
+
+logger = logging.getLogger("wshub_channels.layers")
+
+
+@dataclass
+class LayerStats:
+    """Counters of everything the layer drops or rejects; never decremented."""
+
+    full_drops: int = 0  # group_send or remote send skipped a channel at capacity
+    expired: int = 0  # messages that expired unread, here or in the broker (when noticed)
+    no_channel_drops: int = 0  # direct sends to a local channel that no longer exists
+    unknown_version: int = 0  # envelopes from an unknown major version
+    bad_envelopes: int = 0  # undecodable bus messages
+    publish_errors: int = 0  # publishes the transport failed
+    bus_down: int = 0  # times the bus connection was lost
+    bus_up: int = 0  # times it was (re)established
+    subscriber_dropped: int = 0  # times the broker cut our subscriber off (output buffer)
+
+    def snapshot(self) -> dict[str, int]:
+        return asdict(self)
+
+    def record_event(self, event: str, error: BaseException | None, log: Throttle) -> None:
+        """Count and log one transport event ("down", "up", "dropped", "expired", "bad_frame")."""
+        if event == "down":
+            self.bus_down += 1
+            logger.warning("bus connection lost: %r", error)
+        elif event == "up":
+            self.bus_up += 1
+            logger.info("bus connection established")
+        elif event == "dropped":
+            self.subscriber_dropped += 1
+            logger.error("the broker dropped this node's subscriber: %s", error)
+        elif event == "expired":
+            self.expired += 1
+        elif event == "bad_frame":
+            self.bad_envelopes += 1
+            log.warning("ignoring a malformed bus frame: %r", error)
