@@ -112,7 +112,7 @@ class Hub(Lifecycle):
             raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
         await self.start()
         excluded = {c if isinstance(c, str) else c.id for c in exclude}
-        payload = encode_hub_payload(data, excluded) if self.layer.transport.shared else b""
+        payload = encode_hub_payload(data, excluded) if self.layer.shared else b""
 
         async def deliver() -> None:
             await self._deliver(_NAMESPACE[kind], target, data, excluded, timeout)
@@ -256,7 +256,7 @@ class Hub(Lifecycle):
         if local is not None:
             return local, client_id, self.node_id
         node = channel_node(client_id)
-        if node is None or node == self.node_id or not self.layer.transport.shared:
+        if node is None or node == self.node_id or not self.layer.shared:
             raise ClientNotFound(f"no client {client_id!r}")
         return None, client_id, node
 

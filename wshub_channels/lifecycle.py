@@ -51,7 +51,7 @@ class Lifecycle:
         self.started_at: float | None = None
         self.home_loop: asyncio.AbstractEventLoop | None = None
         self._start_lock: asyncio.Lock | None = None
-        self.registry = Registry(layer._interest)
+        self.registry = Registry(layer.interest)
         self.heartbeat = Heartbeat(layer, self.node_info, type(self), lambda: self.metrics)
         self._empty: asyncio.Event | None = None  # set when the last client leaves (drain)
         self._idle_task: asyncio.Task[None] | None = None
@@ -143,7 +143,7 @@ class Lifecycle:
             self.mode = "publisher" if is_publisher_loop(loop) else "server"
             if self.config.idle_timeout > 0:
                 self._idle_task = spawn(self._close_idle_clients(), "idle sweeper")
-            if self.layer.transport.shared and self.mode == "server":
+            if self.layer.shared and self.mode == "server":
                 interval = self.settings.presence_interval
                 self._presence_task = spawn(self.heartbeat.run(interval), "presence heartbeat")
             self._set_state("running")
@@ -199,7 +199,7 @@ class Lifecycle:
         for task in (self._idle_task, self._presence_task):
             if task is not None:
                 task.cancel()
-        if self.layer.transport.shared:
+        if self.layer.shared:
             with contextlib.suppress(Exception):
                 await self.heartbeat.publish("bye")
         await self.layer.close()

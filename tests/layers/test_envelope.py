@@ -41,10 +41,11 @@ def test_envelope_round_trip_and_version_check() -> None:
         decode_envelope(b"\x93\x01")
 
 
-def test_envelope_has_six_fields() -> None:
-    """An envelope is [major, minor, kind, origin, target, payload] and nothing more."""
+def test_envelope_stays_readable_by_minor_zero_nodes() -> None:
+    """Six meaningful fields, then the nil that minor-0 decoders (seven or more) need."""
     fields = msgpack.unpackb(encode_envelope(Kind.GROUP, "n", "g", b"p"), raw=False)
-    assert len(fields) == 6 and fields[0] == ENVELOPE_MAJOR and fields[2:] == [1, "n", "g", b"p"]
+    assert fields[0] == ENVELOPE_MAJOR and fields[2:6] == [1, "n", "g", b"p"]
+    assert len(fields) >= 7 and fields[6] is None
 
 
 def test_seven_field_envelope_of_minor_zero_still_decodes() -> None:

@@ -229,24 +229,6 @@ class HubLayer(BusNode, BaseChannelLayer):
         self._local.drop(channel)
         await super().release_channel(channel)
 
-    async def publish_and_deliver(
-        self,
-        subject: str,
-        kind: int,
-        target: str,
-        payload: bytes,
-        deliver: Callable[[], Awaitable[None]],
-    ) -> None:
-        """Publish for the other nodes, deliver here meanwhile, then await the publish."""
-        if not self.transport.shared:
-            await deliver()
-            return
-        sending = await self.start_publish(subject, kind, target, payload)
-        try:
-            await deliver()
-        finally:
-            await sending
-
     def sizes(self) -> dict[str, int]:
         """Internal table sizes; all zero on an idle layer (used by leak tests)."""
         sizes = super().sizes()

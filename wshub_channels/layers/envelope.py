@@ -48,7 +48,9 @@ __all__ = [
 ]
 
 ENVELOPE_MAJOR = 1
-#: 1: six fields (minor 0 carried a seventh, always unused).
+#: 1: six meaningful fields. Minor 0 also read a seventh ("extra", never used) and
+#: refuses shorter envelopes, so a nil still follows the payload on the wire while
+#: minor-0 nodes may be in a rolling deploy; drop it with the next major version.
 ENVELOPE_MINOR = 1
 _FIELDS = 6
 
@@ -86,7 +88,7 @@ class UnknownEnvelopeVersion(ValueError):
 def encode_envelope(kind: int, origin: str, target: str, payload: bytes) -> bytes:
     """Return the bytes of one envelope."""
     return msgpack.packb(  # type: ignore[no-any-return]
-        [ENVELOPE_MAJOR, ENVELOPE_MINOR, kind, origin, target, payload],
+        [ENVELOPE_MAJOR, ENVELOPE_MINOR, kind, origin, target, payload, None],
         use_bin_type=True,
     )
 
@@ -188,36 +190,3 @@ def pack_message(message: Any) -> bytes:
 def unpack_message(data: bytes) -> dict[str, Any]:
     """Decode message bytes made by :func:`pack_message`."""
     return msgpack.unpackb(data, raw=False)  # type: ignore[no-any-return]
-
-
-def encode_hub_payload(data: str | bytes, excluded: Iterable[str]) -> bytes:
-    """The payload of a hub send: the data and the ids of the clients to skip."""
-    return msgpack.packb([data, sorted(excluded)], use_bin_type=True)  # type: ignore[no-any-return]
-
-
-def decode_hub_payload(payload: bytes) -> tuple[str | bytes, list[str]]:
-    """Decode :func:`encode_hub_payload`; raise ``ValueError`` if malformed."""
-    try:
-        data, excluded = msgpack.unpackb(payload, raw=False)
-    except Exception as exc:
-        raise ValueError(f"malformed hub payload: {exc}") from exc
-    if not isinstance(data, (str, bytes)) or not isinstance(excluded, list):
-        raise ValueError("malformed hub payload")
-    return data, excluded
-
-
-def encode_presence(op: str, info: dict[str, Any]) -> bytes:
-    """The payload of a heartbeat (``op`` "beat") or goodbye ("bye")."""
-    return msgpack.packb({"op": op, "info": info}, use_bin_type=True)  # type: ignore[no-any-return]
-
-
-def decode_presence(payload: bytes) -> tuple[str, dict[str, Any]]:
-    """Decode :func:`encode_presence`; raise ``ValueError`` if malformed."""
-    try:
-        body = msgpack.unpackb(payload, raw=False)
-        op, info = body["op"], body["info"]
-    except Exception as exc:
-        raise ValueError(f"malformed presence payload: {exc}") from exc
-    if not isinstance(op, str) or not isinstance(info, dict):
-        raise ValueError("malformed presence payload")
-    return op, info

@@ -152,6 +152,15 @@ class BusNode:
         if self._interest.discard(ns, name, member):
             await self._unsubscribe(self.subject(ns, name))
 
+    @property
+    def interest(self) -> Interest:
+        """This node's membership table, for the hub's registry to read.
+
+        Change it only through :meth:`add_interest`, :meth:`discard_interest`
+        and :meth:`release_channel`, which keep the subscriptions in step.
+        """
+        return self._interest
+
     def local_members(self, ns: str, name: str) -> dict[str, float] | None:
         """Return the live table of local members of ``name`` (member -> joined time)."""
         return self._interest.members(ns, name)
@@ -225,19 +234,6 @@ class BusNode:
         finally:
             stored = await sending
         return stored or []
-
-    async def start_publish(
-        self, subject: str, kind: int, target: str, payload: bytes
-    ) -> asyncio.Future[None]:
-        """Put one envelope on the wire and return the publish still in flight.
-
-        Deprecated: use :meth:`publish_and_deliver`, which runs the whole
-        sequence. Kept until the hub has switched to it; remove then.
-        """
-        env = encode_envelope(kind, self.node_id, target, payload)
-        sending = asyncio.ensure_future(self._publish(subject, env))
-        await asyncio.sleep(0)  # one loop turn: the publish's first step writes it out
-        return sending
 
     async def _publish(self, subject: str, data: bytes) -> None:
         await self._on_wire(subject, self.transport.publish(subject, data))
