@@ -9,12 +9,16 @@ condition at a short interval until it holds or the deadline passes.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from wshub_channels.testing.timing import TIME_UNIT_ENV, UNIT, parse_time_unit, scaled
+from wshub_channels.testing.timing import (
+    TIME_UNIT_ENV,
+    UNIT,
+    async_wait_until,
+    parse_time_unit,
+    scaled,
+)
 
 __all__ = [
     "POLL_INTERVAL",
@@ -76,23 +80,3 @@ def wait_until(
         if deadline.expired():
             raise TimeoutError(f"timed out after {within:.2f}s waiting for {what}")
         time.sleep(deadline.sleep_interval(interval))
-
-
-async def async_wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]],
-    within: float,
-    *,
-    interval: float = POLL_INTERVAL,
-    what: str = "condition",
-) -> None:
-    """Asynchronous :func:`wait_until`; ``predicate`` may be a plain or async callable."""
-    deadline = Deadline(within)
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if deadline.expired():
-            raise TimeoutError(f"timed out after {within:.2f}s waiting for {what}")
-        await asyncio.sleep(deadline.sleep_interval(interval))
