@@ -16,24 +16,21 @@ from urllib.parse import parse_qs
 
 import pytest
 from channels.layers import channel_layers
-from channels.testing import WebsocketCommunicator
 from django.dispatch import Signal
 from django.test import override_settings
 
+from tests.inprocess import WAIT, Clients, private_layer
 from tests.rig.timing import async_wait_until
 from wshub_channels import HubConsumer, JsonHubConsumer, Message, get_hub, signals
 from wshub_channels import consumer as consumer_module
 from wshub_channels.errors import AuthenticationFailed, RateLimitExceeded, Unauthorized
 from wshub_channels.hooks import Hooks
 from wshub_channels.hub import Hub
-from wshub_channels.layers import InMemoryHubLayer
-from wshub_channels.testing import scaled
 from wshub_channels.types import Client
 
 pytestmark = pytest.mark.unit
 
 ALIAS = "wshub-test-consumer"
-WAIT = scaled(2)
 HERE = __name__  # dotted path of this module, for WSHUB["HOOKS"]
 
 #: What the recording hooks, consumer and signal receivers saw, in order.
@@ -217,63 +214,16 @@ class FakeUser:
 # -- fixtures ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Conn:
-    comm: WebsocketCommunicator
-    id: str
-
-    async def next(self) -> Any:
-        return await self.comm.receive_from(timeout=WAIT)
-
-    async def ask(self, text: str) -> Any:
-        await self.comm.send_to(text_data=text)
-        return await self.next()
-
-
-class Clients:
-    """Connects consumers and disconnects whatever is still open at teardown."""
-
-    def __init__(self) -> None:
-        self.comms: list[WebsocketCommunicator] = []
-
-    def communicator(
-        self, consumer: type[HubConsumer], query: str = "", **scope: Any
-    ) -> WebsocketCommunicator:
-        comm = WebsocketCommunicator(consumer.as_asgi(), f"/ws/?{query}")
-        comm.scope.update(scope)
-        self.comms.append(comm)
-        return comm
-
-    async def connect(self, consumer: type[HubConsumer], query: str = "", **scope: Any) -> Conn:
-        comm = self.communicator(consumer, query, **scope)
-        connected, _ = await comm.connect(timeout=WAIT)
-        assert connected
-        hello = await comm.receive_from(timeout=WAIT)
-        assert isinstance(hello, str) and hello.startswith("id:")
-        return Conn(comm, hello[3:])
-
-    async def close_all(self) -> None:
-        for comm in self.comms:
-            if comm._future is not None and not comm.future.done():
-                await comm.disconnect(timeout=WAIT)
-
-
 @pytest.fixture
 async def clients() -> AsyncIterator[Clients]:
     recorded.clear()
-    layer = InMemoryHubLayer()
-    previous = channel_layers.set(ALIAS, layer)
-    made = Clients()
-    try:
-        yield made
-    finally:
-        await made.close_all()
-        await layer.close()
-        if previous is None:
-            channel_layers.backends.pop(ALIAS, None)
-        else:
-            channel_layers.set(ALIAS, previous)
-        recorded.clear()
+    async with private_layer(ALIAS):
+        made = Clients()
+        try:
+            yield made
+        finally:
+            await made.close_all()
+            recorded.clear()
 
 
 @pytest.fixture

@@ -11,15 +11,13 @@ the send under test and check that the marker is the client's next frame.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import pytest
-from channels.layers import channel_layers
-from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
+from tests.inprocess import WAIT, Clients, Conn, private_layer
 from wshub_channels import HubConsumer, get_hub
 from wshub_channels.errors import (
     AlreadyInRoom,
@@ -30,13 +28,11 @@ from wshub_channels.errors import (
     RoomFull,
 )
 from wshub_channels.hub import Hub
-from wshub_channels.layers import InMemoryHubLayer
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.unit
 
 ALIAS = "wshub-test-hub"
-WAIT = scaled(2)
 MARKER = "--marker--"
 
 
@@ -54,51 +50,22 @@ class Peer(HubConsumer):
         await self.send_text(f"id:{self.id}")
 
 
-@dataclass
-class Conn:
-    comm: WebsocketCommunicator
-    id: str
+class Peers(Clients):
+    """Connects Peers with a user id and rooms from the query string."""
 
-    async def next(self) -> Any:
-        return await self.comm.receive_from(timeout=WAIT)
-
-
-class Clients:
-    """Connects Peers and disconnects whatever is still open at teardown."""
-
-    def __init__(self) -> None:
-        self.comms: list[WebsocketCommunicator] = []
-
-    async def connect(self, user: str | None = None, rooms: tuple[str, ...] = ()) -> Conn:
+    async def peer(self, user: str | None = None, rooms: tuple[str, ...] = ()) -> Conn:
         params = ([("user", user)] if user else []) + [("room", room) for room in rooms]
-        comm = WebsocketCommunicator(Peer.as_asgi(), f"/ws/?{urlencode(params)}")
-        self.comms.append(comm)
-        connected, _ = await comm.connect(timeout=WAIT)
-        assert connected
-        hello = await comm.receive_from(timeout=WAIT)
-        assert isinstance(hello, str) and hello.startswith("id:")
-        return Conn(comm, hello[3:])
-
-    async def close_all(self) -> None:
-        for comm in self.comms:
-            if comm._future is not None and not comm.future.done():
-                await comm.disconnect(timeout=WAIT)
+        return await self.connect(Peer, urlencode(params))
 
 
 @pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    layer = InMemoryHubLayer()
-    previous = channel_layers.set(ALIAS, layer)
-    made = Clients()
-    try:
-        yield made
-    finally:
-        await made.close_all()
-        await layer.close()
-        if previous is None:
-            channel_layers.backends.pop(ALIAS, None)
-        else:
-            channel_layers.set(ALIAS, previous)
+async def clients() -> AsyncIterator[Peers]:
+    async with private_layer(ALIAS):
+        made = Peers()
+        try:
+            yield made
+        finally:
+            await made.close_all()
 
 
 def hub() -> Hub:
@@ -119,17 +86,17 @@ def ids(found: list[Any]) -> set[str]:
 # -- sends -------------------------------------------------------------------------------
 
 
-async def test_broadcast_text_reaches_every_client(clients: Clients) -> None:
+async def test_broadcast_text_reaches_every_client(clients: Peers) -> None:
     """broadcast_text delivers the text frame to every connected client."""
-    conns = [await clients.connect() for _ in range(3)]
+    conns = [await clients.peer() for _ in range(3)]
     await hub().broadcast_text("hello all")
     for conn in conns:
         assert await conn.next() == "hello all"
 
 
-async def test_broadcast_bytes_goes_out_as_a_binary_frame(clients: Clients) -> None:
+async def test_broadcast_bytes_goes_out_as_a_binary_frame(clients: Peers) -> None:
     """broadcast with bytes sends a binary frame, with str a text frame."""
-    a, b = await clients.connect(), await clients.connect()
+    a, b = await clients.peer(), await clients.peer()
     await hub().broadcast(b"\x00\x01raw")
     await hub().broadcast("text")
     for conn in (a, b):
@@ -137,9 +104,9 @@ async def test_broadcast_bytes_goes_out_as_a_binary_frame(clients: Clients) -> N
         assert await conn.next() == "text"
 
 
-async def test_broadcast_text_exclude_skips_the_excluded(clients: Clients) -> None:
+async def test_broadcast_text_exclude_skips_the_excluded(clients: Peers) -> None:
     """broadcast_text with exclude= skips excluded ids and clients, and reaches the rest."""
-    a, b, c = [await clients.connect() for _ in range(3)]
+    a, b, c = [await clients.peer() for _ in range(3)]
     client_b = hub().get_client(b.id)
     assert client_b is not None
     await hub().broadcast_text("not for a or b", exclude=[a.id, client_b])
@@ -147,10 +114,10 @@ async def test_broadcast_text_exclude_skips_the_excluded(clients: Clients) -> No
     await expect_marker(a, b, c)
 
 
-async def test_broadcast_to_room_excludes_ids_and_client_objects(clients: Clients) -> None:
+async def test_broadcast_to_room_excludes_ids_and_client_objects(clients: Peers) -> None:
     """broadcast_to_room reaches room members only, minus those excluded by id or object."""
-    a, b, c, d = [await clients.connect(rooms=("lobby",)) for _ in range(4)]
-    outside = await clients.connect(rooms=("other",))
+    a, b, c, d = [await clients.peer(rooms=("lobby",)) for _ in range(4)]
+    outside = await clients.peer(rooms=("other",))
     client_b = hub().get_client(b.id)
     assert client_b is not None
     await hub().broadcast_to_room("lobby", "room msg", exclude=[a.id, client_b])
@@ -163,10 +130,12 @@ async def test_broadcast_to_room_excludes_ids_and_client_objects(clients: Client
     await expect_marker(outside)
 
 
-async def test_send_to_user_reaches_every_connection_of_that_user_only(clients: Clients) -> None:
+async def test_send_to_user_reaches_every_connection_of_that_user_only(
+    clients: Peers,
+) -> None:
     """send_to_user reaches each connection of the user, and no other user or anonymous client."""
-    alice1, alice2 = await clients.connect(user="alice"), await clients.connect(user="alice")
-    bob, anon = await clients.connect(user="bob"), await clients.connect()
+    alice1, alice2 = await clients.peer(user="alice"), await clients.peer(user="alice")
+    bob, anon = await clients.peer(user="bob"), await clients.peer()
     await hub().send_to_user("alice", "for alice")
     assert await alice1.next() == "for alice"
     assert await alice2.next() == "for alice"
@@ -176,16 +145,16 @@ async def test_send_to_user_reaches_every_connection_of_that_user_only(clients: 
     await expect_marker(alice1, alice2, bob, anon)
 
 
-async def test_send_to_user_without_connections_delivers_nothing(clients: Clients) -> None:
+async def test_send_to_user_without_connections_delivers_nothing(clients: Peers) -> None:
     """send_to_user for a user with no connection is a no-op for everyone else."""
-    a = await clients.connect(user="alice")
+    a = await clients.peer(user="alice")
     await hub().send_to_user("nobody", "lost")
     await expect_marker(a)
 
 
-async def test_send_to_client_text_and_binary(clients: Clients) -> None:
+async def test_send_to_client_text_and_binary(clients: Peers) -> None:
     """send_to_client sends str as text and bytes as binary, to that client only."""
-    a, b = await clients.connect(), await clients.connect()
+    a, b = await clients.peer(), await clients.peer()
     await hub().send_to_client(a.id, "just a")
     await hub().send_to_client(hub().get_client(a.id), b"\xffbinary")
     assert await a.next() == "just a"
@@ -193,9 +162,9 @@ async def test_send_to_client_text_and_binary(clients: Clients) -> None:
     await expect_marker(a, b)
 
 
-async def test_send_to_client_unknown_id_raises_client_not_found(clients: Clients) -> None:
+async def test_send_to_client_unknown_id_raises_client_not_found(clients: Peers) -> None:
     """send_to_client raises ClientNotFound for an id no node has (ours, foreign or junk)."""
-    a = await clients.connect()
+    a = await clients.peer()
     node = hub().node_id
     for unknown in (f"specific.{node}!nosuchclient", "specific.abcdefghijkl!gone", "junk"):
         with pytest.raises(ClientNotFound):
@@ -203,27 +172,29 @@ async def test_send_to_client_unknown_id_raises_client_not_found(clients: Client
     await expect_marker(a)
 
 
-async def test_send_to_client_after_disconnect_raises_client_not_found(clients: Clients) -> None:
+async def test_send_to_client_after_disconnect_raises_client_not_found(
+    clients: Peers,
+) -> None:
     """Once a client disconnected, send_to_client with its id raises ClientNotFound."""
-    a = await clients.connect()
+    a = await clients.peer()
     await a.comm.disconnect(timeout=WAIT)
     with pytest.raises(ClientNotFound):
         await hub().send_to_client(a.id, "too late")
 
 
-async def test_broadcast_json_encodes_compactly(clients: Clients) -> None:
+async def test_broadcast_json_encodes_compactly(clients: Peers) -> None:
     """broadcast_json sends one compact JSON text frame (no spaces, non-ASCII kept)."""
-    a = await clients.connect()
+    a = await clients.peer()
     await hub().broadcast_json({"a": 1, "b": [1, 2], "s": "é"})
     assert await a.next() == '{"a":1,"b":[1,2],"s":"é"}'
     await hub().broadcast_raw_json(b'{"raw": true}')
     assert await a.next() == '{"raw": true}'
 
 
-async def test_sends_with_timeout_deliver(clients: Clients) -> None:
+async def test_sends_with_timeout_deliver(clients: Peers) -> None:
     """The timeout= path of every send delivers like the non-waiting one."""
-    a = await clients.connect(user="alice", rooms=("r",))
-    b = await clients.connect()
+    a = await clients.peer(user="alice", rooms=("r",))
+    b = await clients.peer()
     timeout = scaled(1)
     await hub().broadcast_text("all", timeout=timeout)
     await hub().broadcast_to_room("r", "room", timeout=timeout)
@@ -234,9 +205,9 @@ async def test_sends_with_timeout_deliver(clients: Clients) -> None:
     await expect_marker(a, b)
 
 
-async def test_sends_reject_data_of_a_wrong_type(clients: Clients) -> None:
+async def test_sends_reject_data_of_a_wrong_type(clients: Peers) -> None:
     """broadcast, broadcast_to_room and send_to_user raise TypeError for non str/bytes data."""
-    a = await clients.connect(user="alice", rooms=("r",))
+    a = await clients.peer(user="alice", rooms=("r",))
     with pytest.raises(TypeError):
         await hub().broadcast(123)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -246,9 +217,9 @@ async def test_sends_reject_data_of_a_wrong_type(clients: Clients) -> None:
     await expect_marker(a)
 
 
-async def test_send_to_client_rejects_data_of_a_wrong_type(clients: Clients) -> None:
+async def test_send_to_client_rejects_data_of_a_wrong_type(clients: Peers) -> None:
     """send_to_client raises TypeError for data that is neither str nor bytes."""
-    a = await clients.connect()
+    a = await clients.peer()
     with pytest.raises(TypeError):
         await hub().send_to_client(a.id, 12)  # type: ignore[arg-type]
 
@@ -256,11 +227,11 @@ async def test_send_to_client_rejects_data_of_a_wrong_type(clients: Clients) -> 
 # -- lookups -------------------------------------------------------------------------------
 
 
-async def test_lookups_before_and_after_a_disconnect(clients: Clients) -> None:
+async def test_lookups_before_and_after_a_disconnect(clients: Peers) -> None:
     """Every local lookup sees connected clients; a disconnected one leaves them all at once."""
-    a = await clients.connect(user="alice", rooms=("r1", "r2"))
-    b = await clients.connect(user="alice", rooms=("r1",))
-    c = await clients.connect()
+    a = await clients.peer(user="alice", rooms=("r1", "r2"))
+    b = await clients.peer(user="alice", rooms=("r1",))
+    c = await clients.peer()
     h = hub()
     assert ids(h.clients()) == {a.id, b.id, c.id}
     assert h.client_count() == 3
@@ -293,10 +264,10 @@ async def test_lookups_before_and_after_a_disconnect(clients: Clients) -> None:
     assert not h.room_exists("r2")
 
 
-async def test_hub_disconnect_removes_the_client_before_returning(clients: Clients) -> None:
+async def test_hub_disconnect_removes_the_client_before_returning(clients: Peers) -> None:
     """hub.disconnect closes with the code and the client has left every lookup on return."""
-    a = await clients.connect(user="alice", rooms=("r1",))
-    b = await clients.connect()
+    a = await clients.peer(user="alice", rooms=("r1",))
+    b = await clients.peer()
     h = hub()
     await h.disconnect(a.id, code=4000)
     assert h.get_client(a.id) is None
@@ -311,9 +282,9 @@ async def test_hub_disconnect_removes_the_client_before_returning(clients: Clien
 # -- membership through the hub --------------------------------------------------------------
 
 
-async def test_hub_join_leave_and_leave_all_on_a_local_client_by_id(clients: Clients) -> None:
+async def test_hub_join_leave_and_leave_all_on_a_local_client_by_id(clients: Peers) -> None:
     """hub.join_room/leave_room/leave_all_rooms by id change the client's rooms and the lookups."""
-    a, b = await clients.connect(), await clients.connect()
+    a, b = await clients.peer(), await clients.peer()
     h = hub()
     client = h.get_client(a.id)
     assert client is not None
@@ -333,9 +304,11 @@ async def test_hub_join_leave_and_leave_all_on_a_local_client_by_id(clients: Cli
     await expect_marker(a, b)
 
 
-async def test_membership_of_an_unknown_client_raises_client_not_found(clients: Clients) -> None:
+async def test_membership_of_an_unknown_client_raises_client_not_found(
+    clients: Peers,
+) -> None:
     """hub.join_room/leave_room/leave_all_rooms/disconnect raise ClientNotFound for a bad id."""
-    await clients.connect()
+    await clients.peer()
     h = hub()
     missing = f"specific.{h.node_id}!missing"
     with pytest.raises(ClientNotFound):
@@ -348,9 +321,9 @@ async def test_membership_of_an_unknown_client_raises_client_not_found(clients: 
         await h.disconnect(missing)
 
 
-async def test_room_errors_already_in_not_in_and_empty_name(clients: Clients) -> None:
+async def test_room_errors_already_in_not_in_and_empty_name(clients: Peers) -> None:
     """Joining twice raises AlreadyInRoom, leaving a foreign room NotInRoom, '' EmptyRoomName."""
-    a = await clients.connect(rooms=("r",))
+    a = await clients.peer(rooms=("r",))
     h = hub()
     client = h.get_client(a.id)
     assert client is not None
@@ -370,11 +343,11 @@ async def test_room_errors_already_in_not_in_and_empty_name(clients: Clients) ->
     assert h.room_count("r") == 1
 
 
-async def test_room_full_and_max_rooms_reached_from_limits(clients: Clients) -> None:
+async def test_room_full_and_max_rooms_reached_from_limits(clients: Peers) -> None:
     """WSHUB LIMITS max_clients_per_room raises RoomFull, max_rooms_per_client MaxRoomsReached."""
     limits = {"max_clients_per_room": 1, "max_rooms_per_client": 2}
     with override_settings(WSHUB={"LIMITS": limits}):
-        a, b = await clients.connect(), await clients.connect()
+        a, b = await clients.peer(), await clients.peer()
         h = hub()
         await h.join_room(a.id, "solo")
         with pytest.raises(RoomFull):

@@ -1,0 +1,83 @@
+"""In-process helpers: HubConsumers driven by WebsocketCommunicator on a private layer.
+
+A consumer under test sends ``id:<client id>`` as its first frame (at the end
+of ``on_connect``), so :meth:`Clients.connect` returns once the client is
+registered and knows its id. :func:`private_layer` installs a fresh
+``InMemoryHubLayer`` under an alias of its own, so each test gets its own hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+
+from wshub_channels import HubConsumer
+from wshub_channels.layers import InMemoryHubLayer
+from wshub_channels.testing import scaled
+
+__all__ = ["WAIT", "Clients", "Conn", "private_layer"]
+
+WAIT = scaled(2)
+
+
+@dataclass
+class Conn:
+    """One connected communicator and the client id it announced."""
+
+    comm: WebsocketCommunicator
+    id: str
+
+    async def next(self) -> Any:
+        return await self.comm.receive_from(timeout=WAIT)
+
+    async def ask(self, text: str) -> Any:
+        await self.comm.send_to(text_data=text)
+        return await self.next()
+
+
+class Clients:
+    """Connects consumers and disconnects whatever is still open at teardown."""
+
+    def __init__(self) -> None:
+        self.comms: list[WebsocketCommunicator] = []
+
+    def communicator(
+        self, consumer: type[HubConsumer], query: str = "", **scope: Any
+    ) -> WebsocketCommunicator:
+        comm = WebsocketCommunicator(consumer.as_asgi(), f"/ws/?{query}")
+        comm.scope.update(scope)
+        self.comms.append(comm)
+        return comm
+
+    async def connect(self, consumer: type[HubConsumer], query: str = "", **scope: Any) -> Conn:
+        comm = self.communicator(consumer, query, **scope)
+        connected, _ = await comm.connect(timeout=WAIT)
+        assert connected
+        hello = await comm.receive_from(timeout=WAIT)
+        assert isinstance(hello, str) and hello.startswith("id:")
+        return Conn(comm, hello[3:])
+
+    async def close_all(self) -> None:
+        for comm in self.comms:
+            if comm._future is not None and not comm.future.done():
+                await comm.disconnect(timeout=WAIT)
+
+
+@asynccontextmanager
+async def private_layer(alias: str) -> AsyncIterator[InMemoryHubLayer]:
+    """A fresh in-memory hub layer under ``alias`` for the duration of the block."""
+    layer = InMemoryHubLayer()
+    previous = channel_layers.set(alias, layer)
+    try:
+        yield layer
+    finally:
+        await layer.close()
+        if previous is None:
+            channel_layers.backends.pop(alias, None)
+        else:
+            channel_layers.set(alias, previous)
