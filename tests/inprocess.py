@@ -1,8 +1,8 @@
-"""In-process helpers: HubConsumers driven by WebsocketCommunicator on a private layer.
+"""In-process helpers: HubConsumers driven by HubCommunicator on a private layer.
 
-A consumer under test sends ``id:<client id>`` as its first frame (at the end
-of ``on_connect``), so :meth:`Clients.connect` returns once the client is
-registered and knows its id. :func:`private_layer` installs a fresh
+Connections are :class:`~wshub_channels.testing.HubCommunicator` s. A consumer
+under test sends ``id:<client id>`` as its first frame (at the end of
+``on_connect``), so :meth:`Clients.connect` returns once ``on_connect`` ran. :func:`private_layer` installs a fresh
 ``InMemoryHubLayer`` under an alias of its own, so each test gets its own hub.
 """
 
@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from channels.layers import channel_layers
-from channels.testing import WebsocketCommunicator
 
 from wshub_channels import HubConsumer
 from wshub_channels.layers import InMemoryHubLayer
-from wshub_channels.testing import scaled
+from wshub_channels.testing import HubCommunicator, scaled
 
 __all__ = ["WAIT", "Clients", "Conn", "private_layer"]
 
@@ -29,7 +28,7 @@ WAIT = scaled(2)
 class Conn:
     """One connected communicator and the client id it announced."""
 
-    comm: WebsocketCommunicator
+    comm: HubCommunicator
     id: str
 
     async def next(self) -> Any:
@@ -44,12 +43,12 @@ class Clients:
     """Connects consumers and disconnects whatever is still open at teardown."""
 
     def __init__(self) -> None:
-        self.comms: list[WebsocketCommunicator] = []
+        self.comms: list[HubCommunicator] = []
 
     def communicator(
         self, consumer: type[HubConsumer], query: str = "", **scope: Any
-    ) -> WebsocketCommunicator:
-        comm = WebsocketCommunicator(consumer.as_asgi(), f"/ws/?{query}")
+    ) -> HubCommunicator:
+        comm = HubCommunicator(consumer.as_asgi(), f"/ws/?{query}")
         comm.scope.update(scope)
         self.comms.append(comm)
         return comm
@@ -58,9 +57,9 @@ class Clients:
         comm = self.communicator(consumer, query, **scope)
         connected, _ = await comm.connect(timeout=WAIT)
         assert connected
-        hello = await comm.receive_from(timeout=WAIT)
-        assert isinstance(hello, str) and hello.startswith("id:")
-        return Conn(comm, hello[3:])
+        assert comm.client is not None
+        assert await comm.receive_from(timeout=WAIT) == f"id:{comm.client.id}"
+        return Conn(comm, comm.client.id)
 
     async def close_all(self) -> None:
         for comm in self.comms:

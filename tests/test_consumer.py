@@ -1,7 +1,7 @@
 """HubConsumer behaviour: hooks and signals, handshake rejection, errors, limits, identity.
 
 Each test gets a fresh ``InMemoryHubLayer`` under its own alias (so its own
-hub) and drives consumers through ``WebsocketCommunicator``. Consumers send
+hub) and drives consumers through ``HubCommunicator``. Consumers send
 ``id:<client id>`` at the end of ``on_connect``, so a test knows the client
 is registered before it goes on. ``WSHUB`` is overridden per test where
 hooks, config or limits matter; settings are read when a client connects.

@@ -1,4 +1,4 @@
-"""The Hub API on one node, driven through real HubConsumers and WebsocketCommunicators.
+"""The Hub API on one node, driven through real HubConsumers and HubCommunicators.
 
 Each test gets a fresh ``InMemoryHubLayer`` under its own alias, so it gets
 its own hub (one hub per layer). A client sends ``id:<client id>`` as its

@@ -15,12 +15,14 @@ __all__ = [
     "ClientNotFound",
     "ConnectionClosed",
     "EmptyRoomName",
+    "ForeignChannel",
     "HubDraining",
     "HubError",
     "HubNotStarted",
     "HubStopped",
     "HubTimeout",
     "InvalidName",
+    "LayerClosed",
     "MaxConnectionsReached",
     "MaxRoomsReached",
     "MaxUserConnectionsReached",
@@ -120,3 +122,11 @@ class BusUnavailable(HubError, ConnectionError):
     counts it, and a consumer whose handler it escapes reports it to
     ``on_error`` and ``hub_error`` like any handler error.
     """
+
+
+class ForeignChannel(HubError, ValueError):
+    """``receive()`` on a ``!`` channel that another node owns: only its owner can read it."""
+
+
+class LayerClosed(HubError):
+    """The channel layer was closed while a ``receive()`` waited on it."""

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from channels.exceptions import ChannelFull, MessageTooLarge
 from channels.layers import BaseChannelLayer
 
+from ..errors import ForeignChannel, LayerClosed
 from .envelope import Envelope, Kind, encode_envelope, pack_message, unpack_message
 from .local import LocalChannels
 from .names import channel_node, random_token
@@ -45,6 +46,8 @@ logger = logging.getLogger("wshub_channels.layers")
 
 #: The interest namespace of Channels groups (rooms and users have their own).
 GROUPS = "g"
+#: The key Channels' routing sets on messages; a message sent with it is refused.
+RESERVED_KEY = "__asgi_channel__"
 
 
 class HubLayer(BusNode, BaseChannelLayer):
@@ -92,12 +95,33 @@ class HubLayer(BusNode, BaseChannelLayer):
             self._in_a_group,
             self._count_expired,
         )
+        #: broker waits of receives on normal channels, cancelled by close()
+        self._pops: set[asyncio.Task[bytes]] = set()
         self.register_op("group_add", self.group_add)
         self.register_op("group_discard", self.group_discard)
 
     async def close(self) -> None:
-        """Drop every subscription and close the transport. The layer can start again."""
+        """Close the layer; it starts again on the next call.
+
+        Receives waiting on it end at once with
+        :class:`~wshub_channels.errors.LayerClosed`: those on ``!`` channels, and
+        those on normal channels (their broker wait is cancelled first, so a
+        message it had already taken goes back to the queue). Then every
+        subscription is dropped and the transport closed.
+        """
         self._local.cancel_all_releases()
+        self._local.fail_readers(_closed)
+        pops, self._pops = self._pops, set()
+        here = asyncio.get_running_loop()
+        for pop in pops:
+            if pop.get_loop() is here:
+                pop.cancel()
+            elif not pop.get_loop().is_closed():
+                pop.get_loop().call_soon_threadsafe(pop.cancel)
+        ours = [pop for pop in pops if pop.get_loop() is here]
+        if ours:
+            # Let the cancelled waits put back what they held before the transport goes.
+            await asyncio.wait(ours, timeout=self.request_timeout)
         await super().close()
 
     # -- Channels API: channels ----------------------------------------------------
@@ -143,12 +167,21 @@ class HubLayer(BusNode, BaseChannelLayer):
 
         A cancelled receive on a ``!`` channel frees the channel and its
         memberships after ``release_grace`` seconds, unless a new receive on it
-        starts first.
+        starts first. A ``!`` channel that names another node raises
+        :class:`~wshub_channels.errors.ForeignChannel` at once: only its owner
+        can read it. :meth:`close` ends a waiting receive with
+        :class:`~wshub_channels.errors.LayerClosed`.
         """
         self.require_valid_channel_name(channel)
         if "!" not in channel:
             await self.start()
-            return unpack_message(await self.transport.queue_pop(channel))
+            return unpack_message(await self._pop(channel))
+        node = channel_node(channel)
+        if node is not None and node != self.node_id:
+            raise ForeignChannel(
+                f"channel {channel!r} belongs to another node ({node}); "
+                "only the node that made it can receive on it"
+            )
         queue = self._local.open(channel)
         self._local.cancel_release(channel)
         try:
@@ -157,6 +190,20 @@ class HubLayer(BusNode, BaseChannelLayer):
             self._local.schedule_release(channel)
             raise
         return message
+
+    async def _pop(self, channel: str) -> bytes:
+        """Wait for the next message of a normal channel; :meth:`close` ends the wait."""
+        pop = asyncio.ensure_future(self.transport.queue_pop(channel))
+        self._pops.add(pop)
+        try:
+            return await pop
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if pop.cancelled() and (current is None or not current.cancelling()):
+                raise _closed() from None  # cancelled by close(), not by our caller
+            raise
+        finally:
+            self._pops.discard(pop)
 
     # -- Channels API: groups ------------------------------------------------------
 
@@ -255,10 +302,17 @@ class HubLayer(BusNode, BaseChannelLayer):
             super()._on_envelope(env)
 
     def _fanout_group(self, group: str, data: bytes, now: float) -> None:
+        """Give each local member of ``group`` its own copy of the message.
+
+        The bytes are decoded once; members get a shallow copy of that when
+        no value is a list or dict, and a fresh decode otherwise, so no two
+        members (nor the sender) ever share a mutable value.
+        """
         members = self._interest.members(GROUPS, group)
         if not members:
             return
         message = unpack_message(data)
+        flat = not any(isinstance(value, (list, dict)) for value in message.values())
         oldest = now - self.group_expiry
         queues = self._local.queues
         stale = []
@@ -266,7 +320,7 @@ class HubLayer(BusNode, BaseChannelLayer):
             queue = queues.get(channel)
             if joined < oldest or queue is None:
                 stale.append(channel)
-            elif not queue.put(dict(message), now):
+            elif not queue.put(dict(message) if flat else unpack_message(data), now):
                 self._count_full_drop(group)
         for channel in stale:
             self._interest.discard(GROUPS, group, channel)
@@ -290,6 +344,11 @@ class HubLayer(BusNode, BaseChannelLayer):
     # -- helpers ----------------------------------------------------------------------
 
     def _encode(self, message: dict[str, Any]) -> bytes:
+        if isinstance(message, dict) and RESERVED_KEY in message:
+            raise ValueError(
+                f"message carries the reserved key {RESERVED_KEY!r}: Channels sets it "
+                "itself when it routes a message to a consumer; do not send it"
+            )
         data = pack_message(message)
         limit = self.max_message_bytes
         if limit is not None and len(data) > limit:
@@ -304,3 +363,7 @@ class HubLayer(BusNode, BaseChannelLayer):
         if node is None or node == self.node_id or not self.shared:
             return None
         return node
+
+
+def _closed() -> LayerClosed:
+    return LayerClosed("the channel layer was closed while this receive waited")

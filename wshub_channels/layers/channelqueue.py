@@ -137,6 +137,29 @@ class ChannelQueue:
                     self.waiters.remove(waiter)
             raise
 
+    def fail_waiters(self, error: Callable[[], BaseException]) -> int:
+        """End every waiting ``get`` with ``error()`` (raised in the reader); return how many.
+
+        Safe from any thread or loop: a reader on another loop is failed there.
+        """
+        failed = 0
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if waiter.done():
+                continue
+            loop = waiter.get_loop()
+            if loop is _get_running_loop():
+                waiter.set_exception(error())
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(_fail, waiter, error())
+            failed += 1
+        return failed
+
     def purge_expired(self, now: float) -> None:
         """Drop expired messages from the head."""
         self._purge(now)
+
+
+def _fail(waiter: asyncio.Future[Any], error: BaseException) -> None:
+    if not waiter.done():
+        waiter.set_exception(error)

@@ -114,6 +114,10 @@ class LocalChannels:
             if not queue.waiters:
                 del self.queues[name]
 
+    def fail_readers(self, error: Callable[[], BaseException]) -> int:
+        """End every receive waiting on a channel here with ``error()``; return how many."""
+        return sum(queue.fail_waiters(error) for queue in self.queues.values())
+
     # -- release timers -----------------------------------------------------------
 
     def cancel_release(self, name: str) -> None:

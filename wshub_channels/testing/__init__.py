@@ -1,4 +1,18 @@
-"""Public test helpers: the layer conformance suite, the time unit and a bounded poll.
+"""Public test helpers: ``HubCommunicator``, the layer conformance suite, the time unit
+and a bounded poll.
+
+Test a ``HubConsumer`` with :class:`HubCommunicator`, a ``WebsocketCommunicator``
+that starts the hub and exposes the connected client::
+
+    from wshub_channels.testing import HubCommunicator
+
+    async def test_chat():
+        communicator = HubCommunicator(Chat.as_asgi(), "/ws/chat/lobby/")
+        connected, _ = await communicator.connect()
+        assert connected and communicator.client.in_room("lobby")
+        await communicator.send_to(text_data="hi")
+        assert await communicator.receive_from() == "echo hi"
+        await communicator.disconnect()
 
 Third-party layers can reuse the conformance suite::
 
@@ -12,7 +26,15 @@ Third-party layers can reuse the conformance suite::
 
 from __future__ import annotations
 
+from .communicator import HubCommunicator
 from .conformance import ChannelLayerConformance, LayerBackend
 from .timing import UNIT, async_wait_until, scaled
 
-__all__ = ["UNIT", "ChannelLayerConformance", "LayerBackend", "async_wait_until", "scaled"]
+__all__ = [
+    "UNIT",
+    "ChannelLayerConformance",
+    "HubCommunicator",
+    "LayerBackend",
+    "async_wait_until",
+    "scaled",
+]

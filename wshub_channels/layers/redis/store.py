@@ -18,6 +18,7 @@ run there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -168,7 +169,11 @@ class RedisStore:
             try:
                 item = await blocking.blmove(key, hold, POP_BLOCK, "LEFT", "RIGHT")
             except asyncio.CancelledError:
-                spawn(self._put_back(hold, key), "redis receive put-back")
+                # Put back what the BLMOVE may have taken before the cancellation ends,
+                # so a close() that follows finds no command still in flight.
+                putting_back = spawn(self._put_back(hold, key), "redis receive put-back")
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(putting_back)
                 raise
             if item is None:
                 continue

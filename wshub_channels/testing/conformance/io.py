@@ -12,7 +12,7 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer
 
-from .timing import scaled
+from ..timing import scaled
 
 __all__ = ["LayerFactory", "nothing", "recv", "still_waiting"]
 
