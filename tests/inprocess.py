@@ -1,9 +1,10 @@
 """In-process helpers: HubConsumers driven by HubCommunicator on a private layer.
 
-Connections are :class:`~wshub_channels.testing.HubCommunicator` s. A consumer
-under test sends ``id:<client id>`` as its first frame (at the end of
-``on_connect``), so :meth:`Clients.connect` returns once ``on_connect`` ran. :func:`private_layer` installs a fresh
-``InMemoryHubLayer`` under an alias of its own, so each test gets its own hub.
+Connections are ``HubCommunicator`` objects. A consumer under test sends
+``id:<client id>`` as its first frame (at the end of ``on_connect``), so
+:meth:`Clients.connect` returns once ``on_connect`` ran. :func:`private_layer`
+installs a fresh ``InMemoryHubLayer`` under an alias of its own, so each test
+gets its own hub.
 """
 
 from __future__ import annotations
