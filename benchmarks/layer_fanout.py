@@ -48,7 +48,18 @@ Message = dict[str, Any]
 
 SECTION = "layer_fanout"
 GROUP = "bench-fanout"
-MESSAGE: Message = {"type": "bench.msg", "text": "x" * 100}
+#: What group_send sends (``--message``): "flat" has only scalar values, so each member
+#: gets a shallow copy; "nested" holds lists and dicts, which every member must own.
+MESSAGES: dict[str, Message] = {
+    "flat": {"type": "bench.msg", "text": "x" * 100},
+    "nested": {
+        "type": "bench.msg",
+        "text": "x" * 100,
+        "items": [1, 2, 3, {"k": "v"}],
+        "meta": {"user": 7, "tags": ["a", "b"]},
+    },
+}
+MESSAGE: Message = MESSAGES["flat"]
 PROBE: Message = {"type": "bench.probe"}
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -587,7 +598,7 @@ def method_text(modes: Sequence[str], repeat: int, options: Options) -> str:
         "Per layer and group size N, in one process and event loop: a fresh layer; N "
         "channels from `new_channel()`, each `group_add`ed to one group; N receiving "
         "tasks, allowed to settle; then one `group_send` of "
-        f'`{{"type": "bench.msg", "text": 100 {_common.TIMES} "x"}}`. '
+        f"`{_describe(MESSAGE)}`. "
         '"All delivered" runs from the `group_send` call to the moment the last receiver '
         "had its message; the `group_send` column is the call alone. Median of "
         f"{repeat} run(s); the ratios compare the all-delivered medians, and only for "
@@ -638,6 +649,12 @@ def report(
     return "\n".join(parts) + "\n"
 
 
+def _describe(message: Message) -> str:
+    """The message as the report shows it, with the long text abbreviated."""
+    shown = {k: (f"100 {_common.TIMES} 'x'" if k == "text" else v) for k, v in message.items()}
+    return str(shown)
+
+
 # --------------------------------------------------------------------- main
 
 
@@ -681,6 +698,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="receiver behaviour(s): 'once' (one receive() each) and/or 'rearm' (receive() "
         "again at once, as a consumer does); default: both",
     )
+    parser.add_argument(
+        "--message",
+        choices=sorted(MESSAGES),
+        default="flat",
+        help="the message group_send sends: flat (scalars only, the default) or nested "
+        "(lists and dicts, which each member must get its own copy of)",
+    )
     parser.add_argument("--results", type=Path, default=_common.RESULTS_FILE, help="results file")
     parser.add_argument(
         "--no-write", action="store_true", help="print only; leave the results file alone"
@@ -691,6 +715,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if unknown or not keys:
         parser.error(f"unknown layer(s) {unknown}; choose from {', '.join(LAYERS)}")
     args.layer_keys = keys
+    global MESSAGE
+    MESSAGE = MESSAGES[args.message]
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     if not modes or any(mode not in MODES for mode in modes):
         parser.error(f"--modes takes a comma-separated list from: {', '.join(MODES)}")
