@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import redis
 
+from tests.integration.buses import Bus, node_env
 from tests.integration.peer import Peer
-from tests.integration.test_cluster_redis import APP, cluster_env
+from tests.integration.test_cluster import APP
 from tests.rig.brokers import ServerHandle, start_redis_server
 from tests.rig.servers import AsgiServer, StartAsgiServer
 from tests.rig.timing import async_wait_until
@@ -55,7 +56,7 @@ async def test_redis_restart_mid_stream(
     private_redis: ServerHandle, asgi_server: StartAsgiServer
 ) -> None:
     """Sockets stay open, readiness shows the outage, delivery resumes within 2 s."""
-    env = cluster_env(private_redis.url, f"ft{uuid.uuid4().hex[:8]}")
+    env = node_env(Bus("redis", "redis", (private_redis.url,)), f"ft{uuid.uuid4().hex[:8]}")
     nodes = [asgi_server("daphne", APP, env), asgi_server("uvicorn", APP, env)]
     sender = await Peer.open(nodes[0].ws_url("/ws/control/"))
     receiver = await Peer.open(nodes[1].ws_url("/ws/control/?rooms=feed"))

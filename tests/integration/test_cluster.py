@@ -1,22 +1,23 @@
-"""Three real server processes (daphne, daphne, uvicorn) sharing one Redis.
+"""Three real server processes (daphne, daphne, uvicorn) sharing one bus.
 
 Clients connect to different nodes; every cross-node operation must arrive
-exactly once: no loss, no duplicates.
+exactly once: no loss, no duplicates. Every test runs once per bus (the
+``bus`` fixture of ``conftest.py``): Redis, NATS, and a NATS cluster whose
+servers the hub nodes are spread over.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.integration.buses import INTERVAL, Bus, node_env
 from tests.integration.peer import Peer
 from tests.integration.test_hub_servers import _got
 from tests.rig.servers import AsgiServer, StartAsgiServer
@@ -25,32 +26,20 @@ from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.integration
 APP = "tests.apps.hub_app:application"
-INTERVAL = 0.5  # presence interval, in test units
-
-
-def cluster_env(redis_url: str, prefix: str, **wshub: Any) -> dict[str, str]:
-    """Environment for a test-app server on the Redis layer under ``prefix``."""
-    layers = {
-        "default": {
-            "BACKEND": "wshub_channels.layers.RedisHubLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": prefix, "request_timeout": scaled(1)},
-        }
-    }
-    settings = {"PRESENCE_INTERVAL": scaled(INTERVAL), **wshub}
-    return {"WSHUB_TEST_LAYERS": json.dumps(layers), "WSHUB_TEST_SETTINGS": json.dumps(settings)}
 
 
 @pytest.fixture(scope="module")
-def prefix() -> str:
+def prefix(bus: Bus) -> str:
     return f"cl{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
-def cluster(
-    asgi_server: StartAsgiServer, redis_url: str, prefix: str
-) -> Iterator[list[AsgiServer]]:
-    env = cluster_env(redis_url, prefix)
-    servers = [asgi_server(kind, APP, env) for kind in ("daphne", "daphne", "uvicorn")]  # type: ignore[arg-type]
+def cluster(asgi_server: StartAsgiServer, bus: Bus, prefix: str) -> Iterator[list[AsgiServer]]:
+    kinds = ("daphne", "daphne", "uvicorn")
+    servers = [
+        asgi_server(kind, APP, node_env(bus, prefix, node))  # type: ignore[arg-type]
+        for node, kind in enumerate(kinds)
+    ]
     yield servers
     for server in servers:
         server.stop()
@@ -191,13 +180,12 @@ async def _wait_for_event(peers: list[Peer], event: list[str], within: float) ->
 
 
 async def test_node_joined_and_left_between_processes(
-    asgi_server: StartAsgiServer, redis_url: str, prefix: str, crowd: list[Peer]
+    asgi_server: StartAsgiServer, bus: Bus, prefix: str, crowd: list[Peer]
 ) -> None:
     """A new node is announced; a clean stop says goodbye; a killed node is evicted."""
     watchers = crowd[:3]  # one client on each of the three original nodes
-    env = cluster_env(redis_url, prefix)
 
-    graceful = asgi_server("uvicorn", APP, env)
+    graceful = asgi_server("uvicorn", APP, node_env(bus, prefix, 3))
     probe = await Peer.open(graceful.ws_url("/ws/control/"))
     node = (await probe.call("health"))["node_id"]
     await probe.close()
@@ -205,7 +193,7 @@ async def test_node_joined_and_left_between_processes(
     graceful.stop()  # SIGTERM: lifespan shutdown says goodbye
     await _wait_for_event(watchers, ["left", node], within=2 * INTERVAL)
 
-    killed = asgi_server("daphne", APP, env)
+    killed = asgi_server("daphne", APP, node_env(bus, prefix, 4))
     probe = await Peer.open(killed.ws_url("/ws/control/"))
     node = (await probe.call("health"))["node_id"]
     await probe.close()

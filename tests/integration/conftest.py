@@ -1,0 +1,38 @@
+"""Fixtures of the multi-process tests: the bus a cluster of test servers shares."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.buses import Bus
+from tests.rig.nats_cluster import NatsCluster, start_nats_cluster
+
+#: Every bus the cluster tests run on; "nats-cluster" spreads the hub nodes over
+#: the servers of a three-server NATS cluster.
+BUSES = ("redis", "nats", "nats-cluster")
+
+
+@pytest.fixture(scope="session")
+def nats_cluster() -> Iterator[NatsCluster]:
+    cluster = start_nats_cluster(3)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module", params=BUSES)
+def bus(request: pytest.FixtureRequest) -> Bus:
+    """The bus of one run of a cluster test module."""
+    name: str = request.param
+    if name == "redis":
+        return Bus(name, "redis", (request.getfixturevalue("redis_url"),))
+    if importlib.util.find_spec("wshub_channels.layers.nats") is None:
+        pytest.skip("NatsHubLayer is not part of this tree yet")
+    if name == "nats":
+        return Bus(name, "nats", (request.getfixturevalue("nats_url"),))
+    cluster: NatsCluster = request.getfixturevalue("nats_cluster")
+    return Bus(name, "nats", cluster.urls)
