@@ -1,56 +1,141 @@
-"""Publisher mode: sync code (views, commands, tasks) reuses one bus connection."""
+"""Publisher mode: sync code (views, commands, tasks) reuses one bus connection, on every bus."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import pytest
 import redis
 from asgiref.sync import async_to_sync
 
+from tests.rig.brokers import ServerHandle, start_nats_server
+from tests.rig.servers import LOCALHOST, free_port
 from wshub_channels.conf import get_settings
 from wshub_channels.hub import Hub
-from wshub_channels.layers import RedisHubLayer
+from wshub_channels.layers import HubLayer, RedisHubLayer
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.integration
 CALLS = 1000
 
 
-def _connections(server: redis.Redis, name: str) -> int:
-    return sum(1 for c in server.client_list() if c.get("name") == name)
+class BusProbe(Protocol):
+    """What the test reads from the broker itself, not from the layer."""
+
+    def layer(self, prefix: str) -> HubLayer: ...
+    def connections(self, name: str) -> int: ...
+    def published(self) -> int: ...
+    def close(self) -> None: ...
 
 
-def test_async_to_sync_calls_share_one_connection(redis_url: str) -> None:
+class RedisProbe:
+    """Counts named client connections and messages on the room and group subjects."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.server = redis.Redis.from_url(url)
+        self.listener = self.server.pubsub(ignore_subscribe_messages=True)
+        self.seen = 0
+
+    def layer(self, prefix: str) -> HubLayer:
+        layer = RedisHubLayer(hosts=[self.url], prefix=prefix)
+        self.listener.subscribe(layer.subject("r", "lobby"), layer.subject("g", "news"))
+        return layer
+
+    def connections(self, name: str) -> int:
+        return sum(1 for c in self.server.client_list() if c.get("name") == name)
+
+    def published(self) -> int:
+        # get_message() also returns None for the subscribe confirmations it skips.
+        deadline = time.monotonic() + scaled(10)
+        while self.seen < 10 + 2 * CALLS and time.monotonic() < deadline:
+            if self.listener.get_message(timeout=scaled(0.5)) is not None:
+                self.seen += 1
+        while self.listener.get_message(timeout=scaled(0.2)) is not None:
+            self.seen += 1  # anything past the expected count is an extra
+        return self.seen
+
+    def close(self) -> None:
+        self.listener.close()
+        self.server.close()
+
+
+class NatsProbe:
+    """Reads a private nats-server's monitoring port: connections by name, messages in."""
+
+    def __init__(self) -> None:
+        self.monitor = free_port()
+        self.handle: ServerHandle = start_nats_server(
+            config=f"max_payload: 8MB\nhttp: {LOCALHOST}:{self.monitor}\n", jetstream=False
+        )
+        self.base = self._varz()["in_msgs"]
+
+    def _get(self, path: str) -> dict[str, Any]:
+        url = f"http://{LOCALHOST}:{self.monitor}/{path}"
+        with urllib.request.urlopen(url, timeout=scaled(2)) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+
+    def _varz(self) -> dict[str, Any]:
+        return self._get("varz")
+
+    def layer(self, prefix: str) -> HubLayer:
+        from wshub_channels.layers import NatsHubLayer
+
+        return NatsHubLayer(servers=[self.handle.url], prefix=prefix)
+
+    def connections(self, name: str) -> int:
+        conns = self._get("connz?limit=1024").get("connections") or []
+        return sum(1 for c in conns if c.get("name") == name)
+
+    def published(self) -> int:
+        # Every publish of the layer reaches the server as one message in; wait for the last.
+        deadline = time.monotonic() + scaled(5)
+        while True:
+            count = int(self._varz()["in_msgs"]) - self.base
+            if count >= 10 + 2 * CALLS or time.monotonic() > deadline:
+                return count
+            time.sleep(scaled(0.05))
+
+    def close(self) -> None:
+        self.handle.stop()
+
+
+@pytest.fixture(params=["redis", "nats"])
+def probe(request: pytest.FixtureRequest) -> Iterator[BusProbe]:
+    if request.param == "nats":
+        if importlib.util.find_spec("wshub_channels.layers.nats") is None:
+            pytest.skip("NatsHubLayer is not part of this tree yet")
+        made: BusProbe = NatsProbe()
+    else:
+        made = RedisProbe(request.getfixturevalue("redis_url"))
+    yield made
+    made.close()
+
+
+def test_async_to_sync_calls_share_one_connection(probe: BusProbe) -> None:
     """1,000 async_to_sync hub sends and 1,000 group_sends: constant connections, all published."""
-    layer = RedisHubLayer(hosts=[redis_url], prefix=f"pub{uuid.uuid4().hex[:8]}")
+    layer = probe.layer(f"pub{uuid.uuid4().hex[:8]}")
     hub = Hub(layer, get_settings())
-    server = redis.Redis.from_url(redis_url)
-    listener = server.pubsub(ignore_subscribe_messages=True)
-    listener.subscribe(layer.subject("r", "lobby"), layer.subject("g", "news"))
     name = f"wshub-{layer.node_id}"
     try:
         for n in range(10):
             async_to_sync(hub.broadcast_to_room)("lobby", f"warm-up {n}")
-        early = _connections(server, name)
+        early = probe.connections(name)
         for n in range(CALLS):
             async_to_sync(hub.broadcast_to_room)("lobby", f"m{n}")
             async_to_sync(layer.group_send)("news", {"type": "news", "n": n})
-        late = _connections(server, name)
+        late = probe.connections(name)
         assert hub.mode == "publisher"
         assert 1 <= early <= 3, early  # the subscriber plus one or two command connections
         assert late == early
-
-        received = 0
-        deadline = time.monotonic() + scaled(10)
-        while received < 10 + 2 * CALLS and time.monotonic() < deadline:
-            if listener.get_message(timeout=scaled(0.5)) is not None:
-                received += 1
-        assert received == 10 + 2 * CALLS
-        assert listener.get_message(timeout=scaled(0.2)) is None
+        assert probe.published() == 10 + 2 * CALLS
     finally:
         async_to_sync(hub.shutdown)()
-        listener.close()
-    assert _connections(server, name) == 0
-    server.close()
+    assert probe.connections(name) == 0
