@@ -104,7 +104,10 @@ async def test_broker_restart_mid_stream(
             assert (await asyncio.to_thread(_probe, node, "/healthz"))[0] == 200
         await asyncio.sleep(scaled(0.5))
         failed_during_outage = outcomes.count("BusUnavailable")
-        assert failed_during_outage > 0, outcomes[-20:]
+        if kind == "redis":  # a publish to a Redis that is gone fails at once
+            assert failed_during_outage > 0, outcomes[-20:]
+        else:  # nats-py holds publishes in its bounded pending buffer while it reconnects
+            assert failed_during_outage == 0, outcomes[-20:]
 
         broker.start(retry_port_in_use=True)
         receiver.inbox.clear()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
+import threading
 import time
 import urllib.request
 import uuid
@@ -67,14 +69,19 @@ class RedisProbe:
 
 
 class NatsProbe:
-    """Reads a private nats-server's monitoring port: connections by name, messages in."""
+    """A private nats-server: connections by name from its monitoring port, and a
+    listener (its own client, on its own thread and loop) on the two subjects."""
 
     def __init__(self) -> None:
         self.monitor = free_port()
         self.handle: ServerHandle = start_nats_server(
             config=f"max_payload: 8MB\nhttp: {LOCALHOST}:{self.monitor}\n", jetstream=False
         )
-        self.base = self._varz()["in_msgs"]
+        self.seen = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._client: Any = None
 
     def _get(self, path: str) -> dict[str, Any]:
         url = f"http://{LOCALHOST}:{self.monitor}/{path}"
@@ -82,28 +89,45 @@ class NatsProbe:
             data: dict[str, Any] = json.loads(response.read())
             return data
 
-    def _varz(self) -> dict[str, Any]:
-        return self._get("varz")
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(scaled(5))
 
     def layer(self, prefix: str) -> HubLayer:
+        import nats
+
         from wshub_channels.layers import NatsHubLayer
 
-        return NatsHubLayer(servers=[self.handle.url], prefix=prefix)
+        layer = NatsHubLayer(servers=[self.handle.url], prefix=prefix)
+
+        async def listen() -> None:
+            async def count(msg: Any) -> None:
+                self.seen += 1
+
+            self._client = await nats.connect(self.handle.url)
+            for subject in (layer.subject("r", "lobby"), layer.subject("g", "news")):
+                await self._client.subscribe(subject, cb=count)
+            await self._client.flush()
+
+        self._run(listen())
+        return layer
 
     def connections(self, name: str) -> int:
         conns = self._get("connz?limit=1024").get("connections") or []
         return sum(1 for c in conns if c.get("name") == name)
 
     def published(self) -> int:
-        # Every publish of the layer reaches the server as one message in; wait for the last.
-        deadline = time.monotonic() + scaled(5)
-        while True:
-            count = int(self._varz()["in_msgs"]) - self.base
-            if count >= 10 + 2 * CALLS or time.monotonic() > deadline:
-                return count
+        deadline = time.monotonic() + scaled(10)
+        while self.seen < 10 + 2 * CALLS and time.monotonic() < deadline:
             time.sleep(scaled(0.05))
+        time.sleep(scaled(0.2))  # anything past the expected count is an extra
+        return self.seen
 
     def close(self) -> None:
+        if self._client is not None:
+            self._run(self._client.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(scaled(5))
+        self._loop.close()
         self.handle.stop()
 
 
