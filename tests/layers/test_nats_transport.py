@@ -77,6 +77,17 @@ async def test_any_room_name_crosses_nodes(make: Make, room: str) -> None:
     assert got[0].target == room and got[0].payload == b"payload"
 
 
+async def test_a_subscription_is_in_place_when_group_add_returns(make: Make) -> None:
+    """Right after group_add returns, another node's group_send reaches the member, every time."""
+    sender, receiver = make(), make()
+    await sender.start()
+    channel = await receiver.new_channel()
+    for n in range(300):
+        await receiver.group_add(f"fresh{n}", channel)
+        await sender.group_send(f"fresh{n}", {"type": "x", "n": n})
+        assert await recv(receiver, channel) == {"type": "x", "n": n}
+
+
 async def test_requests_native_reply_gather_and_no_responders(make: Make) -> None:
     """One reply is a NATS request; a gather collects every other node's reply, never its own."""
     asker, one, two = make(), make(), make()

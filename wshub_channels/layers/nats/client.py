@@ -11,6 +11,9 @@ scrub them from anything that goes to a log or to ``BusStatus.last_error``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
 import os
 import re
 import ssl
@@ -41,6 +44,7 @@ __all__ = [
     "KeyValue",
     "Msg",
     "Subscription",
+    "confirm",
     "describe",
     "js_api",
     "js_errors",
@@ -50,6 +54,8 @@ __all__ = [
     "tls_context",
 ]
 
+#: Loop turns :func:`confirm` gives the client's flusher task before it pings anyway.
+FLUSHER_TURNS = 50
 #: The header of a status message (no responders is "503").
 STATUS_HEADER = js_api.Header.STATUS
 _URL_USERINFO = re.compile(r"//[^/@\s]+@")
@@ -152,3 +158,23 @@ def server_version(client: Client) -> tuple[int, int, int]:
         return (version.major, version.minor, version.patch)
     except (TypeError, ValueError):
         return (0, 0, 0)
+
+
+async def confirm(client: Client, timeout: float) -> None:
+    """Return once the server has processed every command sent so far (a PING round trip).
+
+    nats-py writes its PING straight to the socket, ahead of commands (a SUB,
+    say) still in the buffer its flusher task writes, so the PONG could come
+    back before the server saw them; let the flusher write them first (an
+    extra round trip covers them if it is slow to).
+    """
+    wait = max(1, math.ceil(timeout))
+    for _ in range(FLUSHER_TURNS):
+        if client.pending_data_size == 0:
+            break
+        await asyncio.sleep(0)
+    else:
+        with contextlib.suppress(Exception):
+            await client.flush(timeout=wait)
+    with contextlib.suppress(Exception):
+        await client.flush(timeout=wait)

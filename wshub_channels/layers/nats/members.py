@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import msgpack
@@ -52,9 +53,7 @@ class StoredMembers:
     """The bucket ``bucket`` of stored members, and this node's mirror of it."""
 
     def __init__(self, bucket: str, group_expiry: float, timeout: float) -> None:
-        self.bucket = bucket
-        self.group_expiry = group_expiry
-        self.timeout = timeout
+        self.bucket, self.group_expiry, self.timeout = bucket, group_expiry, timeout
         self.kv: KeyValue | None = None
         #: False once the server said it has no JetStream; None until known.
         self.available: bool | None = None
@@ -82,6 +81,16 @@ class StoredMembers:
             return
         self.available, self.kv, self._watcher = True, kv, watcher
         self._watch = spawn(self._follow(watcher, self._ready), "nats group members watch")
+
+    async def keep(self, js: JetStreamContext, current: Callable[[], bool]) -> None:
+        """:meth:`start`, tried again every second while ``current()`` says the client
+        it came from is still the transport's."""
+        while current():
+            try:
+                return await self.start(js)
+            except Exception as exc:
+                logger.warning("watching stored group members failed: %r; trying again", exc)
+            await asyncio.sleep(1.0)
 
     async def _open(self, js: JetStreamContext) -> KeyValue:
         try:

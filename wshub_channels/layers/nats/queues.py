@@ -12,7 +12,8 @@
   A pop cancelled while it waits unsubscribes at once, so the server drops
   its pull request and the next message goes to another reader; a message
   caught in flight by the cancel comes back after ``ACK_WAIT``. A pop waits
-  through bus outages, binding again when the server lost the consumer.
+  through bus outages, binding again when the server lost the consumer
+  (within ``POP_WAIT`` of the reconnect).
 
 Loop safety: belongs to the transport's home loop; every method must run there.
 """
@@ -37,7 +38,9 @@ __all__ = ["WorkQueues"]
 
 logger = logging.getLogger("wshub_channels.layers.nats")
 
-POP_WAIT = 5.0  # seconds one pull request waits on the server before it is made again
+#: Seconds one pull request waits on the server before it is made again: a reader
+#: waiting across a server restart asks the new server within this long.
+POP_WAIT = 1.0
 RETRY = 0.2  # seconds a pop waits before trying again after the bus failed it
 
 _FRAME = struct.Struct(">Q")

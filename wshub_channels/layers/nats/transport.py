@@ -3,9 +3,9 @@
 The transport only moves bytes; fan-out, echo suppression, envelopes and
 names are the core's (:mod:`wshub_channels.layers.base`).
 
-- **Subjects** are core NATS subjects (the core makes them safe tokens),
-  one subscription each on one supervised client (:mod:`.connection`);
-  a subscribe returns once the server has it (a PING round trip).
+- **Subjects** are core NATS subjects (the core makes them safe tokens), one
+  subscription each on one supervised client (:mod:`.connection`); a
+  subscribe returns once the server has it (:func:`.client.confirm`).
 - **Publishes** go out without waiting. While the server is away the
   client keeps them in its pending buffer (``pending_size`` bytes) and
   sends them on reconnect; once that buffer is full a publish fails at once
@@ -23,15 +23,13 @@ are forwarded there by :class:`~wshub_channels.layers.transport.LoopBoundTranspo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Sequence
 
 from ...tasks import spawn
 from ..transport import BusStatus, LoopBoundTransport, RequestHandler
-from .client import Client, ConnectOptions, JetStreamContext, Msg, Subscription, server_version
+from .client import Client, ConnectOptions, Msg, Subscription, confirm, server_version
 from .connection import Connection
 from .members import StoredMembers
 from .queues import WorkQueues
@@ -73,22 +71,22 @@ class NatsTransport(LoopBoundTransport):
         self.request_timeout = request_timeout
         self.inbox_prefix = f"_INBOX.{name}"
         self._subs: dict[str, Subscription | None] = {}  # None: being subscribed
+
+        def report(event: str, error: BaseException | None) -> None:
+            self.report(event, error)  # late bound: the core installs its reporter after us
+
         self._streams = Streams(prefix, expiry, storage)
-        self._queues = WorkQueues(self._streams, request_timeout, self._report)
-        self._members = StoredMembers(
-            f"{stream_safe(prefix)}_groups", group_expiry, request_timeout
-        )
+        self._queues = WorkQueues(self._streams, request_timeout, report)
+        bucket = f"{stream_safe(prefix)}_groups"
+        self._members = StoredMembers(bucket, group_expiry, request_timeout)
         self._conn = Connection(
             options,
             name=f"wshub-{name}",
             inbox_prefix=self.inbox_prefix,
             on_connected=self._on_connected,
             on_reconnected=self._on_reconnected,
-            report=self._report,
+            report=report,
         )
-
-    def _report(self, event: str, error: BaseException | None) -> None:
-        self.report(event, error)  # late bound: the core installs its reporter after us
 
     # -- connection --------------------------------------------------------------
 
@@ -130,27 +128,17 @@ class NatsTransport(LoopBoundTransport):
         self._subs.clear()
         for subject in sorted(self.subjects):
             await self._add_sub(client, subject)
-        js = client.jetstream(timeout=self.request_timeout)
-        self._streams.use(js, server_version(client))
-        await self._watch_members(client, js)
-        with contextlib.suppress(Exception):
-            await client.flush(timeout=max(1, math.ceil(self.connect_timeout)))
+        await self._on_reconnected(client, first=True)
+        await confirm(client, self.connect_timeout)
 
-    async def _on_reconnected(self, client: Client) -> None:
+    async def _on_reconnected(self, client: Client, first: bool = False) -> None:
         """nats-py resubscribed by itself; streams, consumers and the watch may be gone."""
         js = client.jetstream(timeout=self.request_timeout)
         self._streams.use(js, server_version(client))
-        spawn(self._watch_members(client, js), "nats group members watch")
-
-    async def _watch_members(self, client: Client, js: JetStreamContext) -> None:
-        """Start the stored-members watch, trying again while this client is current."""
-        while self._conn.client is client:
-            try:
-                await self._members.start(js)
-                return
-            except Exception as exc:
-                logger.warning("watching stored group members failed: %r; trying again", exc)
-            await asyncio.sleep(1.0)
+        with contextlib.suppress(Exception):
+            if first:  # the first watch loads before the bus counts as up
+                return await self._members.start(js)
+        spawn(self._members.keep(js, lambda: self._conn.client is client), "nats members watch")
 
     # -- pub/sub -------------------------------------------------------------------
 
@@ -200,8 +188,7 @@ class NatsTransport(LoopBoundTransport):
             return  # subscribed when the client connects
         await self._add_sub(client, subject)
         if client.is_connected:
-            with contextlib.suppress(Exception):
-                await client.flush(timeout=max(1, math.ceil(self.connect_timeout)))
+            await confirm(client, self.connect_timeout)
 
     async def _unsubscribe(self, subject: str) -> None:
         sub = self._subs.pop(subject, None)
