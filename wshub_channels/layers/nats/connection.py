@@ -85,7 +85,7 @@ class Connection:
     async def wait_up(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for the first connect; True if it came."""
         try:
-            await asyncio.wait_for(asyncio.shield(self._up_event.wait()), timeout)
+            await asyncio.wait_for(self._up_event.wait(), timeout)
         except TimeoutError:
             return False
         return True

@@ -142,7 +142,7 @@ class StoredMembers:
             return []
         if not self._ready.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._ready.wait()), self.timeout)
+                await asyncio.wait_for(self._ready.wait(), self.timeout)
         if not self._ready.is_set():
             members, _ = await self._read(subject_token(group))
         else:

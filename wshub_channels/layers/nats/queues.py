@@ -113,6 +113,9 @@ class WorkQueues:
                     self.streams.forget(channel=channel)
                     await asyncio.sleep(RETRY)
                     continue
+                if len(msg.data) < _FRAME.size:  # not ours: published by something else
+                    self.report("bad_frame", ValueError(f"short message on {msg.subject}"))
+                    continue
                 (deadline,) = _FRAME.unpack_from(msg.data)
                 if deadline > time.time() * 1000:
                     return msg.data[_FRAME.size :]

@@ -209,21 +209,27 @@ class NatsTransport(LoopBoundTransport):
         await self._publish(subject, data)
         return await self._members.members(group)
 
+    # JetStream calls fail at once while NATS is away, rather than at their timeout.
+
     async def _queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
+        self._conn.connected()
         return await self._queues.push(channel, data, capacity, expiry)
 
     async def _queue_push_many(
         self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
     ) -> list[bool]:
+        self._conn.connected()
         return await self._queues.push_many(pushes, data, expiry)
 
     async def _queue_pop(self, channel: str, capacity: int) -> bytes:
         return await self._queues.pop(channel, capacity)
 
     async def _store_group_add(self, group: str, channel: str, expiry: float) -> None:
+        self._conn.connected()
         await self._members.add(group, channel, expiry)
 
     async def _store_group_discard(self, group: str, channel: str) -> None:
+        self._conn.connected()
         await self._members.discard(group, channel)
 
     async def _store_group_members(self, group: str) -> list[str]:
