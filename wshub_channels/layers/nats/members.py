@@ -12,10 +12,8 @@ Changes are compare-and-set on the key's revision, retried on a conflict,
 and enter this node's mirror at once: a node's next ``group_send`` sees its
 own ``group_add``; other nodes see it as soon as the watch delivers it. The
 watch starts again after every reconnect, reloading the whole mirror (the
-server may have dropped its consumer meanwhile).
-
-A server without JetStream has no bucket: lookups find nothing, and storing
-a member raises ``ImproperlyConfigured``.
+server may have dropped its consumer meanwhile). Without JetStream there is
+no bucket: lookups find nothing; storing raises ``ImproperlyConfigured``.
 
 Loop safety: belongs to the transport's home loop; every method must run there.
 """
@@ -32,6 +30,7 @@ from typing import Any, cast
 import msgpack
 from django.core.exceptions import ImproperlyConfigured
 
+from ...log import Throttle
 from ...tasks import spawn
 from ..names import subject_token
 from .client import JetStreamContext, KeyValue, js_errors
@@ -40,6 +39,7 @@ from .streams import JETSTREAM_MISSING, no_jetstream
 __all__ = ["StoredMembers"]
 
 logger = logging.getLogger("wshub_channels.layers.nats")
+_log = Throttle(logger, 60.0)
 
 CAS_ATTEMPTS = 50
 _WRONG_LAST = (10071, 10164)  # the key changed since the revision we read
@@ -89,7 +89,7 @@ class StoredMembers:
             try:
                 return await self.start(js)
             except Exception as exc:
-                logger.warning("watching stored group members failed: %r; trying again", exc)
+                _log.warning("watching stored group members failed: %r; trying again", exc)
             await asyncio.sleep(1.0)
 
     async def _open(self, js: JetStreamContext) -> KeyValue:
