@@ -163,7 +163,9 @@ class Lifecycle:
         if event == "up":
             return
         self.metrics.increment_errors(f"bus_{event}")
-        if event in ("down", "dropped") and signals.has_listeners(signals.hub_error, type(self)):
+        if event in ("down", "dropped", "slow_consumer") and signals.has_listeners(
+            signals.hub_error, type(self)
+        ):
             problem = BusUnavailable(f"bus {event}: {error!r}")
             fired = signals.fire(signals.hub_error, type(self), client=None, error=problem)
             spawn(fired, "bus signal")

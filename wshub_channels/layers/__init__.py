@@ -1,8 +1,9 @@
 """Hub channel layers: one shared core (``base``) and one thin transport per bus.
 
-``InMemoryHubLayer`` needs no server. ``RedisHubLayer`` lives in the
-:mod:`.redis` package and is imported on first use, so the core never needs
-redis-py; a missing redis-py raises ``ImproperlyConfigured`` then.
+``InMemoryHubLayer`` needs no server. ``RedisHubLayer`` and ``NatsHubLayer``
+live in the :mod:`.redis` and :mod:`.nats` packages and are imported on
+first use, so the core never needs redis-py or nats-py; a missing client
+library raises ``ImproperlyConfigured`` then, with its install line.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from .base import HubLayer
 from .memory import InMemoryHubLayer
 
 if TYPE_CHECKING:
+    from .nats import NatsHubLayer
     from .redis import RedisHubLayer
 
-__all__ = ["HubLayer", "InMemoryHubLayer", "RedisHubLayer"]
+__all__ = ["HubLayer", "InMemoryHubLayer", "NatsHubLayer", "RedisHubLayer"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from .redis import RedisHubLayer
 
         return RedisHubLayer
+    if name == "NatsHubLayer":
+        from .nats import NatsHubLayer
+
+        return NatsHubLayer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

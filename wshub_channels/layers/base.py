@@ -61,6 +61,11 @@ class HubLayer(BusNode, BaseChannelLayer):
     prefix for this node's random id; defaults to ``WSHUB["NODE_ID"]``),
     ``max_message_bytes`` (None: the transport's own limit), and
     ``request_timeout`` (5 s, for acknowledged calls to other nodes).
+
+    A message is checked against ``max_message_bytes`` when it is encoded,
+    and, once the node has started, what goes on the bus is checked against
+    the bus's own limit (``Transport.max_payload``, e.g. a NATS server's
+    ``max_payload``): both raise ``MessageTooLarge`` before anything is sent.
     """
 
     extensions: ClassVar[list[str]] = ["groups", "flush"]
@@ -148,6 +153,7 @@ class HubLayer(BusNode, BaseChannelLayer):
             if node is not None:
                 await self.start()
                 env = encode_envelope(Kind.DIRECT, self.node_id, channel, data)
+                self.check_wire_size(env)
                 await self._publish(self.node_subject(node), env)
                 return
             now = time.monotonic()
@@ -157,6 +163,7 @@ class HubLayer(BusNode, BaseChannelLayer):
             self._local.maybe_sweep(now)
             return
         await self.start()
+        self.check_wire_size(data)
         if not await self.transport.queue_push(
             channel, data, self.get_capacity(channel), self.expiry
         ):
@@ -193,7 +200,7 @@ class HubLayer(BusNode, BaseChannelLayer):
 
     async def _pop(self, channel: str) -> bytes:
         """Wait for the next message of a normal channel; :meth:`close` ends the wait."""
-        pop = asyncio.ensure_future(self.transport.queue_pop(channel))
+        pop = asyncio.ensure_future(self.transport.queue_pop(channel, self.get_capacity(channel)))
         self._pops.add(pop)
         try:
             return await pop

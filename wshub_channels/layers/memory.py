@@ -121,8 +121,8 @@ class MemoryTransport(Transport):
     async def queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
         return self._queue(channel, capacity, expiry).put(data, time.monotonic())
 
-    async def queue_pop(self, channel: str) -> bytes:
-        queue = self.bus.queues.get(channel)
+    async def queue_pop(self, channel: str, capacity: int) -> bytes:
+        queue = self.bus.queues.get(channel)  # capacity applies at push
         if queue is None:
             queue = self.bus.queues[channel] = ChannelQueue(channel, 1 << 30, 60.0)
         data: bytes = await queue.get()

@@ -13,7 +13,10 @@ written once for every bus over a
 - calls of ops on other nodes (:mod:`.rpc`);
 - inbound envelopes: decoded once per node, echoes of this node's own
   publishes dropped (it delivered those locally already), unknown versions
-  counted and skipped; the rest goes to :meth:`BusNode._on_envelope`.
+  counted and skipped; the rest goes to :meth:`BusNode._on_envelope`;
+- the size check against the bus's own limit (``Transport.max_payload``):
+  an envelope the bus would refuse raises ``MessageTooLarge`` before
+  anything is published or delivered.
 
 :class:`~wshub_channels.layers.base.HubLayer` adds the Channels layer on top.
 
@@ -30,6 +33,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+
+from channels.exceptions import MessageTooLarge
 
 from .. import errors
 from ..log import Throttle
@@ -130,8 +135,8 @@ class BusNode:
         return self.transport.status()
 
     def set_bus_listener(self, listener: BusListener | None) -> None:
-        """Install the hub's handler of bus events: what the transport reports
-        ("down", "up", "dropped", "expired", "bad_frame") and "publish_failed"."""
+        """Install the hub's handler of bus events: what the transport reports ("down",
+        "up", "dropped", "slow_consumer", "expired", "bad_frame") and "publish_failed"."""
         self._bus_listener = listener
 
     def set_hub_sink(self, sink: HubSink | None) -> None:
@@ -186,7 +191,9 @@ class BusNode:
     async def publish(self, subject: str, kind: int, target: str, payload: bytes) -> None:
         """Publish one envelope on the bus (the hub's entry to the transport)."""
         await self.start()
-        await self._publish(subject, encode_envelope(kind, self.node_id, target, payload))
+        env = encode_envelope(kind, self.node_id, target, payload)
+        self.check_wire_size(env)
+        await self._publish(subject, env)
 
     async def publish_and_deliver(
         self, subject: str, kind: int, target: str, payload: bytes, deliver: Deliver
@@ -222,6 +229,7 @@ class BusNode:
             await deliver()
             return [] if group is None else await transport.store_group_members(group)
         env = encode_envelope(kind, self.node_id, target, payload)
+        self.check_wire_size(env)
         wire: Coroutine[Any, Any, list[str] | None]
         if group is None:
             wire = self._on_wire(subject, transport.publish(subject, env))
@@ -237,6 +245,17 @@ class BusNode:
 
     async def _publish(self, subject: str, data: bytes) -> None:
         await self._on_wire(subject, self.transport.publish(subject, data))
+
+    def check_wire_size(self, data: bytes) -> None:
+        """Raise ``MessageTooLarge`` if ``data`` (an envelope, or a queued message) is
+        more than the bus takes in one message; call it once the node has started."""
+        limit = self.transport.max_payload
+        if limit is not None and len(data) > limit:
+            hint = self.transport.payload_limit_hint
+            raise MessageTooLarge(
+                f"message is {len(data)} bytes on the bus, envelope included; the bus takes "
+                f"at most {limit}" + (f". {hint}" if hint else "")
+            )
 
     async def _on_wire(self, subject: str, sending: Awaitable[T]) -> T:
         """Await a transport publish; count, report and wrap its failure."""

@@ -32,12 +32,14 @@ class LayerStats:
     bus_down: int = 0  # times the bus connection was lost
     bus_up: int = 0  # times it was (re)established
     subscriber_dropped: int = 0  # times the broker cut our subscriber off (output buffer)
+    slow_consumer: int = 0  # bus messages the client dropped because this node read too slowly
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
 
     def record_event(self, event: str, error: BaseException | None, log: Throttle) -> None:
-        """Count and log one transport event ("down", "up", "dropped", "expired", "bad_frame")."""
+        """Count and log one transport event: "down", "up", "dropped", "slow_consumer",
+        "expired" or "bad_frame"."""
         if event == "down":
             self.bus_down += 1
             logger.warning("bus connection lost: %r", error)
@@ -47,6 +49,9 @@ class LayerStats:
         elif event == "dropped":
             self.subscriber_dropped += 1
             logger.error("the broker dropped this node's subscriber: %s", error)
+        elif event == "slow_consumer":
+            self.slow_consumer += 1
+            log.warning("the bus client dropped a message for this slow node: %s", error)
         elif event == "expired":
             self.expired += 1
         elif event == "bad_frame":

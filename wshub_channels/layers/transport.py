@@ -14,13 +14,20 @@ that, identically for every backend. A transport:
   :class:`~wshub_channels.layers.rpc.PubSubRequests`; a bus with native
   requests (NATS) uses those;
 - keeps the broker queues of normal channels (the ones without ``!``), and
-  the membership of normal channels in groups, which must outlive any node;
+  the membership of normal channels in groups, which must outlive any node.
+  A push and a pop both get the channel's capacity (the same on every node),
+  so a bus that keeps channels of different capacities apart (NATS: one
+  stream per capacity) finds the queue without a lookup;
 - does a ``group_send``'s bus work in as few round trips as the bus allows:
   ``publish_group`` publishes and returns the group's live stored members in
   one step (one round trip on Redis), and ``queue_push_many`` pushes one
   message to several normal channels at once;
-- reports what happens to the connection (down, up, dropped by the broker)
-  through ``report(event, error)``, which the core counts and passes on.
+- reports what happens to the connection (down, up, dropped by the broker,
+  messages lost by a slow subscriber) through ``report(event, error)``,
+  which the core counts and passes on;
+- says how large one message may be (:attr:`Transport.max_payload`), where
+  the bus has a limit, so that the core refuses a larger send with
+  ``MessageTooLarge`` instead of handing it to the bus.
 
 Transports whose clients belong to one event loop subclass
 :class:`LoopBoundTransport`, which runs every call on the owning loop.
@@ -49,8 +56,9 @@ __all__ = [
 Sink = Callable[[str, bytes], None]
 RequestHandler = Callable[[str, bytes], Awaitable[bytes | None]]
 #: ``report(event, error)``: event is "down", "up", "dropped" (the broker cut the
-#: subscriber off, e.g. at its output-buffer limit), "expired" (a queued message)
-#: or "bad_frame" (a transport-level frame that could not be read).
+#: subscriber off, e.g. at its output-buffer limit), "slow_consumer" (the client
+#: dropped a message because this node read too slowly), "expired" (a queued
+#: message) or "bad_frame" (a transport-level frame that could not be read).
 Reporter = Callable[[str, BaseException | None], None]
 R = TypeVar("R")
 
@@ -72,6 +80,8 @@ class Transport(abc.ABC):
 
     #: True when other processes may share this bus (Redis, NATS, a named memory bus).
     shared: bool = False
+    #: Said after the limit when a message is over :attr:`max_payload`: how to raise it.
+    payload_limit_hint: str = ""
 
     def __init__(self) -> None:
         self.sink: Sink = _drop
@@ -98,6 +108,16 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def status(self) -> BusStatus:
         """Return the current bus status without I/O."""
+
+    @property
+    def max_payload(self) -> int | None:
+        """The most bytes one publish or queue push may carry; None when unlimited or unknown.
+
+        It is what the broker takes less the transport's own framing, so the
+        core can check an envelope (or a queued message) against it. A bus
+        that learns its limit on connecting returns None until then.
+        """
+        return None
 
     @abc.abstractmethod
     async def publish(self, subject: str, data: bytes) -> None:
@@ -134,7 +154,7 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
-        """Append to a normal channel's broker queue; False when it is full."""
+        """Append to a normal channel's broker queue; False when it is full (``capacity``)."""
 
     async def queue_push_many(
         self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
@@ -146,8 +166,13 @@ class Transport(abc.ABC):
         return [await self.queue_push(channel, data, cap, expiry) for channel, cap in pushes]
 
     @abc.abstractmethod
-    async def queue_pop(self, channel: str) -> bytes:
-        """Wait for and remove the oldest live message of a normal channel."""
+    async def queue_pop(self, channel: str, capacity: int) -> bytes:
+        """Wait for and remove the oldest live message of a normal channel.
+
+        ``capacity`` is the channel's, as given to :meth:`queue_push`. A pop
+        cancelled while it waits loses no message: one it had taken from the
+        broker goes back.
+        """
 
     @abc.abstractmethod
     async def store_group_add(self, group: str, channel: str, expiry: float) -> None:
@@ -266,8 +291,8 @@ class LoopBoundTransport(Transport):
     ) -> list[bool]:
         return await self._on_home(self._queue_push_many, pushes, data, expiry)
 
-    async def queue_pop(self, channel: str) -> bytes:
-        return await self._on_home(self._queue_pop, channel)
+    async def queue_pop(self, channel: str, capacity: int) -> bytes:
+        return await self._on_home(self._queue_pop, channel, capacity)
 
     async def store_group_add(self, group: str, channel: str, expiry: float) -> None:
         await self._on_home(self._store_group_add, group, channel, expiry)
@@ -323,7 +348,7 @@ class LoopBoundTransport(Transport):
         return [await self._queue_push(channel, data, cap, expiry) for channel, cap in pushes]
 
     @abc.abstractmethod
-    async def _queue_pop(self, channel: str) -> bytes: ...
+    async def _queue_pop(self, channel: str, capacity: int) -> bytes: ...
 
     @abc.abstractmethod
     async def _store_group_add(self, group: str, channel: str, expiry: float) -> None: ...

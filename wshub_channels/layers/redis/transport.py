@@ -219,8 +219,8 @@ class RedisTransport(LoopBoundTransport):
     ) -> list[bool]:
         return await self._store.queue_push_many(pushes, data, expiry)
 
-    async def _queue_pop(self, channel: str) -> bytes:
-        return await self._store.queue_pop(channel)
+    async def _queue_pop(self, channel: str, capacity: int) -> bytes:
+        return await self._store.queue_pop(channel)  # one list per channel: capacity is the push's
 
     async def _store_group_add(self, group: str, channel: str, expiry: float) -> None:
         await self._store.group_add(group, channel, expiry)

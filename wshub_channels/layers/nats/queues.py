@@ -1,0 +1,134 @@
+"""Normal channels on NATS: pushes and pops on the JetStream work queues of :mod:`.streams`.
+
+- **Pushes** publish to JetStream and wait for its acknowledgement; a full
+  channel's stream refuses the message, which is ``ChannelFull`` in the
+  core. Pushes to several channels (a group's stored members) go out
+  together: one round trip for all of them.
+- **Expiry.** A message carries its deadline (8 bytes, ms since the epoch)
+  before its data; a pop acks and skips expired ones and reports each as
+  "expired" (the stream's ``max_age`` drops the rest unseen).
+- **Pops** make their own pull subscription on the channel's consumer, ask
+  for one message at a time and ack it as they hand it over (at most once).
+  A pop cancelled while it waits unsubscribes at once, so the server drops
+  its pull request and the next message goes to another reader; a message
+  caught in flight by the cancel comes back after ``ACK_WAIT``. A pop waits
+  through bus outages, binding again when the server lost the consumer
+  (within ``POP_WAIT`` of the reconnect).
+
+Loop safety: belongs to the transport's home loop; every method must run there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections.abc import Sequence
+
+from django.core.exceptions import ImproperlyConfigured
+
+from ...log import Throttle
+from ..transport import Reporter
+from .client import JetStreamContext, js_errors, nats_errors
+from .streams import JETSTREAM_MISSING, Streams, no_jetstream
+
+__all__ = ["WorkQueues"]
+
+logger = logging.getLogger("wshub_channels.layers.nats")
+
+#: Seconds one pull request waits on the server before it is made again: a reader
+#: waiting across a server restart asks the new server within this long.
+POP_WAIT = 1.0
+RETRY = 0.2  # seconds a pop waits before trying again after the bus failed it
+
+_FRAME = struct.Struct(">Q")
+_PER_SUBJECT_FULL = 10077  # "maximum messages per subject exceeded"
+
+
+class WorkQueues:
+    """Pushes and pops of the normal channels kept in ``streams``."""
+
+    def __init__(self, streams: Streams, timeout: float, report: Reporter) -> None:
+        self.streams = streams
+        self.timeout = timeout
+        self.report = report
+        self._log = Throttle(logger, 10.0)
+
+    async def push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
+        """Append to ``channel``; False when it holds ``capacity`` messages already."""
+        frame = _FRAME.pack(int((time.time() + expiry) * 1000)) + data
+        subject = self.streams.subject(channel, capacity)
+        for attempt in (1, 2):
+            await self.streams.ensure_stream(capacity)
+            try:
+                await self.streams.context().publish(subject, frame, timeout=self.timeout)
+            except js_errors.NoStreamResponseError:
+                # The stream is gone (deleted, or the server lost its store): make it again.
+                self.streams.forget(capacity=capacity)
+                if attempt == 2:
+                    raise
+                continue
+            except js_errors.APIError as exc:
+                if getattr(exc, "err_code", None) == _PER_SUBJECT_FULL:
+                    return False
+                raise
+            return True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def push_many(
+        self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
+    ) -> list[bool]:
+        """Push ``data`` to every ``(channel, capacity)`` at once: one round trip for all."""
+        results = await asyncio.gather(
+            *(self.push(channel, data, cap, expiry) for channel, cap in pushes),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [bool(result) for result in results]
+
+    async def pop(self, channel: str, capacity: int) -> bytes:
+        """Wait for the next live message of ``channel``, through bus outages."""
+        sub: JetStreamContext.PullSubscription | None = None
+        try:
+            while True:
+                try:
+                    if sub is None or not self.streams.bound(channel):
+                        if sub is not None:
+                            await _drop(sub)
+                        sub = None
+                        sub = await self.streams.bind(channel, capacity)
+                    msg = (await sub.fetch(1, timeout=POP_WAIT))[0]
+                    await msg.ack()  # handed over from here: at most once
+                except nats_errors.TimeoutError:
+                    continue
+                except (ConnectionError, nats_errors.Error) as exc:
+                    if no_jetstream(exc):
+                        raise ImproperlyConfigured(JETSTREAM_MISSING) from exc
+                    # The bus failed, or the consumer went away: bind again shortly.
+                    self._log.warning("receive on %s: %r; trying again", channel, exc)
+                    self.streams.forget(channel=channel)
+                    await asyncio.sleep(RETRY)
+                    continue
+                if len(msg.data) < _FRAME.size:  # not ours: published by something else
+                    self.report("bad_frame", ValueError(f"short message on {msg.subject}"))
+                    continue
+                (deadline,) = _FRAME.unpack_from(msg.data)
+                if deadline > time.time() * 1000:
+                    return msg.data[_FRAME.size :]
+                self.report("expired", None)
+        finally:
+            if sub is not None:
+                await _drop(sub)
+
+    async def flush(self) -> None:
+        """Empty every normal channel under the prefix."""
+        await self.streams.purge()
+
+
+async def _drop(sub: JetStreamContext.PullSubscription) -> None:
+    with contextlib.suppress(Exception):
+        await sub.unsubscribe()

@@ -1,0 +1,240 @@
+"""``NatsTransport``: the NATS connection of one node, and core NATS subjects over it.
+
+The transport only moves bytes; fan-out, echo suppression, envelopes and
+names are the core's (:mod:`wshub_channels.layers.base`).
+
+- **Subjects** are core NATS subjects (the core makes them safe tokens), one
+  subscription each on one supervised client (:mod:`.connection`); a
+  subscribe returns once the server has it (:func:`.client.confirm`).
+- **Publishes** go out without waiting. While the server is away the
+  client keeps them in its pending buffer (``pending_size`` bytes) and
+  sends them on reconnect; once that buffer is full a publish fails at once
+  (``BusUnavailable`` in the core).
+- **Requests** are native (:mod:`.requests`). Requests arriving on
+  subscribed subjects are answered by the core's request handler on their
+  reply subject; a node never answers its own.
+- **Normal channels** live in JetStream work queues (:mod:`.queues`) and
+  their group memberships in key-value (:mod:`.members`), whose local
+  mirror makes a ``publish_group`` cost no round trip.
+
+Loop safety: every client belongs to the home loop; calls from other loops
+are forwarded there by :class:`~wshub_channels.layers.transport.LoopBoundTransport`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from ...tasks import spawn
+from ..transport import BusStatus, LoopBoundTransport, RequestHandler
+from .client import Client, ConnectOptions, Msg, Subscription, confirm, server_version
+from .connection import Connection
+from .members import StoredMembers
+from .queues import WorkQueues
+from .requests import request
+from .streams import Streams, stream_safe
+
+__all__ = ["NatsTransport"]
+
+logger = logging.getLogger("wshub_channels.layers.nats")
+
+#: Bytes a queued message carries besides its data (its deadline).
+QUEUE_FRAMING = 8
+
+
+class NatsTransport(LoopBoundTransport):
+    """Core NATS pub/sub and requests, JetStream queues and stored members, for one node."""
+
+    shared = True
+    payload_limit_hint = (
+        "NATS refuses a message over the server's max_payload, and a server at the "
+        "1 MB default cannot carry a 1 MB Channels message plus its envelope: raise "
+        "max_payload in the nats-server config (e.g. max_payload: 8MB)"
+    )
+
+    def __init__(
+        self,
+        options: ConnectOptions,
+        prefix: str,
+        name: str,
+        request_timeout: float = 5.0,
+        expiry: float = 60.0,
+        group_expiry: float = 86400.0,
+        storage: str = "file",
+    ) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.name = name
+        self.connect_timeout = options.connect_timeout
+        self.request_timeout = request_timeout
+        self.inbox_prefix = f"_INBOX.{name}"
+        self._subs: dict[str, Subscription | None] = {}  # None: being subscribed
+
+        def report(event: str, error: BaseException | None) -> None:
+            self.report(event, error)  # late bound: the core installs its reporter after us
+
+        self._streams = Streams(prefix, expiry, storage)
+        self._queues = WorkQueues(self._streams, request_timeout, report)
+        bucket = f"{stream_safe(prefix)}_groups"
+        self._members = StoredMembers(bucket, group_expiry, request_timeout)
+        self._conn = Connection(
+            options,
+            name=f"wshub-{name}",
+            inbox_prefix=self.inbox_prefix,
+            on_connected=self._on_connected,
+            on_reconnected=self._on_reconnected,
+            report=report,
+        )
+
+    # -- connection --------------------------------------------------------------
+
+    @property
+    def client(self) -> Client | None:
+        """The current client (None before the first connect and while closed)."""
+        return self._conn.client
+
+    @property
+    def max_payload(self) -> int | None:
+        client = self._conn.client
+        return None if client is None else client.max_payload - QUEUE_FRAMING
+
+    def status(self) -> BusStatus:
+        return BusStatus(connected=self._conn.up, last_error=self._conn.last_error)
+
+    async def _open(self) -> None:
+        self._conn.start()
+        if not await self._conn.wait_up(self.connect_timeout):
+            # Keep supervising: the bus counts as down until NATS answers.
+            logger.warning("NATS is not answering yet: %s", self._conn.last_error)
+
+    async def _shut(self) -> None:
+        await self._members.stop()
+        await self._conn.stop()
+        self._forget()
+
+    def _abandon(self) -> None:
+        self._members.abandon()
+        self._conn.abandon()
+        self._forget()
+
+    def _forget(self) -> None:
+        self._subs.clear()
+        self._streams.use(None)
+
+    async def _on_connected(self, client: Client) -> None:
+        """A new client: subscribe to every subject, then open JetStream."""
+        self._subs.clear()
+        for subject in sorted(self.subjects):
+            await self._add_sub(client, subject)
+        await self._on_reconnected(client, first=True)
+        await confirm(client, self.connect_timeout)
+
+    async def _on_reconnected(self, client: Client, first: bool = False) -> None:
+        """nats-py resubscribed by itself; streams, consumers and the watch may be gone."""
+        js = client.jetstream(timeout=self.request_timeout)
+        self._streams.use(js, server_version(client))
+        with contextlib.suppress(Exception):
+            if first:  # the first watch loads before the bus counts as up
+                return await self._members.start(js)
+        spawn(self._members.keep(js, lambda: self._conn.client is client), "nats members watch")
+
+    # -- pub/sub -------------------------------------------------------------------
+
+    async def _add_sub(self, client: Client, subject: str) -> None:
+        if subject in self._subs:
+            return
+        self._subs[subject] = None
+        sub = await client.subscribe(subject, cb=self._on_msg)
+        pending = subject in self._subs and self._subs[subject] is None
+        if pending and self._conn.client is client:
+            self._subs[subject] = sub
+        else:  # unsubscribed, or the client replaced, meanwhile
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _on_msg(self, msg: Msg) -> None:
+        if msg.reply:
+            handler = self.request_handler
+            if handler is not None and not msg.reply.startswith(self.inbox_prefix + "."):
+                spawn(self._answer(handler, msg), "bus request")
+            return
+        try:
+            self.sink(msg.subject, msg.data)
+        except (ValueError, TypeError) as exc:
+            self.report("bad_frame", exc)
+        except Exception:
+            logger.exception("delivering a message from %s failed", msg.subject)
+
+    async def _answer(self, handler: RequestHandler, msg: Msg) -> None:
+        reply = await handler(msg.subject, msg.data)
+        if reply is None:
+            return
+        try:
+            await self._conn.connected().publish(msg.reply, reply)
+        except Exception as exc:
+            logger.warning("could not answer a request on %s: %r", msg.subject, exc)
+
+    async def _publish(self, subject: str, data: bytes) -> None:
+        client = self._conn.client
+        if client is None:
+            raise ConnectionError(f"NATS is not connected: {self._conn.last_error}")
+        await client.publish(subject, data)
+
+    async def _subscribe(self, subject: str) -> None:
+        client = self._conn.client
+        if client is None:
+            return  # subscribed when the client connects
+        await self._add_sub(client, subject)
+        if client.is_connected:
+            await confirm(client, self.connect_timeout)
+
+    async def _unsubscribe(self, subject: str) -> None:
+        sub = self._subs.pop(subject, None)
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    # -- requests (see .requests) ---------------------------------------------------
+
+    async def _request(
+        self, subject: str, data: bytes, timeout: float, max_replies: int | None
+    ) -> list[bytes]:
+        return await request(self._conn.connected(), subject, data, timeout, max_replies)
+
+    # -- normal channels and stored membership (see .queues and .members) ----------
+
+    async def _publish_group(self, subject: str, data: bytes, group: str) -> list[str]:
+        await self._publish(subject, data)
+        return await self._members.members(group)
+
+    # JetStream calls fail at once while NATS is away, rather than at their timeout.
+
+    async def _queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
+        self._conn.connected()
+        return await self._queues.push(channel, data, capacity, expiry)
+
+    async def _queue_push_many(
+        self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
+    ) -> list[bool]:
+        self._conn.connected()
+        return await self._queues.push_many(pushes, data, expiry)
+
+    async def _queue_pop(self, channel: str, capacity: int) -> bytes:
+        return await self._queues.pop(channel, capacity)
+
+    async def _store_group_add(self, group: str, channel: str, expiry: float) -> None:
+        self._conn.connected()
+        await self._members.add(group, channel, expiry)
+
+    async def _store_group_discard(self, group: str, channel: str) -> None:
+        self._conn.connected()
+        await self._members.discard(group, channel)
+
+    async def _store_group_members(self, group: str) -> list[str]:
+        return await self._members.members(group)
+
+    async def _flush(self) -> None:
+        await self._queues.flush()
+        await self._members.flush()
