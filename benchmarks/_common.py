@@ -11,10 +11,14 @@ given relative to the repository root and the interpreter is called ``python``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import os
 import platform
+import re
 import shlex
 import statistics
+import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,6 +33,7 @@ RESULTS_TITLE = "# Benchmark results"
 #: Typographic characters for tables, spelled out so the source stays ASCII.
 DASH = "\u2013"
 TIMES = "\u00d7"
+MICRO = "\u00b5"
 
 
 # ----------------------------------------------------------------- the machine
@@ -166,6 +171,94 @@ async def nats_server_version(url: str, connect_timeout: float = 2.0) -> str:
         return "unknown"
     finally:
         await client.close()
+
+
+def library_fingerprint() -> str:
+    """A short hash of the library's sources, to notice them changing during a run."""
+    digest = hashlib.sha1()
+    package = REPO_ROOT / "wshub_channels"
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def library_version(origin: str | None = None) -> str:
+    """Which wshub_channels the benchmark measures: this source tree, with its commit,
+    whether it has uncommitted changes, and a hash of its sources.
+
+    ``origin`` is where the measuring process finds the package (its ``__init__.py``);
+    the text then says whether that is this tree, and if not, that the figures are
+    not of this tree.
+    """
+    text = "source tree of this repository"
+    try:
+        commit = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--", "wshub_channels")
+    except (OSError, subprocess.SubprocessError):
+        text += f" (sources {library_fingerprint()})"
+    else:
+        state = " plus uncommitted changes" if dirty else ""
+        text += f" at commit {commit}{state} (sources {library_fingerprint()})"
+    if origin is not None:
+        here = REPO_ROOT / "wshub_channels"
+        if Path(origin).resolve().is_relative_to(here.resolve()):
+            text += ", imported from this tree"
+        else:
+            text += ", **but the benchmark imported another copy of the package**"
+    return text
+
+
+def package_origin() -> str | None:
+    """Where this process would import wshub_channels from, or None if it cannot."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("wshub_channels")
+    return spec.origin if spec is not None else None
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout.strip()
+
+
+async def delete_nats_prefix_streams(url: str, prefix: str, timeout: float = 5.0) -> int:
+    """Delete what ``NatsHubLayer`` made in JetStream under ``prefix``; return how many.
+
+    The layer's ``flush()`` empties its work-queue streams and its group bucket but
+    keeps them (other nodes may use them), so a benchmark that gives every run its
+    own prefix deletes them afterwards: a shared NATS server does not collect one
+    stream set per run. Mirrors the layer's ``stream_safe`` naming:
+    ``<prefix>_q<capacity>`` and ``KV_<prefix>_groups``.
+    """
+    import nats
+
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", prefix)
+    client = await asyncio.wait_for(
+        nats.connect(url, connect_timeout=timeout, allow_reconnect=False), timeout * 2
+    )
+    deleted = 0
+    try:
+        js = client.jetstream(timeout=timeout)
+        try:
+            streams = await js.streams_info()
+        except Exception:
+            return 0  # a server without JetStream keeps nothing
+        for info in streams:
+            name = info.config.name or ""
+            if name.startswith(f"{safe}_q") or name == f"KV_{safe}_groups":
+                await js.delete_stream(name)
+                deleted += 1
+    finally:
+        await client.close()
+    return deleted
 
 
 # ------------------------------------------------------------------ the run

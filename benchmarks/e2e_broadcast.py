@@ -1,6 +1,7 @@
 """End to end: one server process, N real WebSocket clients, K broadcasts to all of them.
 
-(``hub-redis-2node`` runs two server processes as one cluster; see below.)
+(``hub-redis-2node`` and ``hub-nats-2node`` run two server processes as one
+cluster; see below.)
 
 For each variant and run:
 
@@ -62,15 +63,21 @@ Variants (``--variants``, comma separated, all by default):
   counts locally (each gets a control connection for ``count`` and the marks),
   "K calls" is node 1's, and the server CPU is the sum of both processes. The
   report divides its p99 by ``hub-redis-1node``'s p99 of the same run (the target
-  is at most 1.5).
+  is at most 1.5);
+- ``hub-nats-1node`` / ``hub-nats-2node``: the same two on ``NatsHubLayer``
+  (``e2e_apps.settings_hub_nats``), the second half of each broadcast crossing NATS;
+  the report gives the same p99 ratio, and sets ``hub-nats-2node`` beside
+  ``stock-nats`` (channels-nats) and ``hub-redis-2node`` when they ran too.
 
-The stock layers and ``RedisHubLayer`` get a prefix unique to each run and a
+The stock layers and the hub's Redis and NATS layers get a prefix unique to each run and a
 per-channel capacity of 100,000 (``--capacity``) where they have one, far above
 the K messages a channel ever holds, so none can lose a message to capacity
 (channels_redis' default is 100). The stock Redis layers' connection pool gets a
 30 s socket timeout and 1,024 connections: redis-py 8's defaults (5 s, 100) cut
 channels_redis' 5 s ``BZPOPMIN`` off and fail a burst of ``group_add`` calls, which
-is not what the layer is meant to do (``RedisHubLayer`` keeps its defaults). The
+is not what the layer is meant to do (``RedisHubLayer`` keeps its defaults). What a
+run leaves in the brokers under its prefix is deleted after it: Redis keys, and the
+JetStream stream and bucket ``NatsHubLayer`` makes (its ``flush()`` keeps them). The
 clients ask for no compression, so no server compresses (uvicorn and
 ``websockets`` would otherwise negotiate permessage-deflate, daphne does not).
 daphne listens with a backlog of 2048 (``-e tcp:...:backlog=2048``), like the others.
@@ -93,6 +100,7 @@ Run from the repository root::
     python benchmarks/e2e_broadcast.py --clients 100 --messages 10 --runs 1 --no-write
     python benchmarks/e2e_broadcast.py --variants hub-daphne,hub-uvicorn,raw-websockets
     python benchmarks/e2e_broadcast.py --variants hub-redis-1node,hub-redis-2node --pace 40
+    python benchmarks/e2e_broadcast.py --variants hub-nats-1node,hub-nats-2node,stock-nats
 
 Results are printed and written to the ``e2e_broadcast`` section of
 ``benchmarks/RESULTS.md``, or with ``--pace`` > 0 to the ``e2e_broadcast_paced``
@@ -109,7 +117,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -147,7 +154,29 @@ UVICORN_WS = "websockets"
 #: The cluster comparison: the 2-node p99 against the 1-node p99, and its target.
 CLUSTER_ONE = "hub-redis-1node"
 CLUSTER_TWO = "hub-redis-2node"
+NATS_ONE = "hub-nats-1node"
+NATS_TWO = "hub-nats-2node"
+#: The stock layer on the same broker, set beside a hub cluster in the report.
+STOCK_NATS = "stock-nats"
 CLUSTER_P99_TARGET = 1.5
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One hub layer's one-node and two-node variants, compared in the report."""
+
+    one: str
+    two: str
+    layer: str  # the hub layer's class name
+    broker: str  # "Redis" or "NATS", as the text names it
+    #: The stock variant on the same broker, if any, to set the two-node run beside.
+    stock: str | None = None
+
+
+CLUSTERS = (
+    Cluster(CLUSTER_ONE, CLUSTER_TWO, "RedisHubLayer", "Redis"),
+    Cluster(NATS_ONE, NATS_TWO, "NatsHubLayer", "NATS", stock=STOCK_NATS),
+)
 
 
 # --------------------------------------------------------------------- variants
@@ -229,6 +258,25 @@ VARIANTS: dict[str, Variant] = {
             "on node i % 2, the broadcasts called on node 1, so half of each crosses Redis "
             "to node 2; server CPU is both processes'",
         ),
+        Variant(
+            NATS_ONE,
+            "daphne",
+            "e2e_apps.hub_asgi:application",
+            broker="nats",
+            settings="e2e_apps.settings_hub_nats",
+            description="daphne, HubConsumer on NatsHubLayer, one node",
+        ),
+        Variant(
+            NATS_TWO,
+            "daphne",
+            "e2e_apps.hub_asgi:application",
+            broker="nats",
+            settings="e2e_apps.settings_hub_nats",
+            nodes=2,
+            description="the same in two daphne processes, one cluster (one prefix); client i "
+            "on node i % 2, the broadcasts called on node 1, so half of each crosses NATS "
+            "to node 2; server CPU is both processes'",
+        ),
     )
 }
 
@@ -284,38 +332,8 @@ def process_cpu(pid: int) -> float | None:
         return None
 
 
-def library_fingerprint() -> str:
-    """A short hash of the library's sources, to notice them changing during a run."""
-    digest = hashlib.sha1()
-    package = _common.REPO_ROOT / "wshub_channels"
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode())
-        with contextlib.suppress(OSError):
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def library_version() -> str:
-    """Which wshub_channels the servers import: this source tree (first on their path)."""
-    text = "source tree of this repository"
-    try:
-        commit = _git("rev-parse", "--short", "HEAD")
-        dirty = _git("status", "--porcelain", "--", "wshub_channels")
-    except (OSError, subprocess.SubprocessError):
-        return f"{text} (sources {library_fingerprint()})"
-    state = " plus uncommitted changes" if dirty else ""
-    return f"{text} at commit {commit}{state} (sources {library_fingerprint()})"
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args],
-        cwd=_common.REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout.strip()
+library_fingerprint = _common.library_fingerprint
+library_version = _common.library_version
 
 
 def free_port() -> int:
@@ -760,6 +778,12 @@ def normalise(line: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "N", line)
 
 
+def cleanup_nats(url: str, prefix: str) -> None:
+    """Delete the JetStream stream and bucket a NatsHubLayer cluster made under ``prefix``."""
+    with contextlib.suppress(Exception):
+        asyncio.run(_common.delete_nats_prefix_streams(url, prefix))
+
+
 def cleanup_redis(url: str, prefix: str) -> None:
     try:
         import redis
@@ -850,12 +874,14 @@ def run_once(variant: Variant, number: int, args: argparse.Namespace, log_dir: P
             stop_server(server)
         if variant.broker == "redis":
             cleanup_redis(args.redis_url, prefix)
+        elif variant.broker == "nats" and variant.settings is not None:
+            cleanup_nats(args.nats_url, prefix)
         run_lines = []
         for server in servers:
-            found = scan_log(server.log_path)
-            if found:
-                progress(f"  {len(found)} warning/error line(s) in {server.log_path}")
-            run_lines += found
+            flagged = scan_log(server.log_path)
+            if flagged:
+                progress(f"  {len(flagged)} warning/error line(s) in {server.log_path}")
+            run_lines += flagged
         _last_log_lines[variant.name, number] = run_lines
 
 
@@ -1009,16 +1035,24 @@ def build_table(rows: list[Row]) -> str:
     return _common.markdown_table(headers, body, align="lrrrrllrrl")
 
 
-def cluster_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
+def server_cpu_us(run: Run) -> float | None:
+    """Server CPU microseconds per delivered message (a cluster: its processes together)."""
+    value, delivered = run.result.get("server_cpu_s"), run.delivered
+    return value * 1e6 / delivered if value is not None and delivered else None
+
+
+def cluster_paragraph(rows: list[Row], args: argparse.Namespace, cluster: Cluster) -> str:
     """The 2-node p99 against the 1-node p99 of the same run, and the target."""
     found = {row.variant.name: row for row in rows}
-    one_row, two_row = found.get(CLUSTER_ONE), found.get(CLUSTER_TWO)
+    one_name, two_name = cluster.one, cluster.two
+    one_row, two_row = found.get(one_name), found.get(two_name)
     if one_row is None or two_row is None:
         return ""
+    title = f"**Two nodes on {cluster.broker}**"
     one, two = one_row.median_run(), two_row.median_run()
     if one is None or two is None or not one.result.get("p99") or not two.result.get("p99"):
         return (
-            f"**Two nodes**: no p99 ratio in this run, `{CLUSTER_ONE}` or `{CLUSTER_TWO}` "
+            f"{title}: no p99 ratio in this run, `{one_name}` or `{two_name}` "
             "delivered nothing (see the table and the problems below)."
         )
     factor = two.result["p99"] / one.result["p99"]
@@ -1048,20 +1082,48 @@ def cluster_paragraph(rows: list[Row], args: argparse.Namespace) -> str:
     )
 
     return (
-        f"**Two nodes** (median runs). `{CLUSTER_TWO}` p99 "
-        f"{_common.format_ms(two.result['p99'])} ms / `{CLUSTER_ONE}` p99 "
+        f"{title} (median runs). `{two_name}` p99 "
+        f"{_common.format_ms(two.result['p99'])} ms / `{one_name}` p99 "
         f"{_common.format_ms(one.result['p99'])} ms = **{factor:.2f}**, {verdict} the target "
-        f"of {CLUSTER_P99_TARGET:g} (p99 ms of every run: {CLUSTER_ONE} {every(one_row)}; "
-        f"{CLUSTER_TWO} {every(two_row)}).{robust} By node, in the median `{CLUSTER_TWO}` run: "
+        f"of {CLUSTER_P99_TARGET:g} (p99 ms of every run: {one_name} {every(one_row)}; "
+        f"{two_name} {every(two_row)}).{robust} By node, in the median `{two_name}` run: "
         f"{node_breakdown(two)}; node 1's K calls took "
-        f"{_common.format_ms(two.result.get('send_s'))} ms (`{CLUSTER_ONE}`'s "
+        f"{_common.format_ms(two.result.get('send_s'))} ms (`{one_name}`'s "
         f"{_common.format_ms(one.result.get('send_s'))} ms). "
-        "Both run the same app on `RedisHubLayer`: on one "
-        "node each broadcast is published to Redis and written to all N connections by "
-        f"that node; on two, node 1 writes to its {math.ceil(args.clients / 2):,} and node 2 "
-        f"receives the publish from Redis and writes to its {args.clients // 2:,}. Two server "
-        "processes and the client then share the machine's cores."
+        f"Both run the same app on `{cluster.layer}`: on one "
+        f"node each broadcast is published to {cluster.broker} and written to all N "
+        f"connections by that node; on two, node 1 writes to its "
+        f"{math.ceil(args.clients / 2):,} and node 2 receives the publish from "
+        f"{cluster.broker} and writes to its {args.clients // 2:,}. Two server "
+        "processes and the client then share the machine's cores." + beside_paragraph(rows, cluster)
     )
+
+
+def beside_paragraph(rows: list[Row], cluster: Cluster) -> str:
+    """The two-node run set beside the stock layer on the same broker and the other
+    hub clusters of the same run: deliveries/s, and server CPU per delivery."""
+    medians = {row.variant.name: row.median_run() for row in rows}
+    two = medians.get(cluster.two)
+    if two is None or two.rate is None:
+        return ""
+    others = [cluster.stock] if cluster.stock else []
+    others += [c.two for c in CLUSTERS if c.two != cluster.two]
+    parts = []
+    for name in others:
+        run = medians.get(name) if name else None
+        if run is None or run.rate is None:
+            continue
+        mine, theirs = server_cpu_us(two), server_cpu_us(run)
+        cpu = (
+            f", server CPU {mine:,.1f} vs {theirs:,.1f} \u00b5s per delivery"
+            if mine is not None and theirs is not None
+            else ""
+        )
+        parts.append(
+            f"`{cluster.two}` against `{name}`: {rate_text(two.rate)} vs "
+            f"{rate_text(run.rate)} deliveries/s ({ratio(run.rate, two.rate)}){cpu}"
+        )
+    return (" Beside the others (median runs): " + "; ".join(parts) + ".") if parts else ""
 
 
 def pace_text(args: argparse.Namespace) -> str:
@@ -1125,7 +1187,8 @@ def report(
         _common.render_description(machine),
         "",
         f"N = {args.clients:,} clients (one client process, `websockets.asyncio.client`) "
-        f"against one server process ({CLUSTER_TWO}: two); K = {args.messages:,} broadcasts of "
+        "against one server process (the two-node variants: two); K = "
+        f"{args.messages:,} broadcasts of "
         f"{args.size}-character text messages, {pace_text(args)} "
         f"(`hub.broadcast_to_room`, `channel_layer.group_send`, `websockets` `broadcast()`); "
         f"{args.runs} run(s) per variant, round robin, a fresh server each run. "
@@ -1133,7 +1196,8 @@ def report(
         "arrival minus that stamp, over all N\u00d7K messages. deliveries/s = messages "
         "delivered / (last arrival \u2212 first stamp). The row is the median run by "
         'deliveries/s; "K calls" is the server\'s own time for its K calls. '
-        f"Stock layers and `RedisHubLayer` get a per-channel capacity of {args.capacity:,} "
+        "Stock layers, `RedisHubLayer` and `NatsHubLayer` get a per-channel capacity of "
+        f"{args.capacity:,} "
         "where they have one "
         "(channels_redis' default is 100), so none loses a message to capacity, and the "
         "stock Redis layers' pool a 30 s socket timeout and 1,024 connections (redis-py 8's "
@@ -1152,7 +1216,7 @@ def report(
         lines.append(f"- `{row.variant.name}`: {description}.")
     for paragraph in (
         pace_paragraph(rows, args),
-        cluster_paragraph(rows, args),
+        *(cluster_paragraph(rows, args, cluster) for cluster in CLUSTERS),
     ):
         if paragraph:
             lines += ["", paragraph]
@@ -1215,9 +1279,29 @@ def check_broker(variant: Variant, args: argparse.Namespace) -> str | None:
     return None
 
 
+def server_package_origin(args: argparse.Namespace) -> str | None:
+    """Where a server process of this script finds wshub_channels: the same interpreter,
+    working directory and ``PYTHONPATH`` as ``start_server`` gives them."""
+    code = "import importlib.util as u; s = u.find_spec('wshub_channels'); print(s and s.origin)"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=BENCH_DIR,
+            env=server_env(VARIANTS["hub-daphne"], "origin", args),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    origin = done.stdout.strip()
+    return origin if origin and origin != "None" else None
+
+
 def describe_machine(variants: list[Variant], args: argparse.Namespace) -> list[tuple[str, str]]:
     extra = {
-        "wshub-channels": library_version(),
+        "wshub-channels": library_version(server_package_origin(args)),
         "Event loop": "asyncio"
         + (" (uvloop installed: uvicorn uses it)" if _has("uvloop") else " (no uvloop)"),
     }

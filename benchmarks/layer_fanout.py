@@ -37,7 +37,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,6 +110,9 @@ class LayerSpec:
     broker: str | None
     #: Constructor keyword arguments, given the brokers and a prefix unique to the run.
     options: Callable[[Brokers, str], dict[str, Any]]
+    #: What to remove from the broker after the layer's flush() and close(), given the
+    #: brokers and the run's prefix (for what a layer keeps through its flush()).
+    cleanup: Callable[[Brokers, str], Awaitable[object]] | None = None
 
     @property
     def label(self) -> str:
@@ -119,6 +122,16 @@ class LayerSpec:
         module, _, attribute = self.target.rpartition(".")
         factory: Callable[..., ChannelLayer] = getattr(importlib.import_module(module), attribute)
         return factory
+
+
+def hub_prefix(prefix: str) -> str:
+    """The run's prefix as the hub's broker layers take it (letters, digits and ``_``)."""
+    return prefix.rstrip("_")
+
+
+async def delete_nats_hub_streams(brokers: Brokers, prefix: str) -> None:
+    """NatsHubLayer's flush() keeps its JetStream stream and bucket: delete them."""
+    await _common.delete_nats_prefix_streams(brokers.nats_url, hub_prefix(prefix))
 
 
 LAYERS: dict[str, LayerSpec] = {
@@ -140,9 +153,22 @@ LAYERS: dict[str, LayerSpec] = {
             "redis",
             lambda brokers, prefix: {
                 "hosts": [brokers.redis_url],
-                "prefix": prefix.rstrip("_"),
+                "prefix": hub_prefix(prefix),
                 "capacity": CAPACITY,
             },
+        ),
+        LayerSpec(
+            "hub-nats",
+            "NatsHubLayer",
+            "wshub_channels",
+            "wshub_channels.layers.NatsHubLayer",
+            "nats",
+            lambda brokers, prefix: {
+                "servers": [brokers.nats_url],
+                "prefix": hub_prefix(prefix),
+                "capacity": CAPACITY,
+            },
+            delete_nats_hub_streams,
         ),
         LayerSpec(
             "inmemory",
@@ -214,6 +240,8 @@ class Run:
     setup_s: float | None = None
     send_s: float | None = None
     total_s: float | None = None
+    #: CPU time of this process from the group_send call to the last delivery.
+    cpu_s: float | None = None
     detail: str = ""
 
     def note(self, text: str) -> None:
@@ -230,6 +258,9 @@ class Tally:
         self.failed = 0
         self.first_error: str | None = None
         self.last_at = 0.0
+        #: This process's CPU time (``time.process_time()``) when the last receiver
+        #: returned; read once, not per delivery, so the timed window pays nothing for it.
+        self.finished_cpu: float | None = None
         #: Messages that came after the one expected (only seen with re-armed receivers).
         self.extra = 0
         self.finished = asyncio.Event()
@@ -244,7 +275,8 @@ class Tally:
 
     def _returned(self, at: float) -> None:
         self.last_at = max(self.last_at, at)
-        if self.count >= self.expected:
+        if self.count >= self.expected and not self.finished.is_set():
+            self.finished_cpu = time.process_time()
             self.finished.set()
 
     def got(self, message: Message, at: float) -> None:
@@ -366,9 +398,9 @@ def describe_error(error: BaseException) -> str:
 
 async def run_once(spec: LayerSpec, size: int, rearm: bool, options: Options) -> Run:
     run = Run(status="error", expected=size)
+    prefix = f"bench_{uuid.uuid4().hex[:12]}_"
     try:
         factory = spec.load()
-        prefix = f"bench_{uuid.uuid4().hex[:12]}_"
         layer = factory(**spec.options(options.brokers, prefix))
     except Exception as error:
         run.note(f"could not create the layer: {describe_error(error)}")
@@ -393,6 +425,7 @@ async def run_once(spec: LayerSpec, size: int, rearm: bool, options: Options) ->
             return run
 
         gc.collect()
+        cpu_at = time.process_time()
         sent_at = time.perf_counter()
         try:
             await asyncio.wait_for(layer.group_send(GROUP, MESSAGE), options.timeout)
@@ -404,6 +437,8 @@ async def run_once(spec: LayerSpec, size: int, rearm: bool, options: Options) ->
         run.status = await wait_for_delivery(tally, sent_at, options)
         if tally.count:
             run.total_s = tally.last_at - sent_at
+        if tally.finished_cpu is not None:
+            run.cpu_s = tally.finished_cpu - cpu_at
         if run.status == "timeout":
             run.note(f"not all delivered within {options.timeout:g} s")
         elif run.status == "lost":
@@ -434,6 +469,8 @@ async def run_once(spec: LayerSpec, size: int, rearm: bool, options: Options) ->
                 asyncio.gather(*receivers, return_exceptions=True), options.timeout
             )
             await asyncio.wait_for(dispose(layer), options.timeout)
+            if spec.cleanup is not None:
+                await asyncio.wait_for(spec.cleanup(options.brokers, prefix), options.timeout)
         except Exception as error:
             run.note(f"cleanup failed: {describe_error(error)}")
         del receivers, layer
@@ -481,6 +518,11 @@ class Cell:
     @property
     def setup(self) -> float | None:
         return _common.median(r.setup_s for r in self.runs if r.setup_s is not None)
+
+    @property
+    def cpu_per_member(self) -> float | None:
+        """Median over the runs of this process's CPU seconds per member, timed window."""
+        return _common.median(r.cpu_s / self.size for r in self.runs if r.cpu_s is not None)
 
     def time_text(self) -> str:
         if self.unavailable is not None:
@@ -552,6 +594,7 @@ def size_table(cells: Sequence[Cell]) -> str:
         "delivered/expected",
         f"vs {LAYERS['inmemory'].name}",
         f"vs {LAYERS['hub'].name}",
+        f"CPU {_common.MICRO}s per member",
         "setup (s)",
     ]
     rows = [
@@ -563,11 +606,12 @@ def size_table(cells: Sequence[Cell]) -> str:
             cell.delivered_text(),
             against("inmemory", cell),
             against("hub", cell),
+            _common.DASH if cell.cpu_per_member is None else f"{cell.cpu_per_member * 1e6:,.2f}",
             _common.DASH if cell.setup is None else f"{cell.setup:,.2f}",
         ]
         for cell in cells
     ]
-    return _common.markdown_table(headers, rows, align="lrrrrrrr")
+    return _common.markdown_table(headers, rows, align="lrrrrrrrr")
 
 
 def method_text(modes: Sequence[str], repeat: int, options: Options) -> str:
@@ -604,7 +648,10 @@ def method_text(modes: Sequence[str], repeat: int, options: Options) -> str:
         f"{repeat} run(s); the ratios compare the all-delivered medians, and only for "
         "layers that delivered every message in every run. Setup (creating the channels, "
         "joining the group, starting the receivers and letting them settle) is not in "
-        f"the medians and shown apart. A run is fenced by {options.timeout:g} s, and a "
+        "the medians and shown apart. The CPU column is this process's CPU time "
+        "(`time.process_time()`, every thread) from the `group_send` call to the last "
+        "delivery, divided by N, median of the runs that delivered everything; a "
+        f"broker's own CPU is not in it. A run is fenced by {options.timeout:g} s, and a "
         f"layer that goes {options.stall:g} s without a delivery is reported with what it "
         f"delivered.{extra}",
         "",
@@ -754,10 +801,7 @@ def availability(spec: LayerSpec) -> str | None:
 async def describe_machine(specs: Sequence[LayerSpec], brokers: Brokers) -> list[tuple[str, str]]:
     loop = asyncio.get_running_loop()
     extra = {"Event loop": f"asyncio, {type(loop).__name__}"}
-    hub_version = _common.package_version("wshub-channels")
-    if hub_version == "not installed":
-        hub_version = "source tree of this repository"
-    extra["wshub-channels"] = hub_version
+    extra["wshub-channels"] = _common.library_version(_common.package_origin())
     used = {spec.broker for spec in specs}
     if "redis" in used:
         version = await asyncio.to_thread(_common.redis_server_version, brokers.redis_url)

@@ -20,7 +20,8 @@ Every server here speaks the same protocol, so one client drives them all:
     stderr, so its log can be split into "during the run" and "teardown".
 
 Modules: ``hub_asgi`` (a ``HubConsumer`` on ``InMemoryHubLayer``, settings in
-``settings_hub``; on ``RedisHubLayer`` with ``settings_hub_redis``), ``stock_asgi``
+``settings_hub``; on ``RedisHubLayer`` with ``settings_hub_redis``, on
+``NatsHubLayer`` with ``settings_hub_nats``), ``stock_asgi``
 (stock ``AsyncWebsocketConsumer`` on the layer ``E2E_LAYER`` names, settings in
 ``settings_stock``) and ``raw_server`` (a script on ``websockets.asyncio.server``
 with ``broadcast()``).

@@ -4,7 +4,8 @@ Serve with ``daphne e2e_apps.hub_asgi:application`` or
 ``uvicorn e2e_apps.hub_asgi:application --lifespan on`` (``benchmarks/`` and the
 repository root on ``PYTHONPATH``).
 ``DJANGO_SETTINGS_MODULE=e2e_apps.settings_hub_redis`` puts the same app on
-``RedisHubLayer``; processes sharing its ``E2E_PREFIX`` form one cluster, and
+``RedisHubLayer`` (``e2e_apps.settings_hub_nats``: on ``NatsHubLayer``); processes
+sharing its ``E2E_PREFIX`` form one cluster, and
 ``count`` then answers with this node's members of the room only.
 """
 

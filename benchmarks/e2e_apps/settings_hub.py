@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 SECRET_KEY = "e2e-benchmark-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
@@ -9,5 +11,7 @@ INSTALLED_APPS = ["channels", "wshub_channels"]
 MIDDLEWARE: list[str] = []
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
-CHANNEL_LAYERS = {"default": {"BACKEND": "wshub_channels.layers.InMemoryHubLayer"}}
+CHANNEL_LAYERS: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "wshub_channels.layers.InMemoryHubLayer"}
+}
 WSHUB = {"CONFIG": {"send_queue_size": 1024}}
