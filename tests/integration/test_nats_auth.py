@@ -100,7 +100,9 @@ async def _stays_down(layer: Any, cause: str, secret: str | None) -> str:
     starting = asyncio.ensure_future(layer.start())
     try:
         await async_wait_until(
-            lambda: layer.bus_status().last_error is not None, scaled(5), what="a bus error"
+            lambda: cause in str(layer.bus_status().last_error).lower(),
+            scaled(5),
+            what=f"a bus error naming {cause!r}",
         )
         status = layer.bus_status()
         assert not status.connected

@@ -43,6 +43,12 @@ BACKOFF_MIN = 0.1
 BACKOFF_MAX = 1.0
 
 OnClient = Callable[[Client], Awaitable[None]]
+#: Errors that only say the connection ended, and so never hide the reason it ended.
+_AFTERMATH: tuple[type[BaseException], ...] = (
+    ConnectionResetError,
+    BrokenPipeError,
+    nats_errors.UnexpectedEOF,
+)
 
 
 class Connection:
@@ -71,6 +77,7 @@ class Connection:
         self.client: Client | None = None
         self.up = False
         self.last_error: str | None = None
+        self._cause: str | None = None  # the last error that was not a mere hang-up
         self._generation = 0
         self._task: asyncio.Task[None] | None = None
         self._up_event = asyncio.Event()
@@ -188,14 +195,21 @@ class Connection:
         }
 
     def _failed(self, error: BaseException) -> None:
-        self.last_error = describe(error, self._secrets)
+        text = describe(error, self._secrets)
+        if isinstance(error, _AFTERMATH) and self._cause is not None:
+            # The server said why (an authorization violation, say) and then hung up:
+            # keep its reason rather than the reset that followed it.
+            text = self._cause
+        else:
+            self._cause = text
+        self.last_error = text
         self._log.warning("NATS: %s", self.last_error)
 
     def _set_up(self) -> None:
         if self.up:
             return
         self.up = True
-        self.last_error = None
+        self.last_error = self._cause = None
         self._up_event.set()
         self._report("up", None)
 
