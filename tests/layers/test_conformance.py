@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from channels.layers import BaseChannelLayer
 
+from tests.rig.brokers import start_nats_server
 from tests.rig.jetstream import delete_prefix_streams
 from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.testing import ChannelLayerConformance, LayerBackend
@@ -67,3 +69,39 @@ class TestNatsHubLayer(ChannelLayerConformance):
 
         yield LayerBackend("NatsHubLayer", factory, shared_broker=True)
         await delete_prefix_streams(nats_url, prefix)
+
+
+def _debian_nats_server() -> str | None:
+    """The nats-server of the system's package (Debian's is 2.9.10), if installed."""
+    for path in ("/usr/sbin/nats-server", "/usr/bin/nats-server"):
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def debian_nats_url() -> Iterator[str]:
+    binary = _debian_nats_server()
+    if binary is None:
+        pytest.skip("no system nats-server package installed (Debian's is nats-server 2.9.10)")
+    handle = start_nats_server(binary=binary)  # JetStream and an 8 MB max_payload
+    try:
+        yield handle.url
+    finally:
+        handle.stop()
+
+
+@pytest.mark.integration
+class TestNatsHubLayerOnDebianServer(ChannelLayerConformance):
+    """The whole suite again on the system's nats-server package (Debian ships 2.9.10),
+    started with an 8 MB max_payload: the oldest server the NATS backend is run on."""
+
+    @pytest.fixture
+    async def layer_backend(self, debian_nats_url: str) -> AsyncIterator[LayerBackend]:
+        prefix = f"deb{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return NatsHubLayer(servers=[debian_nats_url], prefix=prefix, **config)
+
+        yield LayerBackend("NatsHubLayer (system nats-server)", factory, shared_broker=True)
+        await delete_prefix_streams(debian_nats_url, prefix)
