@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...log import Throttle
-from ...tasks import spawn
+from ..supervisor import Supervisor
 from ..transport import Reporter
 from .client import Client, ConnectOptions, describe, nats_errors, safe_server
 
@@ -51,9 +51,11 @@ _AFTERMATH: tuple[type[BaseException], ...] = (
 )
 
 
-class Connection:
+class Connection(Supervisor):
     """One supervised client. ``on_connected(client)`` runs after every connect of a
     new client, ``on_reconnected(client)`` after nats-py reconnected one."""
+
+    what = "nats connection"
 
     def __init__(
         self,
@@ -64,6 +66,7 @@ class Connection:
         on_reconnected: OnClient,
         report: Reporter,
     ) -> None:
+        super().__init__()
         self.options = options
         self.name = name
         self.inbox_prefix = inbox_prefix
@@ -75,45 +78,20 @@ class Connection:
         self._base_kwargs = options.kwargs(name, inbox_prefix)
         #: The client once it connected (None before, and after it closed).
         self.client: Client | None = None
-        self.up = False
-        self.last_error: str | None = None
         self._cause: str | None = None  # the last error that was not a mere hang-up
-        self._generation = 0
-        self._task: asyncio.Task[None] | None = None
-        self._up_event = asyncio.Event()
         self._log = Throttle(logger, 10.0)
-
-    def start(self) -> None:
-        """Start supervising (on the running loop)."""
-        self._generation += 1
-        self._up_event = asyncio.Event()
-        self._task = spawn(self._supervise(self._generation), "nats connection")
-
-    async def wait_up(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for the first connect; True if it came."""
-        try:
-            await asyncio.wait_for(self._up_event.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
     async def stop(self) -> None:
         """Stop supervising and close the client."""
-        task, client = self._task, self.client
-        self.abandon()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        client = self.client
+        await self._stop_task()
         if client is not None:
             await _close(client)
 
     def abandon(self) -> None:
         """Forget the client without I/O (its loop is gone, or :meth:`stop` closes it)."""
-        self._generation += 1
-        self._task = None
+        super().abandon()
         self.client = None
-        self.up = False
 
     def connected(self) -> Client:
         """The client, if it is connected now; else raise ``ConnectionError``."""

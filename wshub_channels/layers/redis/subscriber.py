@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...tasks import spawn
+from ..supervisor import Supervisor
 from ..transport import Reporter, Sink
 from .client import info_field
 
@@ -37,7 +38,7 @@ SUBSCRIBE_CHUNK = 1000
 BARRIER = b"wshub-ready"
 
 
-class Subscriber:
+class Subscriber(Supervisor):
     """One supervised subscriber connection.
 
     ``connection()`` returns a new, unconnected redis-py connection;
@@ -45,6 +46,8 @@ class Subscriber:
     message; ``same_server(run_id)`` says whether Redis still answers as that
     server; ``failover()`` moves to the next host after a failed connect.
     """
+
+    what = "redis subscriber"
 
     def __init__(
         self,
@@ -57,6 +60,7 @@ class Subscriber:
         command_timeout: float,
         ping_interval: float,
     ) -> None:
+        super().__init__()
         self._connection = connection
         self._wanted = wanted
         self._dispatch = dispatch
@@ -65,45 +69,19 @@ class Subscriber:
         self._failover = failover
         self.command_timeout = command_timeout
         self.ping_interval = ping_interval
-        self.up = False
-        self.last_error: str | None = None
-        self._generation = 0
-        self._task: asyncio.Task[None] | None = None
-        self._up_event = asyncio.Event()
         self._conn: Any = None
         self._confirm: dict[str, asyncio.Future[None]] = {}
         self._snapshot: set[str] = set()
         self._last_read = 0.0
 
-    def start(self) -> None:
-        """Start supervising (on the running loop)."""
-        self._generation += 1
-        self._up_event = asyncio.Event()
-        self._task = spawn(self._supervise(self._generation), "redis subscriber")
-
-    async def wait_up(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for the first subscription barrier; True if it came."""
-        try:
-            await asyncio.wait_for(self._up_event.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
     async def stop(self) -> None:
         """Stop supervising and close the connection."""
-        task = self._task
-        self.abandon()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+        await self._stop_task()
 
     def abandon(self) -> None:
         """Forget the connection without I/O (its loop is gone)."""
-        self._generation += 1
-        self._task = None
+        super().abandon()
         self._conn = None
-        self.up = False
         self._confirm.clear()
 
     async def subscribe(self, subject: str) -> None:
