@@ -85,3 +85,23 @@ async def test_slow_consumer_is_counted_and_signalled() -> None:
     finally:
         signals.hub_error.disconnect(on_hub_error)
         await hub.shutdown()
+
+
+async def test_a_remote_call_over_the_bus_limit_is_refused() -> None:
+    """A call to another node whose arguments the bus cannot carry raises
+    MessageTooLarge (not BusUnavailable), and counts no bus failure."""
+    node_a, node_b = LimitedLayer(bus="limits-call"), LimitedLayer(bus="limits-call")
+    await node_b.start()
+    seen: list[int] = []
+
+    async def echo(text: str) -> int:
+        seen.append(len(text))
+        return len(text)
+
+    node_b.register_op("echo", echo)
+    assert await node_a.remote_call(node_b.node_id, "echo", "small") == 5
+    with pytest.raises(MessageTooLarge, match="raise the bus limit"):
+        await node_a.remote_call(node_b.node_id, "echo", "y" * LIMIT)
+    assert seen == [5] and node_a.stats.publish_errors == 0
+    await node_a.close()
+    await node_b.close()

@@ -281,13 +281,20 @@ class BusNode:
 
         Raises :class:`~wshub_channels.layers.transport.NoResponders` when the
         bus knows nobody listens on that node's subject (the node is gone),
-        :class:`~wshub_channels.errors.HubTimeout` when no answer comes, and
-        :class:`~wshub_channels.errors.BusUnavailable` when the bus fails.
+        :class:`~wshub_channels.errors.HubTimeout` when no answer comes,
+        :class:`~wshub_channels.errors.BusUnavailable` when the bus fails, and
+        ``MessageTooLarge`` when the call (its arguments) is more than the bus carries.
         """
         await self.start()
         wait = self.request_timeout if timeout is None else timeout
-        request = self.transport.request
-        return await self._rpc.call(request, self.node_subject(node), op, args, wait, node)
+        return await self._rpc.call(self._request, self.node_subject(node), op, args, wait, node)
+
+    async def _request(
+        self, subject: str, data: bytes, timeout: float, max_replies: int | None = 1
+    ) -> list[bytes]:
+        """A transport request, refused with ``MessageTooLarge`` when the bus cannot carry it."""
+        self.check_wire_size(data)
+        return await self.transport.request(subject, data, timeout, max_replies)
 
     # -- inbound --------------------------------------------------------------------
 

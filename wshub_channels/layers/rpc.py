@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 import msgpack
-from channels.exceptions import ChannelFull
+from channels.exceptions import ChannelFull, MessageTooLarge
 
 from .. import errors
 from ..tasks import spawn
@@ -190,7 +190,7 @@ class RemoteOps:
         """
         try:
             replies = await request(subject, encode_call(op, args), timeout, 1)
-        except (NoResponders, errors.HubError):
+        except (NoResponders, errors.HubError, MessageTooLarge):
             raise
         except Exception as exc:
             self._on_bus_error()

@@ -19,6 +19,7 @@ import re
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -58,7 +59,8 @@ __all__ = [
 FLUSHER_TURNS = 50
 #: The header of a status message (no responders is "503").
 STATUS_HEADER = js_api.Header.STATUS
-_URL_USERINFO = re.compile(r"//[^/@\s]+@")
+#: The user-info part of a URL, up to its last "@" (a password may hold "@" itself).
+_URL_USERINFO = re.compile(r"//[^/\s]*@")
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,15 @@ class ConnectOptions:
     connect_timeout: float = 2.0
     reconnect_time_wait: float = 0.25
     pending_size: int = 8 * 1024 * 1024
-    ping_interval: float = 20.0
+    ping_interval: float = 5.0
 
     def secrets(self) -> list[str]:
-        """Every configured secret, to scrub from text."""
-        return [s for s in (self.password, self.token, self.nkeys_seed) if s]
+        """Every configured secret, to scrub from text (credentials in URLs included)."""
+        found = [s for s in (self.password, self.token, self.nkeys_seed) if s]
+        for url in self.servers:
+            parts = urlsplit(url)
+            found += [s for s in (parts.password, parts.username) if s]
+        return found
 
     def kwargs(self, name: str, inbox_prefix: str) -> dict[str, Any]:
         """The keyword arguments of ``Client.connect`` (without the callbacks).
@@ -99,7 +105,9 @@ class ConnectOptions:
             "max_reconnect_attempts": -1,
             "allow_reconnect": True,
             "ping_interval": self.ping_interval,
-            "max_outstanding_pings": 3,
+            # nats-py calls a connection stale once more than this many pings are
+            # unanswered: with 2, three silent intervals.
+            "max_outstanding_pings": 2,
             "pending_size": self.pending_size,
             "inbox_prefix": inbox_prefix,
         }

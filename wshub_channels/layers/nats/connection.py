@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from ...log import Throttle
@@ -39,6 +39,9 @@ __all__ = ["Connection"]
 
 logger = logging.getLogger("wshub_channels.layers.nats")
 
+#: How long closing a client may take: a client whose server stopped answering
+#: (a half-open socket) would otherwise wait in its final flush for TCP to give up.
+CLOSE_TIMEOUT = 2.0
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 1.0
 
@@ -141,21 +144,26 @@ class Connection(Supervisor):
             delay = min(delay * 2, BACKOFF_MAX)
 
     def _kwargs(self, generation: int, closed: asyncio.Event) -> dict[str, Any]:
+        # What these callbacks raise would end nats-py's own reader or reconnect task
+        # (a client stuck reconnecting forever): they report, and log what fails.
         async def error_cb(error: Exception) -> None:
             if generation != self._generation:
                 return
-            if isinstance(error, nats_errors.SlowConsumerError):
-                self._report("slow_consumer", error)
-            else:
-                self._failed(error)
+            with _logged("reporting a NATS error"):
+                if isinstance(error, nats_errors.SlowConsumerError):
+                    self._report("slow_consumer", error)
+                else:
+                    self._failed(error)
 
         async def disconnected_cb() -> None:
             if generation == self._generation:
-                self._set_down()
+                with _logged("reporting a lost NATS connection"):
+                    self._set_down()
 
         async def reconnected_cb() -> None:
             if generation == self._generation and self.client is not None:
-                self._set_up()
+                with _logged("reporting a NATS reconnect"):
+                    self._set_up()
                 try:
                     await self._on_reconnected(self.client)
                 except Exception:
@@ -199,6 +207,15 @@ class Connection(Supervisor):
 
 
 async def _close(client: Client) -> None:
-    """Close a client in any state, quietly."""
+    """Close a client in any state, quietly, within a bound (its socket may be dead)."""
     with contextlib.suppress(Exception):
-        await client.close()
+        await asyncio.wait_for(client.close(), CLOSE_TIMEOUT)
+
+
+@contextlib.contextmanager
+def _logged(what: str) -> Iterator[None]:
+    """Log (and swallow) what the block raises: for code that runs in nats-py's tasks."""
+    try:
+        yield
+    except Exception:
+        logger.exception("%s failed", what)

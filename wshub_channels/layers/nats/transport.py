@@ -23,6 +23,7 @@ are forwarded there by :class:`~wshub_channels.layers.transport.LoopBoundTranspo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -136,7 +137,7 @@ class NatsTransport(LoopBoundTransport):
         js = client.jetstream(timeout=self.request_timeout)
         self._streams.use(js, server_version(client))
         with contextlib.suppress(Exception):
-            if first:  # the first watch loads before the bus counts as up
+            if first:  # opened before the bus counts as up; members() awaits its first load
                 return await self._members.start(js)
         spawn(self._members.keep(js, lambda: self._conn.client is client), "nats members watch")
 
@@ -180,7 +181,15 @@ class NatsTransport(LoopBoundTransport):
         client = self._conn.client
         if client is None:
             raise ConnectionError(f"NATS is not connected: {self._conn.last_error}")
-        await client.publish(subject, data)
+        try:
+            # A half-open socket leaves nats-py's flusher stuck: bound it, then reconnect.
+            async with asyncio.timeout(self.request_timeout):
+                await client.publish(subject, data)
+        except TimeoutError:
+            spawn(client.force_reconnect(), "nats reconnect after a stuck publish")
+            raise ConnectionError(
+                f"NATS did not take a publish within {self.request_timeout:g}s"
+            ) from None
 
     async def _subscribe(self, subject: str) -> None:
         client = self._conn.client
