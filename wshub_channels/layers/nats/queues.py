@@ -71,7 +71,7 @@ class WorkQueues:
                     raise
                 continue
             except js_errors.APIError as exc:
-                if getattr(exc, "err_code", None) == _PER_SUBJECT_FULL:
+                if _channel_full(exc):
                     return False
                 raise
             return True
@@ -95,18 +95,24 @@ class WorkQueues:
         sub: JetStreamContext.PullSubscription | None = None
         try:
             while True:
+                binding = False
                 try:
                     if sub is None or not self.streams.bound(channel):
                         if sub is not None:
                             await _drop(sub)
-                        sub = None
+                        sub, binding = None, True
                         sub = await self.streams.bind(channel, capacity)
+                        binding = False
                     msg = (await sub.fetch(1, timeout=POP_WAIT))[0]
-                    await msg.ack()  # handed over from here: at most once
+                    # Handed over only once the server has the ack: an ack lost in a
+                    # reconnect would let the message be redelivered to another reader.
+                    await msg.ack_sync(timeout=self.timeout)
                 except nats_errors.TimeoutError:
                     continue
                 except (ConnectionError, nats_errors.Error) as exc:
-                    if no_jetstream(exc):
+                    # Only the JetStream API answers "no JetStream"; a 503 to a fetch
+                    # means the consumer is gone (a leader change, a restart): bind again.
+                    if binding and no_jetstream(exc):
                         raise ImproperlyConfigured(JETSTREAM_MISSING) from exc
                     # The bus failed, or the consumer went away: bind again shortly.
                     self._log.warning("receive on %s: %r; trying again", channel, exc)
@@ -127,6 +133,12 @@ class WorkQueues:
     async def flush(self) -> None:
         """Empty every normal channel under the prefix."""
         await self.streams.purge()
+
+
+def _channel_full(error: js_errors.APIError) -> bool:
+    """True for the one store failure that means "this channel is at capacity"."""
+    description = str(getattr(error, "description", "") or "").lower()
+    return getattr(error, "err_code", None) == _PER_SUBJECT_FULL and "per subject" in description
 
 
 async def _drop(sub: JetStreamContext.PullSubscription) -> None:
