@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import os
 import platform
-import re
 import shlex
 import statistics
 import subprocess
@@ -230,35 +229,11 @@ def _git(*args: str) -> str:
 
 
 async def delete_nats_prefix_streams(url: str, prefix: str, timeout: float = 5.0) -> int:
-    """Delete what ``NatsHubLayer`` made in JetStream under ``prefix``; return how many.
+    """Delete the JetStream streams of a NatsHubLayer ``prefix`` a run made (see
+    :func:`wshub_channels.testing.jetstream.delete_prefix_streams`)."""
+    from wshub_channels.testing.jetstream import delete_prefix_streams
 
-    The layer's ``flush()`` empties its work-queue streams and its group bucket but
-    keeps them (other nodes may use them), so a benchmark that gives every run its
-    own prefix deletes them afterwards: a shared NATS server does not collect one
-    stream set per run. Mirrors the layer's ``stream_safe`` naming:
-    ``<prefix>_q<capacity>`` and ``KV_<prefix>_groups``.
-    """
-    import nats
-
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", prefix)
-    client = await asyncio.wait_for(
-        nats.connect(url, connect_timeout=timeout, allow_reconnect=False), timeout * 2
-    )
-    deleted = 0
-    try:
-        js = client.jetstream(timeout=timeout)
-        try:
-            streams = await js.streams_info()
-        except Exception:
-            return 0  # a server without JetStream keeps nothing
-        for info in streams:
-            name = info.config.name or ""
-            if name.startswith(f"{safe}_q") or name == f"KV_{safe}_groups":
-                await js.delete_stream(name)
-                deleted += 1
-    finally:
-        await client.close()
-    return deleted
+    return await delete_prefix_streams(url, prefix, timeout)
 
 
 # ------------------------------------------------------------------ the run

@@ -11,9 +11,9 @@ import pytest
 from channels.layers import BaseChannelLayer
 
 from tests.rig.brokers import start_nats_server
-from tests.rig.jetstream import delete_prefix_streams
 from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.testing import ChannelLayerConformance, LayerBackend
+from wshub_channels.testing.jetstream import delete_prefix_streams
 
 
 def _memory_shared() -> LayerBackend:
