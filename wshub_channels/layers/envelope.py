@@ -44,7 +44,9 @@ __all__ = [
     "encode_hub_payload",
     "encode_presence",
     "pack_message",
+    "pack_value",
     "unpack_message",
+    "unpack_value",
 ]
 
 ENVELOPE_MAJOR = 1
@@ -99,7 +101,7 @@ def decode_envelope(data: bytes) -> Envelope:
     Fields past the sixth (added by later minor versions, or the unused
     seventh of minor 0) are ignored.
     """
-    fields = _unpack(data, "envelope")
+    fields = unpack_value(data, "envelope")
     if not isinstance(fields, list) or len(fields) < _FIELDS:
         raise ValueError("malformed envelope")
     if fields[0] != ENVELOPE_MAJOR:
@@ -114,7 +116,7 @@ def encode_hub_payload(data: str | bytes, excluded: Iterable[str]) -> bytes:
 
 def decode_hub_payload(payload: bytes) -> tuple[str | bytes, list[str]]:
     """Decode :func:`encode_hub_payload`; raise ``ValueError`` on malformed input."""
-    body = _unpack(payload, "hub payload")
+    body = unpack_value(payload, "hub payload")
     if not isinstance(body, list) or len(body) != 2:
         raise ValueError("malformed hub payload")
     data, excluded = body
@@ -132,7 +134,7 @@ def encode_presence(op: str, info: dict[str, Any]) -> bytes:
 
 def decode_presence(payload: bytes) -> tuple[str, dict[str, Any]]:
     """Decode :func:`encode_presence` into ``(op, info)``; raise ``ValueError`` if malformed."""
-    body = _unpack(payload, "presence message")
+    body = unpack_value(payload, "presence message")
     if not isinstance(body, dict):
         raise ValueError("malformed presence message")
     op, info = body.get("op"), body.get("info")
@@ -141,7 +143,13 @@ def decode_presence(payload: bytes) -> tuple[str, dict[str, Any]]:
     return op, info
 
 
-def _unpack(data: bytes, what: str) -> Any:
+def pack_value(value: Any) -> bytes:
+    """The msgpack bytes of any body the core sends (calls, answers, frames)."""
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack_value(data: bytes, what: str) -> Any:
+    """Decode :func:`pack_value`; raise ``ValueError`` naming ``what`` if it cannot."""
     try:
         return msgpack.unpackb(data, raw=False)
     except Exception as exc:

@@ -289,6 +289,21 @@ class BusNode:
         wait = self.request_timeout if timeout is None else timeout
         return await self._rpc.call(self._request, self.node_subject(node), op, args, wait, node)
 
+    async def gather_call(
+        self, op: str, *args: Any, expect: int | None = None, timeout: float | None = None
+    ) -> list[Any]:
+        """Run ``op`` on every other node (scatter-gather) and return their answers.
+
+        Pass ``expect``, the number of other nodes presence knows, so that the
+        gather ends as soon as they all answered instead of waiting out
+        ``timeout`` (default ``request_timeout``). A node's error comes back as
+        an exception in the list. See :meth:`RemoteOps.gather
+        <wshub_channels.layers.rpc.RemoteOps.gather>`.
+        """
+        await self.start()
+        wait = self.request_timeout if timeout is None else timeout
+        return await self._rpc.gather(self._request, self.cluster_subject, op, args, wait, expect)
+
     async def _request(
         self, subject: str, data: bytes, timeout: float, max_replies: int | None = 1
     ) -> list[bytes]:

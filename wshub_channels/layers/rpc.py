@@ -1,77 +1,46 @@
-"""Request/reply and scatter-gather over publish/subscribe, written once.
+"""Calls between nodes, written once in the core: ops, their codec, call and gather.
 
-Two pieces, one on each side of the transport:
+:class:`RemoteOps` holds the ops other nodes may call, the request handler
+that runs them, :meth:`RemoteOps.call`, which runs an op on another node
+through the transport's ``request`` and returns its result or raises its
+typed error, and :meth:`RemoteOps.gather` (scatter-gather: every node
+answers). A call travels as ``[op, args]`` and its answer as ``[ok, result
+or error class name, message]``. How a request crosses the bus is the
+transport's: native request/reply (NATS), or :mod:`.inbox` over plain
+publish and subscribe (Redis).
 
-- :class:`RemoteOps` is the core's: the registry of ops other nodes may call,
-  the request handler that runs them, and :meth:`RemoteOps.call`, which runs
-  an op on another node through the transport's ``request`` and returns its
-  result or raises its typed error. A call travels as ``[op, args]`` and its
-  answer as ``[ok, result or error class name, message]``.
-- :class:`PubSubRequests` is for a transport whose bus has only publish and
-  subscribe (Redis). A request is published on the target's subject as a
-  frame that starts with the byte ``0x00``, and answered on the requester's
-  private inbox subject with a frame that starts with ``0x01``; no msgpack
-  envelope starts with either byte. The transport gives it a publish that
-  returns how many subscribers received the frame, so a request nobody
-  listens to fails at once with :class:`NoResponders` and a gather waits
-  only for the listeners that exist (:class:`Gather`). A bus with native
-  requests and no-responders (NATS) implements ``Transport.request`` itself
-  instead.
-
-The codecs and :class:`Gather` are pure. :class:`RemoteOps` keeps no loop
-state. A :class:`PubSubRequests` belongs to its transport's home loop: call
-it from that loop only.
+The codecs are pure; :class:`RemoteOps` keeps no loop state.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-import msgpack
 from channels.exceptions import ChannelFull, MessageTooLarge
 
 from .. import errors
-from ..tasks import spawn
-from .transport import NoResponders, RequestHandler
+from .envelope import pack_value, unpack_value
+from .transport import NoResponders
 
 __all__ = [
-    "REPLY",
-    "REQUEST",
-    "CountingPublish",
-    "Gather",
     "Op",
-    "PubSubRequests",
     "RemoteOps",
-    "Reply",
-    "Request",
     "Requester",
     "decode_answer",
     "decode_call",
-    "decode_frame",
     "encode_call",
     "encode_error",
-    "encode_reply_frame",
-    "encode_request_frame",
     "encode_result",
     "error_from_name",
 ]
 
 logger = logging.getLogger("wshub_channels.layers")
 
-#: First byte of a request frame; a reply frame starts with :data:`REPLY`.
-REQUEST = 0x00
-REPLY = 0x01
-
 Op = Callable[..., Awaitable[Any]]
 #: ``request(subject, data, timeout, max_replies)``, as ``Transport.request``.
 Requester = Callable[[str, bytes, float, int | None], Awaitable[list[bytes]]]
-#: Publishes one frame and returns how many subscribers received it.
-CountingPublish = Callable[[str, bytes], Awaitable[int]]
 
 _BUILTIN_ERRORS: dict[str, type[Exception]] = {
     "TypeError": TypeError,
@@ -85,12 +54,12 @@ _BUILTIN_ERRORS: dict[str, type[Exception]] = {
 
 def encode_call(op: str, args: Sequence[Any]) -> bytes:
     """Return the body of a call of ``op`` with ``args``."""
-    return _pack([op, list(args)])
+    return pack_value([op, list(args)])
 
 
 def decode_call(body: bytes) -> tuple[str, list[Any]]:
     """Decode :func:`encode_call`; raise ``ValueError`` on malformed input."""
-    fields = _unpack(body, "call")
+    fields = unpack_value(body, "call")
     if not isinstance(fields, list) or len(fields) != 2:
         raise ValueError("malformed call")
     op, args = fields
@@ -101,12 +70,12 @@ def decode_call(body: bytes) -> tuple[str, list[Any]]:
 
 def encode_result(result: Any) -> bytes:
     """Return the answer carrying an op's result."""
-    return _pack([True, result, None])
+    return pack_value([True, result, None])
 
 
 def encode_error(error: BaseException) -> bytes:
     """Return the answer carrying an op's error, by class name and message."""
-    return _pack([False, type(error).__name__, str(error)])
+    return pack_value([False, type(error).__name__, str(error)])
 
 
 def decode_answer(body: bytes) -> Any:
@@ -115,7 +84,7 @@ def decode_answer(body: bytes) -> Any:
     The error is rebuilt by :func:`error_from_name`. Raises ``ValueError`` when
     the answer itself is malformed.
     """
-    fields = _unpack(body, "answer")
+    fields = unpack_value(body, "answer")
     if not isinstance(fields, list) or len(fields) != 3:
         raise ValueError("malformed answer")
     ok, result, message = fields
@@ -199,183 +168,37 @@ class RemoteOps:
             raise errors.HubTimeout(f"node {node} did not answer {op!r} within {timeout:g}s")
         return decode_answer(replies[0])
 
-
-# -- the transport side: requests over publish/subscribe ---------------------------
-
-
-class Request(NamedTuple):
-    """A request frame: where to answer, which request, and its body."""
-
-    inbox: str
-    request_id: int
-    body: bytes
-
-
-class Reply(NamedTuple):
-    """A reply frame; ``body`` is None when the handler had no answer."""
-
-    request_id: int
-    body: bytes | None
-
-
-def encode_request_frame(inbox: str, request_id: int, body: bytes) -> bytes:
-    return bytes([REQUEST]) + _pack([inbox, request_id, body])
-
-
-def encode_reply_frame(request_id: int, body: bytes | None) -> bytes:
-    return bytes([REPLY]) + _pack([request_id, body])
-
-
-def decode_frame(data: bytes) -> Request | Reply | None:
-    """Decode a request or reply frame; None for any other message.
-
-    Raises ``ValueError`` for a frame with a request or reply marker that is
-    malformed.
-    """
-    marker = data[0] if data else None
-    if marker == REQUEST:
-        fields = _unpack(data[1:], "request frame")
-        if (
-            isinstance(fields, list)
-            and len(fields) == 3
-            and isinstance(fields[0], str)
-            and isinstance(fields[1], int)
-            and isinstance(fields[2], bytes)
-        ):
-            return Request(fields[0], fields[1], fields[2])
-        raise ValueError("malformed request frame")
-    if marker == REPLY:
-        fields = _unpack(data[1:], "reply frame")
-        if (
-            isinstance(fields, list)
-            and len(fields) == 2
-            and isinstance(fields[0], int)
-            and (fields[1] is None or isinstance(fields[1], bytes))
-        ):
-            return Reply(fields[0], fields[1])
-        raise ValueError("malformed reply frame")
-    return None
-
-
-class Gather:
-    """The replies to one request, complete once ``want`` listeners answered.
-
-    ``want`` is unknown until the publish says how many listeners got the
-    request, and replies may come before that: :meth:`expect` sets it later.
-    An answer without a body counts as answered but adds no reply.
-    """
-
-    __slots__ = ("answers", "replies", "want")
-
-    def __init__(self) -> None:
-        self.replies: list[bytes] = []
-        self.answers = 0
-        self.want: int | None = None
-
-    @property
-    def complete(self) -> bool:
-        return self.want is not None and self.answers >= self.want
-
-    def add(self, reply: bytes | None) -> bool:
-        """Count one answer; return True if the gather is now complete."""
-        self.answers += 1
-        if reply is not None:
-            self.replies.append(reply)
-        return self.complete
-
-    def expect(self, want: int) -> bool:
-        """Set how many answers complete the gather; return True if it already is."""
-        self.want = want
-        return self.complete
-
-
-class PubSubRequests:
-    """Requests and replies on a publish/subscribe bus, for one transport.
-
-    The transport subscribes to ``inbox``, passes every incoming message to
-    :meth:`handle` before its sink, and implements ``Transport.request`` with
-    :meth:`request`.
-    """
-
-    def __init__(self, inbox: str, publish: CountingPublish) -> None:
-        self.inbox = inbox
-        self._publish = publish
-        self._pending: dict[int, tuple[Gather, asyncio.Future[None]]] = {}
-        self._ids = itertools.count(1)
-
-    def handle(self, subject: str, data: bytes, handler: RequestHandler | None) -> bool:
-        """Take a request or reply frame; return False for any other message.
-
-        A request is answered by ``handler`` in a task of its own (a node never
-        answers its own requests). Raises ``ValueError`` for a malformed frame.
-        """
-        frame = decode_frame(data)
-        if frame is None:
-            return False
-        if isinstance(frame, Request):
-            if frame.inbox != self.inbox and handler is not None:
-                spawn(self._answer(handler, subject, frame), "bus request")
-            return True
-        pending = self._pending.get(frame.request_id)
-        if pending is not None:
-            gather, done = pending
-            if gather.add(frame.body) and not done.done():
-                done.set_result(None)
-        return True
-
-    async def _answer(self, handler: RequestHandler, subject: str, request: Request) -> None:
-        reply = await handler(subject, request.body)
-        try:
-            await self._publish(request.inbox, encode_reply_frame(request.request_id, reply))
-        except Exception as exc:
-            logger.warning("could not answer a request on %s: %r", subject, exc)
-
-    async def request(
+    async def gather(
         self,
+        request: Requester,
         subject: str,
-        data: bytes,
+        op: str,
+        args: Sequence[Any],
         timeout: float,
-        max_replies: int | None,
-        *,
-        own: bool = False,
-    ) -> list[bytes]:
-        """Publish a request and return the replies received within ``timeout``.
+        expect: int | None,
+    ) -> list[Any]:
+        """Call ``op`` on every node listening on ``subject``; return what they answered.
 
-        ``own`` says this transport itself subscribes to ``subject`` (it never
-        answers itself, so it is not counted). Returns once ``max_replies``
-        replies are in (None: every listener's). Raises :class:`NoResponders`
-        when nobody else listens; a publish error propagates.
+        Stops as soon as ``expect`` nodes answered (the caller knows how many
+        there are, from presence), else when the bus has heard from every
+        listener it counted (Redis, the in-memory bus), else at ``timeout``
+        (NATS cannot count). An answer that carries an error is returned as
+        that exception, so one failing node does not hide the others. No
+        listener at all gives an empty list.
         """
-        request_id = next(self._ids)
-        gather = Gather()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (gather, done)
         try:
-            frame = encode_request_frame(self.inbox, request_id, data)
-            listeners = await self._publish(subject, frame) - (1 if own else 0)
-            if listeners <= 0:
-                raise NoResponders(subject)
-            if not gather.expect(listeners if max_replies is None else min(listeners, max_replies)):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(done), timeout)
-            # Answers that came in before this task resumed may exceed the count.
-            return gather.replies if max_replies is None else gather.replies[:max_replies]
-        finally:
-            self._pending.pop(request_id, None)
-
-    def cancel_all(self) -> None:
-        """Cancel every request in flight (the transport is closing)."""
-        for _, done in self._pending.values():
-            done.cancel()
-        self._pending.clear()
-
-
-def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
-
-
-def _unpack(data: bytes, what: str) -> Any:
-    try:
-        return msgpack.unpackb(data, raw=False)
-    except Exception as exc:
-        raise ValueError(f"undecodable {what}: {exc}") from exc
+            replies = await request(subject, encode_call(op, args), timeout, expect)
+        except NoResponders:
+            return []
+        except (errors.HubError, MessageTooLarge):
+            raise
+        except Exception as exc:
+            self._on_bus_error()
+            raise errors.BusUnavailable(f"gathering {op!r} failed: {exc!r}") from exc
+        answers: list[Any] = []
+        for body in replies:
+            try:
+                answers.append(decode_answer(body))
+            except Exception as exc:
+                answers.append(exc)
+        return answers

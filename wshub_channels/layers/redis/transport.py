@@ -33,8 +33,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from ...tasks import spawn
+from ..inbox import PubSubRequests
 from ..names import random_token
-from ..rpc import PubSubRequests
 from ..transport import BusStatus, LoopBoundTransport
 from .client import aioredis, build_client, safe_host
 from .store import RedisStore

@@ -1,0 +1,220 @@
+"""Request/reply and gathers over plain publish/subscribe, for buses without their own.
+
+:class:`PubSubRequests` serves a transport whose bus has only publish and
+subscribe (Redis). A request is published on the target's subject as a frame
+that starts with the byte ``0x00``, and answered on the requester's private
+inbox subject with a frame that starts with ``0x01``; no msgpack envelope
+starts with either byte. The transport gives it a publish that returns how
+many subscribers received the frame, so a request nobody listens to fails at
+once with :class:`~wshub_channels.layers.transport.NoResponders` and a gather
+waits only for the listeners that exist (:class:`Gather`). A bus with native
+requests and no-responders (NATS) implements ``Transport.request`` itself.
+
+The frame codec and :class:`Gather` are pure. A :class:`PubSubRequests`
+belongs to its transport's home loop: call it from that loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from ..tasks import spawn
+from .envelope import pack_value, unpack_value
+from .transport import NoResponders, RequestHandler
+
+__all__ = [
+    "REPLY",
+    "REQUEST",
+    "CountingPublish",
+    "Gather",
+    "PubSubRequests",
+    "Reply",
+    "Request",
+    "decode_frame",
+    "encode_reply_frame",
+    "encode_request_frame",
+]
+
+logger = logging.getLogger("wshub_channels.layers")
+
+#: First byte of a request frame; a reply frame starts with :data:`REPLY`.
+REQUEST = 0x00
+REPLY = 0x01
+
+#: Publishes one frame and returns how many subscribers received it.
+CountingPublish = Callable[[str, bytes], Awaitable[int]]
+
+
+# -- the transport side: requests over publish/subscribe ---------------------------
+
+
+class Request(NamedTuple):
+    """A request frame: where to answer, which request, and its body."""
+
+    inbox: str
+    request_id: int
+    body: bytes
+
+
+class Reply(NamedTuple):
+    """A reply frame; ``body`` is None when the handler had no answer."""
+
+    request_id: int
+    body: bytes | None
+
+
+def encode_request_frame(inbox: str, request_id: int, body: bytes) -> bytes:
+    return bytes([REQUEST]) + pack_value([inbox, request_id, body])
+
+
+def encode_reply_frame(request_id: int, body: bytes | None) -> bytes:
+    return bytes([REPLY]) + pack_value([request_id, body])
+
+
+def decode_frame(data: bytes) -> Request | Reply | None:
+    """Decode a request or reply frame; None for any other message.
+
+    Raises ``ValueError`` for a frame with a request or reply marker that is
+    malformed.
+    """
+    marker = data[0] if data else None
+    if marker == REQUEST:
+        fields = unpack_value(data[1:], "request frame")
+        if (
+            isinstance(fields, list)
+            and len(fields) == 3
+            and isinstance(fields[0], str)
+            and isinstance(fields[1], int)
+            and isinstance(fields[2], bytes)
+        ):
+            return Request(fields[0], fields[1], fields[2])
+        raise ValueError("malformed request frame")
+    if marker == REPLY:
+        fields = unpack_value(data[1:], "reply frame")
+        if (
+            isinstance(fields, list)
+            and len(fields) == 2
+            and isinstance(fields[0], int)
+            and (fields[1] is None or isinstance(fields[1], bytes))
+        ):
+            return Reply(fields[0], fields[1])
+        raise ValueError("malformed reply frame")
+    return None
+
+
+class Gather:
+    """The replies to one request, complete once ``want`` listeners answered.
+
+    ``want`` is unknown until the publish says how many listeners got the
+    request, and replies may come before that: :meth:`expect` sets it later.
+    An answer without a body counts as answered but adds no reply.
+    """
+
+    __slots__ = ("answers", "replies", "want")
+
+    def __init__(self) -> None:
+        self.replies: list[bytes] = []
+        self.answers = 0
+        self.want: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.want is not None and self.answers >= self.want
+
+    def add(self, reply: bytes | None) -> bool:
+        """Count one answer; return True if the gather is now complete."""
+        self.answers += 1
+        if reply is not None:
+            self.replies.append(reply)
+        return self.complete
+
+    def expect(self, want: int) -> bool:
+        """Set how many answers complete the gather; return True if it already is."""
+        self.want = want
+        return self.complete
+
+
+class PubSubRequests:
+    """Requests and replies on a publish/subscribe bus, for one transport.
+
+    The transport subscribes to ``inbox``, passes every incoming message to
+    :meth:`handle` before its sink, and implements ``Transport.request`` with
+    :meth:`request`.
+    """
+
+    def __init__(self, inbox: str, publish: CountingPublish) -> None:
+        self.inbox = inbox
+        self._publish = publish
+        self._pending: dict[int, tuple[Gather, asyncio.Future[None]]] = {}
+        self._ids = itertools.count(1)
+
+    def handle(self, subject: str, data: bytes, handler: RequestHandler | None) -> bool:
+        """Take a request or reply frame; return False for any other message.
+
+        A request is answered by ``handler`` in a task of its own (a node never
+        answers its own requests). Raises ``ValueError`` for a malformed frame.
+        """
+        frame = decode_frame(data)
+        if frame is None:
+            return False
+        if isinstance(frame, Request):
+            if frame.inbox != self.inbox and handler is not None:
+                spawn(self._answer(handler, subject, frame), "bus request")
+            return True
+        pending = self._pending.get(frame.request_id)
+        if pending is not None:
+            gather, done = pending
+            if gather.add(frame.body) and not done.done():
+                done.set_result(None)
+        return True
+
+    async def _answer(self, handler: RequestHandler, subject: str, request: Request) -> None:
+        reply = await handler(subject, request.body)
+        try:
+            await self._publish(request.inbox, encode_reply_frame(request.request_id, reply))
+        except Exception as exc:
+            logger.warning("could not answer a request on %s: %r", subject, exc)
+
+    async def request(
+        self,
+        subject: str,
+        data: bytes,
+        timeout: float,
+        max_replies: int | None,
+        *,
+        own: bool = False,
+    ) -> list[bytes]:
+        """Publish a request and return the replies received within ``timeout``.
+
+        ``own`` says this transport itself subscribes to ``subject`` (it never
+        answers itself, so it is not counted). Returns once ``max_replies``
+        replies are in (None: every listener's). Raises :class:`NoResponders`
+        when nobody else listens; a publish error propagates.
+        """
+        request_id = next(self._ids)
+        gather = Gather()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (gather, done)
+        try:
+            frame = encode_request_frame(self.inbox, request_id, data)
+            listeners = await self._publish(subject, frame) - (1 if own else 0)
+            if listeners <= 0:
+                raise NoResponders(subject)
+            if not gather.expect(listeners if max_replies is None else min(listeners, max_replies)):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(done), timeout)
+            # Answers that came in before this task resumed may exceed the count.
+            return gather.replies if max_replies is None else gather.replies[:max_replies]
+        finally:
+            self._pending.pop(request_id, None)
+
+    def cancel_all(self) -> None:
+        """Cancel every request in flight (the transport is closing)."""
+        for _, done in self._pending.values():
+            done.cancel()
+        self._pending.clear()
