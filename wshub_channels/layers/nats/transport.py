@@ -8,8 +8,8 @@ names are the core's (:mod:`wshub_channels.layers.base`).
   subscribe returns once the server has it (:func:`.client.confirm`).
 - **Publishes** go out without waiting. While the server is away the
   client keeps them in its pending buffer (``pending_size`` bytes) and
-  sends them on reconnect; once that buffer is full a publish fails at once
-  (``BusUnavailable`` in the core).
+  sends them on reconnect; a full buffer, or a publish stuck longer than
+  ``request_timeout``, fails at once (``BusUnavailable`` in the core).
 - **Requests** are native (:mod:`.requests`). Requests arriving on
   subscribed subjects are answered by the core's request handler on their
   reply subject; a node never answers its own.
@@ -17,8 +17,7 @@ names are the core's (:mod:`wshub_channels.layers.base`).
   their group memberships in key-value (:mod:`.members`), whose local
   mirror makes a ``publish_group`` cost no round trip.
 
-Loop safety: every client belongs to the home loop; calls from other loops
-are forwarded there by :class:`~wshub_channels.layers.transport.LoopBoundTransport`.
+Loop safety: every client belongs to the home loop (:mod:`..loopbound`).
 """
 
 from __future__ import annotations
@@ -29,7 +28,8 @@ import logging
 from collections.abc import Sequence
 
 from ...tasks import spawn
-from ..transport import BusStatus, LoopBoundTransport, RequestHandler
+from ..loopbound import LoopBoundTransport
+from ..transport import BusStatus, RequestHandler
 from .client import Client, ConnectOptions, Msg, Subscription, confirm, server_version
 from .connection import Connection
 from .members import StoredMembers

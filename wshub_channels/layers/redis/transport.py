@@ -20,7 +20,7 @@ names are the core's (:mod:`wshub_channels.layers.base`).
   next entry of ``hosts`` is tried (failover, not sharding).
 
 Loop safety: every client belongs to the home loop; calls from other loops
-are forwarded there by :class:`~wshub_channels.layers.transport.LoopBoundTransport`.
+are forwarded there by :class:`~wshub_channels.layers.loopbound.LoopBoundTransport`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ...tasks import spawn
 from ..inbox import PubSubRequests
+from ..loopbound import LoopBoundTransport
 from ..names import random_token
-from ..transport import BusStatus, LoopBoundTransport
+from ..transport import BusStatus
 from .client import aioredis, build_client, safe_host
 from .store import RedisStore
 from .subscriber import Subscriber
