@@ -798,9 +798,12 @@ def availability(spec: LayerSpec) -> str | None:
     return None
 
 
-async def describe_machine(specs: Sequence[LayerSpec], brokers: Brokers) -> list[tuple[str, str]]:
+async def describe_machine(
+    specs: Sequence[LayerSpec], brokers: Brokers, extra: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """The machine, versions and broker servers of a run; ``extra`` adds lines of a caller's."""
     loop = asyncio.get_running_loop()
-    extra = {"Event loop": f"asyncio, {type(loop).__name__}"}
+    extra = {"Event loop": f"asyncio, {type(loop).__name__}", **(extra or {})}
     extra["wshub-channels"] = _common.library_version(_common.package_origin())
     used = {spec.broker for spec in specs}
     if "redis" in used:

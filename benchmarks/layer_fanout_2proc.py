@@ -151,19 +151,10 @@ def _cpu_pair(outcome: dict[str, Any]) -> str:
 
 
 async def describe_machine(args: argparse.Namespace, brokers: lf.Brokers) -> list[tuple[str, str]]:
-    specs = [lf.LAYERS[key] for key in args.layer_keys]
-    extra = {"wshub-channels": _common.library_version(_common.package_origin())}
-    used = {spec.broker for spec in specs}
-    if "redis" in used:
-        version = await asyncio.to_thread(_common.redis_server_version, brokers.redis_url)
-        extra["Redis server"] = f"{version} at {_common.redact_url(brokers.redis_url)}"
-    if "nats" in used:
-        version = await _common.nats_server_version(brokers.nats_url)
-        extra["NATS server"] = f"{version} at {_common.redact_url(brokers.nats_url)}"
+    extra = {}
     with contextlib.suppress(OSError, AttributeError):
         extra["Load average at start"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    packages = ["Django", "channels", "channels-redis", "redis", "channels-nats", "nats-py"]
-    return _common.machine_description(packages, extra)
+    return await lf.describe_machine([lf.LAYERS[key] for key in args.layer_keys], brokers, extra)
 
 
 def render(

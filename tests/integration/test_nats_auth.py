@@ -8,7 +8,6 @@ with a ``last_error`` that names the cause. No secret ever shows in
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +19,10 @@ from tests.rig.brokers import ServerHandle, start_nats_server
 from tests.rig.timing import async_wait_until
 from wshub_channels.conf import get_settings
 from wshub_channels.hub import Hub
+from wshub_channels.layers import NatsHubLayer
 from wshub_channels.testing import scaled
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        importlib.util.find_spec("wshub_channels.layers.nats") is None,
-        reason="NatsHubLayer is not part of this tree yet",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 TOKEN = "tok-3f9a1c-not-for-logs"
 PASSWORD = "pw-81d2e7-not-for-logs"
@@ -78,8 +72,6 @@ def tls_server(tls_files: dict[str, Path]) -> Iterator[ServerHandle]:
 
 
 def _layer(url: str, **options: Any) -> Any:
-    from wshub_channels.layers import NatsHubLayer
-
     return NatsHubLayer(servers=[url], connect_timeout=scaled(1), **options)
 
 

@@ -9,7 +9,6 @@ delay, so the README can state it, and bounds it.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import statistics
 import time
 import uuid
@@ -17,23 +16,16 @@ import uuid
 import pytest
 
 from tests.rig.nats_cluster import NatsCluster
+from wshub_channels.layers import NatsHubLayer
 from wshub_channels.testing import scaled
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        importlib.util.find_spec("wshub_channels.layers.nats") is None,
-        reason="NatsHubLayer is not part of this tree yet",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 SAMPLES = 20
 
 
 async def test_a_new_subscription_is_seen_across_the_cluster(nats_cluster: NatsCluster) -> None:
     """group_add on a node of server 1 reaches a sender on server 2 within a bounded delay."""
-    from wshub_channels.layers import NatsHubLayer
-
     prefix = f"prop{uuid.uuid4().hex[:8]}"
     near = NatsHubLayer(servers=[nats_cluster.urls[0]], prefix=prefix)
     far = NatsHubLayer(servers=[nats_cluster.urls[1]], prefix=prefix)
