@@ -119,9 +119,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
                 raise Unauthorized("origin not allowed")
             hub.reserve(self.user_id)
             reserved = True
-            if hub.hooks is not None:
-                await hub.hooks.before_connect(self)
-            await self.before_connect()
+            await hub.events.check(self, "connect")
         except (HubError, PermissionError) as exc:
             if reserved:
                 hub.unreserve(self.user_id)
