@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "NODE_ID": None,
     "PRESENCE_INTERVAL": 5.0,
     "DRAIN_TIMEOUT": 30.0,
+    "DRAIN_BATCH": 500,
     "DRAIN_TOKEN": None,
     "CONFIG": {},
     "LIMITS": {},
@@ -44,6 +45,7 @@ class HubSettings:
     node_id: str | None
     presence_interval: float
     drain_timeout: float
+    drain_batch: int
     drain_token: str | None
     config: Config
     limits: Limits
@@ -69,8 +71,17 @@ def parse_settings(raw: Mapping[str, Any]) -> HubSettings:
         for key in ("PRESENCE_INTERVAL", "DRAIN_TIMEOUT"):
             value = merged[key]
             _require(isinstance(value, (int, float)) and value > 0, "a positive number")
+        key = "DRAIN_BATCH"
+        value = merged[key]
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            "a positive int",
+        )
         key = "DRAIN_TOKEN"
-        _require(merged[key] is None or isinstance(merged[key], str), "None or a str")
+        _require(
+            merged[key] is None or (isinstance(merged[key], str) and merged[key] != ""),
+            "None or a non-empty str",
+        )
         key = "CONFIG"
         config = Config.from_dict(merged[key])
         key = "LIMITS"
@@ -90,6 +101,7 @@ def parse_settings(raw: Mapping[str, Any]) -> HubSettings:
         node_id=merged["NODE_ID"],
         presence_interval=float(merged["PRESENCE_INTERVAL"]),
         drain_timeout=float(merged["DRAIN_TIMEOUT"]),
+        drain_batch=merged["DRAIN_BATCH"],
         drain_token=merged["DRAIN_TOKEN"],
         config=config,
         limits=limits,

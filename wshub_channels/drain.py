@@ -1,0 +1,115 @@
+"""Drain policy (pure): how a draining node lets its clients go, and who may ask it to.
+
+- **Batches.** Clients still connected when ``DRAIN_TIMEOUT`` has passed are
+  closed in batches of ``WSHUB["DRAIN_BATCH"]``, one batch every
+  :data:`DRAIN_INTERVAL` seconds, so that they do not all reconnect to the
+  other nodes at the same moment. :func:`batches` cuts the list and
+  :func:`closing_time` says how long the batches take.
+- **Who may drain.** ``POST /drainz`` is allowed from a loopback address
+  (a request relayed by a proxy is not), or from anywhere with the bearer
+  token of ``WSHUB["DRAIN_TOKEN"]``: :func:`drain_permission`.
+
+No I/O, no Django, no asyncio.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+__all__ = [
+    "DRAIN_INTERVAL",
+    "FORWARDING_HEADERS",
+    "Permission",
+    "batches",
+    "bearer_token",
+    "closing_time",
+    "drain_permission",
+    "is_loopback",
+]
+
+T = TypeVar("T")
+
+#: Seconds between two batches of closes at the end of a drain.
+DRAIN_INTERVAL = 0.2
+
+#: Headers a reverse proxy adds: a request carrying one did not start on this host.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def batches(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    """Cut ``items`` into consecutive batches of ``size`` (the last may be shorter)."""
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, not {size}")
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def closing_time(clients: int, size: int, interval: float = DRAIN_INTERVAL) -> float:
+    """Seconds from the first batch of closes to the last, for ``clients`` clients."""
+    if clients <= 0:
+        return 0.0
+    return (math.ceil(clients / size) - 1) * interval
+
+
+def is_loopback(host: str | None) -> bool:
+    """True when ``host`` is a loopback IP address (IPv4, IPv6, or IPv4-mapped IPv6)."""
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """The answer to a drain request: allowed, or the HTTP status to refuse it with."""
+
+    allowed: bool
+    status: int
+    reason: str
+
+
+def drain_permission(
+    client_host: str | None, headers: Mapping[str, str], token: str | None
+) -> Permission:
+    """Decide a ``POST /drainz``.
+
+    ``headers`` maps lower-case header names to values. The rules, in order:
+
+    1. With ``token`` set, a request that sends ``Authorization: Bearer ...``
+       is allowed if the token matches (compared in constant time) and
+       refused with 401 if it does not, wherever it comes from.
+    2. A request from a loopback address that no proxy relayed (none of
+       :data:`FORWARDING_HEADERS`) is allowed: a ``preStop`` hook that runs
+       inside the container.
+    3. Anything else is refused: 401 when a token would allow it, else 403.
+    """
+    sent = bearer_token(headers.get("authorization"))
+    if token and sent is not None:
+        if hmac.compare_digest(sent.encode(), token.encode()):
+            return Permission(True, 202, "bearer token")
+        return Permission(False, 401, "wrong bearer token")
+    relayed = any(name in headers for name in FORWARDING_HEADERS)
+    if is_loopback(client_host) and not relayed:
+        return Permission(True, 202, "loopback")
+    if token:
+        return Permission(False, 401, "a bearer token is needed from outside this host")
+    return Permission(False, 403, "allowed from loopback only (WSHUB['DRAIN_TOKEN'] is unset)")
