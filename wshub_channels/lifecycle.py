@@ -14,7 +14,6 @@ Event loops: everything here runs on the hub's loop (see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from . import signals
@@ -33,13 +32,14 @@ from .presence import NodeInfo, PresenceTable
 from .publisher import is_publisher_loop, on_home_loop
 from .ratelimit import clock
 from .registry import USERS, OutboundQueue, Registry
+from .stopping import Stopping
 from .tasks import spawn
 from .types import Client, Connection, Handler
 
 __all__ = ["Lifecycle"]
 
 
-class Lifecycle:
+class Lifecycle(Stopping):
     """Settings, states, start/drain/shutdown, health and connection admission."""
 
     def __init__(self, layer: HubLayer, settings: HubSettings) -> None:
@@ -57,6 +57,8 @@ class Lifecycle:
         self._idle_task: asyncio.Task[None] | None = None
         self._presence_task: asyncio.Task[None] | None = None
         self.apply_settings(settings)
+        self._announcing: asyncio.Task[None] | None = None  # the last hub_state_changed
+        self.init_stopping()
 
     def apply_settings(self, settings: HubSettings) -> None:
         """Take config, limits, metrics, hooks and middleware from ``settings``.
@@ -102,10 +104,28 @@ class Lifecycle:
     def running(self) -> bool:
         return self.state in ("running", "draining")
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: str) -> asyncio.Task[None] | None:
+        """Enter ``state`` and announce it with ``hub_state_changed`` (once per change).
+
+        Announcements go out in order, one after another; the returned task
+        (None when nobody listens) is done once this one has been delivered.
+        """
+        if state == self.state:
+            return None
         self.state = state
-        if signals.has_listeners(signals.hub_state_changed, type(self)):
-            spawn(signals.fire(signals.hub_state_changed, type(self), state=state), "state signal")
+        if not signals.has_listeners(signals.hub_state_changed, type(self)):
+            return None
+        previous = self._announcing
+        if previous is not None and previous.get_loop() is not asyncio.get_running_loop():
+            previous = None
+
+        async def announce() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            await signals.fire(signals.hub_state_changed, type(self), state=state)
+
+        self._announcing = spawn(announce(), "state signal")
+        return self._announcing
 
     @on_home_loop
     async def start(self) -> None:
@@ -116,7 +136,7 @@ class Lifecycle:
         heartbeat, so it never shows up as a node.
         """
         loop = asyncio.get_running_loop()
-        if self.state == "running" and self.home_loop is loop:
+        if self.running and self.home_loop is loop:
             return
         if self.state == "stopped":
             raise HubStopped("the hub has shut down")
@@ -128,7 +148,7 @@ class Lifecycle:
         if self.home_loop is not loop or self._start_lock is None:
             return  # another live loop owns the hub; calls are forwarded there
         async with self._start_lock:
-            if self.state == "running":
+            if self.running:  # a draining hub still runs: it is not started again
                 return
             self._set_state("starting")
             try:
@@ -176,36 +196,6 @@ class Lifecycle:
             raise HubDraining("the hub is draining")
         if self.state == "stopped":
             raise HubStopped("the hub has shut down")
-
-    async def drain(self, timeout: float | None = None) -> None:
-        """Refuse new handshakes; close clients still connected after ``timeout`` with 1001."""
-        if not self.running:
-            return
-        self._set_state("draining")
-        limit = self.settings.drain_timeout if timeout is None else timeout
-        if len(self.registry):
-            self._empty = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._empty.wait(), limit)
-        for client in self.registry.clients():
-            await client.close(code=1001, reason="server draining")
-
-    async def shutdown(self) -> None:
-        """Close every client with 1001 (running their hooks), then leave the bus."""
-        if self.state == "stopped":
-            return
-        self._set_state("draining")
-        for client in self.registry.clients():
-            await client.close(code=1001, reason="server shutting down")
-            await client.finish(1001)
-        for task in (self._idle_task, self._presence_task):
-            if task is not None:
-                task.cancel()
-        if self.layer.shared:
-            with contextlib.suppress(Exception):
-                await self.heartbeat.publish("bye")
-        await self.layer.close()
-        self._set_state("stopped")
 
     def health(self) -> HealthStatus:
         uptime = 0.0 if self.started_at is None else time.monotonic() - self.started_at
