@@ -1,4 +1,4 @@
-"""``path("", include("wshub_channels.urls"))`` adds ``/healthz`` and ``/readyz``."""
+"""``path("", include("wshub_channels.urls"))`` adds ``/healthz``, ``/readyz`` and ``/drainz``."""
 
 from __future__ import annotations
 
@@ -13,4 +13,5 @@ app_name = "wshub_channels"
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("drainz", views.drainz, name="drainz"),
 ]
