@@ -27,3 +27,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 # Server processes started by the tests receive their hub settings as JSON.
 WSHUB = json.loads(os.environ.get("WSHUB_TEST_SETTINGS", "{}"))
+# The rig stops server processes with SIGTERM, which drains them first: keep the
+# drain short unless a test asks for more (one time unit, as in tests/rig/timing.py).
+WSHUB.setdefault("DRAIN_TIMEOUT", float(os.environ.get("WSHUB_TEST_TIME_UNIT") or 1))
+
+# Drain progress (batches, timings) goes to the server's log, where the drain tests read it.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "wshub_channels.drain": {"handlers": ["stderr"], "level": "INFO", "propagate": False}
+    },
+}

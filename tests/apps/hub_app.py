@@ -153,6 +153,10 @@ class ControlConsumer(JsonHubConsumer):
             return None
         if op == "health":
             return asdict(hub.health())
+        if op == "queued":  # frames waiting in each named client's outbound queue
+            return {cid: _queued(hub.get_client(cid)) for cid in cmd["clients"]}
+        if op == "shutdown":  # hub.shutdown() alone: the server process keeps running
+            return await hub.shutdown()
         if op == "node_events":
             return NODE_EVENTS
         if op == "hub_errors":
@@ -164,6 +168,11 @@ class ControlConsumer(JsonHubConsumer):
         if op == "json":
             return dump_json({"ok": True})
         raise ValueError(f"unknown op {op}")
+
+
+def _queued(client: Any) -> int | None:
+    outbound = getattr(client, "_outbound", None)
+    return None if outbound is None else int(outbound.queued)
 
 
 class StockChat(AsyncWebsocketConsumer):
