@@ -20,7 +20,10 @@ that answers for the whole cluster:
 
 Every scatter-gather waits at most ``timeout`` (default the layer's
 ``request_timeout``) and ends as soon as every node the table knows has
-answered. ``cluster_clients`` names the nodes that did not answer in
+answered (on Redis, also once every listener did). A serving node that has
+listened for an interval and knows no other node waits a quarter interval
+at most: on NATS, which cannot count listeners, a lone node would otherwise
+wait out the whole timeout. ``cluster_clients`` names the nodes that did not answer in
 ``missing_nodes``; ``find_client`` raises ``HubTimeout`` naming the node.
 Runs on the hub's loop (see :func:`~wshub_channels.publisher.on_home_loop`).
 """
@@ -59,23 +62,35 @@ class ClusterQueries(Lifecycle):
 
     def table_trusted(self, rooms: bool = False) -> bool:
         """True when the presence table answers for the cluster (see the module doc)."""
-        beat = self.heartbeat
-        if self.mode != "server" or beat.listening_since is None:
+        table = self.heartbeat.table
+        newest = table.newest()
+        if not self._listened() or newest is None:
             return False
         now = asyncio.get_running_loop().time()
-        interval = self.settings.presence_interval
-        newest = beat.table.newest()
-        if now - beat.listening_since < interval or newest is None:
+        if now - newest > self.settings.presence_interval * _STALE:
             return False
-        if now - newest > interval * _STALE:
+        return table.rooms_known or not rooms
+
+    def _listened(self) -> bool:
+        """True on a serving node that has heard the bus for at least one interval."""
+        since = self.heartbeat.listening_since
+        if self.mode != "server" or since is None:
             return False
-        return beat.table.rooms_known or not rooms
+        return asyncio.get_running_loop().time() - since >= self.settings.presence_interval
 
     async def _gather(
         self, op: str, *args: Any, timeout: float | None
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Ask every other node; return the answers and the known nodes that did not answer."""
+        """Ask every other node; return the answers and the known nodes that did not answer.
+
+        The gather ends once every node in the table answered. A serving node
+        that has listened for an interval and knows no other node is most
+        likely alone: it still asks, but waits at most a quarter interval.
+        """
         known = {info.node_id for info in self.presence.nodes()}
+        if not known and self._listened():
+            wait = self.layer.request_timeout if timeout is None else timeout
+            timeout = min(wait, self.settings.presence_interval / 4)
         replies = await self.layer.gather_call(
             op, *args, expect=len(self.presence) or None, timeout=timeout
         )
