@@ -9,6 +9,7 @@ Each hub has its own alias, and real ``HubConsumer`` connections through
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -227,3 +228,20 @@ async def test_room_presence_events_reach_watching_members_on_every_node_once(
         assert await watcher.next() == f'["watch-me","left","{newcomer.id}","new"]'
     for conn in (*watchers, quiet):
         assert await conn.comm.receive_nothing(timeout=scaled(0.3))
+
+
+async def test_a_missed_delta_is_healed_by_asking_for_the_full_table(
+    hubs: list[Hub], clients: Clients
+) -> None:
+    """A beat lost on the way leaves a gap; the node that sees it asks for the table,
+    and its room counts are right again within two beats."""
+    await connect(clients, 1, "rooms=before")
+    await settled(hubs)
+    await until(lambda: hubs[0].presence.room_count("before") == 1)
+    await connect(clients, 1, "rooms=lost")
+    beat = hubs[1].heartbeat
+    beat.planner.plan(beat.head(), beat.registry.room_names, beat.registry.room_size)  # lost
+    start = asyncio.get_running_loop().time()
+    await until(lambda: hubs[0].presence.room_count("lost") == 1 and hubs[0].table_trusted(True))
+    assert asyncio.get_running_loop().time() - start <= 2 * INTERVAL + INTERVAL / 2
+    assert await hubs[0].global_room_count("lost") == 1
