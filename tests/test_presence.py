@@ -22,13 +22,22 @@ from wshub_channels.testing import scaled
 INTERVAL = scaled(0.05)
 
 
+def _beat(node: str, seq: int = 1, pid: int = 1, **fields: Any) -> dict[str, Any]:
+    msg = {"node_id": node, "host": "h", "pid": pid, "clients": 0, "users": 0}
+    msg.update(seq=seq, base=None, part=0, parts=1, rooms={})
+    msg.update(fields)
+    return msg
+
+
 def test_presence_table_beats_goodbyes_and_eviction() -> None:
     """A table reports new nodes, forgets goodbyes and evicts after three missed beats."""
     table = PresenceTable()
-    assert table.beat(NodeInfo("a"), now=0) and not table.beat(NodeInfo("a", clients=2), now=1)
-    assert table.beat(NodeInfo("b"), now=2)
-    assert table.expire(now=4.5, interval=1) == [NodeInfo("a", clients=2)]
-    assert table.leave("b") == NodeInfo("b") and table.nodes() == []
+    assert table.beat(_beat("a"), now=0).new
+    assert not table.beat(_beat("a", seq=2, clients=2), now=1).new
+    assert table.beat(_beat("b"), now=2).new
+    gone = table.expire(now=4.5, interval=1)
+    assert [(n.node_id, n.clients) for n in gone] == [("a", 2)]
+    assert table.leave("b", 1) == NodeInfo("b", "h", 1) and table.nodes() == []
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from .errors import (
     BusUnavailable,
     ClientNotFound,
     ConnectionClosed,
+    DuplicateNodeId,
     EmptyRoomName,
     ForeignChannel,
     HubDraining,
@@ -34,6 +35,8 @@ from .hub import Hub, get_hub
 from .message import Message
 from .middleware import MiddlewareChain
 from .origin import allow_all_origins, allow_origins, allow_same_origin
+from .presence import NodeInfo
+from .queries import ClientInfo, ClusterPage, RoomEvent
 from .types import Client
 
 __all__ = [
@@ -41,10 +44,13 @@ __all__ = [
     "AuthenticationFailed",
     "BusUnavailable",
     "Client",
+    "ClientInfo",
     "ClientNotFound",
+    "ClusterPage",
     "Config",
     "ConnectionClosed",
     "DropPolicy",
+    "DuplicateNodeId",
     "EmptyRoomName",
     "ForeignChannel",
     "Hooks",
@@ -64,8 +70,10 @@ __all__ = [
     "MaxUserConnectionsReached",
     "Message",
     "MiddlewareChain",
+    "NodeInfo",
     "NotInRoom",
     "RateLimitExceeded",
+    "RoomEvent",
     "RoomFull",
     "RoomNotFound",
     "SendBufferFull",

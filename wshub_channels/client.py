@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .errors import ConnectionClosed
 from .layers.envelope import pack_message
-from .layers.names import validate_user_id
+from .layers.names import channel_node, validate_user_id
 from .message import dump_json
 from .outbound import Outbound, text_frame
+from .queries import ClientInfo
 from .types import AsgiMessage, AsgiSend, Connection, Data
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class HubClient:
     _outbound: Outbound | None = None
     _closed_at: datetime | None = None
     _accepted = False
+    connected_since: datetime | None = None  # when the handshake was accepted (UTC)
+    messages_in = 0  # frames received
 
     @property
     def _me(self) -> Connection:
@@ -90,6 +93,24 @@ class HubClient:
 
     def delete_metadata(self, key: str) -> None:
         self.metadata.pop(key, None)
+
+    def describe(self) -> ClientInfo:
+        """This connection for cluster-wide listings (``find_client``, ``cluster_clients``)."""
+        outbound = self._outbound
+        client = self.scope.get("client")
+        return ClientInfo(
+            id=self.id,
+            node=channel_node(self.id) or "",
+            user_id=self.user_id,
+            rooms=sorted(self.rooms),
+            metadata=_listable(self.metadata),
+            remote_address=str(client[0]) if client else None,
+            user_agent=_header(self.scope, b"user-agent"),
+            connected_since=self.connected_since,
+            messages_in=self.messages_in,
+            messages_out=0 if outbound is None else outbound.sent,
+            queue_depth=0 if outbound is None else outbound.queued,
+        )
 
     # -- rooms ---------------------------------------------------------------------------
 
@@ -212,3 +233,26 @@ class HubClient:
     def _asgi_send(self, message: AsgiMessage) -> Awaitable[None]:
         send = cast(AsgiSend, self.base_send)
         return send(message)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _listable(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata that can cross the bus: a value msgpack cannot carry becomes its repr."""
+    try:
+        pack_message(metadata)
+        return dict(metadata)
+    except TypeError:
+        listed = {}
+        for key, value in metadata.items():
+            try:
+                pack_message({str(key): value})
+                listed[str(key)] = value
+            except TypeError:
+                listed[str(key)] = repr(value)
+        return listed

@@ -39,6 +39,7 @@ from .log import Throttle
 from .message import Message, dump_json
 from .origin import resolve as resolve_origin
 from .outbound import AsgiSend, Outbound
+from .queries import RoomEvent
 from .ratelimit import TokenBucket, clock
 from .tasks import spawn
 from .types import Data
@@ -98,6 +99,19 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
     async def before_room_leave(self, room: str) -> None:
         """Raise to refuse leaving ``room``."""
 
+    def room_presence(self, room: str) -> bool:
+        """Return True to announce this client's joins and leaves of ``room`` cluster-wide.
+
+        The same answer also subscribes the client to the others' announcements:
+        it then gets :meth:`on_room_presence` when anyone joins or leaves
+        ``room``, on any node (see :mod:`wshub_channels.roomevents`). Default:
+        no room, so rooms cost no extra bus traffic.
+        """
+        return False
+
+    async def on_room_presence(self, event: RoomEvent) -> None:
+        """Someone else joined or left one of this client's ``room_presence`` rooms."""
+
     async def on_room_leave(self, room: str) -> None:
         """Called after the client left ``room``."""
 
@@ -131,6 +145,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         self._accepted = True
+        self.connected_since = datetime.now(UTC)
         self._outbound = Outbound(
             cast(AsgiSend, self.base_send), hub.config, self._dropped, self._overflow_disconnect
         )
@@ -161,6 +176,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.close(CLOSE_TOO_BIG, "message too big")
             return
         now = self.last_seen = clock()
+        self.messages_in += 1
         metrics.increment_messages_received()
         metrics.record_message_size(size)
         if self._buckets and not all(

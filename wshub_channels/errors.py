@@ -14,6 +14,7 @@ __all__ = [
     "BusUnavailable",
     "ClientNotFound",
     "ConnectionClosed",
+    "DuplicateNodeId",
     "EmptyRoomName",
     "ForeignChannel",
     "HubDraining",
@@ -130,3 +131,11 @@ class ForeignChannel(HubError, ValueError):
 
 class LayerClosed(HubError):
     """The channel layer was closed while a ``receive()`` waited on it."""
+
+
+class DuplicateNodeId(HubError):
+    """Two processes publish with one node id: one was forked after its layer was built.
+
+    Reported (logged as an error, counted as ``duplicate_node_id`` and sent
+    to ``hub_error``), never raised: neither process can fix it alone.
+    """

@@ -1,27 +1,41 @@
-"""Presence over the bus: this node's heartbeat, and what it hears of the others.
+"""Presence over the bus: this node's heartbeats, and what it hears of the others.
 
 A serving node publishes a heartbeat on the cluster subject every
-``PRESENCE_INTERVAL`` and a goodbye when it shuts down. Beats from the other
-nodes go into a :class:`~wshub_channels.presence.PresenceTable`; a node that
-misses three beats is evicted. A newcomer is answered with a beat at once,
-so it need not wait a whole interval. ``node_joined`` and ``node_left`` fire
-as nodes come and go. Runs on the hub's event loop.
+``PRESENCE_INTERVAL`` and a goodbye when it shuts down; the format (totals
+in every message, room counts as a full table or a delta, in chunks) is
+described in :mod:`wshub_channels.presence`. Beats from the other nodes go
+into a :class:`~wshub_channels.presence.PresenceTable`; a node that misses
+three beats is evicted.
+
+Three presence ops travel: ``beat``, ``bye`` and ``sync`` (a node asking
+another for its full room table because it missed a delta). A newcomer is
+answered at once with a full beat, so it need not wait a whole interval.
+``node_joined`` and ``node_left`` fire as nodes come and go.
+
+Two processes beating with one node id were forked after their layer was
+built: each logs it as an error, counts it (``duplicate_node_id``) and sends
+``hub_error`` with :class:`~wshub_channels.errors.DuplicateNodeId`, once per
+process. Runs on the hub's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
 from django.dispatch import Signal
 
 from . import signals
+from .errors import DuplicateNodeId
 from .layers.base import HubLayer
 from .layers.envelope import Kind, decode_presence, encode_presence
 from .metrics import MetricsCollector
-from .presence import NodeInfo, PresenceTable
+from .presence import BeatPlanner, NodeInfo, PresenceTable
+from .registry import Registry
 from .tasks import spawn
 
 __all__ = ["Heartbeat"]
@@ -35,23 +49,70 @@ class Heartbeat:
     def __init__(
         self,
         layer: HubLayer,
-        describe: Callable[[], NodeInfo],
+        registry: Registry,
         sender: Any,
         metrics: Callable[[], MetricsCollector],
     ) -> None:
         self.layer = layer
+        self.registry = registry
         self.table = PresenceTable()
-        self._describe = describe
-        self._sender = sender  # the sender of node_joined / node_left
+        self.planner = BeatPlanner()
+        self.listening_since: float | None = None  # loop time the table started to fill
+        self.duplicates: set[tuple[str, int]] = set()  # (node id, pid) reported as twins
+        self._sender = sender  # the sender of node_joined / node_left / hub_error
         self._metrics = metrics
+        self._lock: asyncio.Lock | None = None
+        self._soon = False  # a full beat is about to go out
+        self._asked: dict[tuple[str, int], float] = {}  # when we last asked a node to sync
+        self._interval = 5.0
+
+    # -- this node -----------------------------------------------------------------
+
+    def head(self) -> dict[str, Any]:
+        """This node's totals, as every heartbeat message carries them."""
+        registry = self.registry
+        return {
+            "node_id": self.layer.node_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "clients": len(registry),
+            "users": registry.user_count(),
+        }
+
+    def describe(self) -> NodeInfo:
+        """This node, with its full room table."""
+        registry = self.registry
+        rooms = {room: registry.room_size(room) for room in registry.room_names()}
+        return NodeInfo(**self.head(), rooms=rooms, room_count=len(rooms))
+
+    def touch(self, room: str) -> None:
+        """Note that ``room``'s member count here changed (the next beat carries it)."""
+        self.planner.touch(room)
+
+    def listen(self) -> None:
+        """Start trusting time: the table fills from now on (the hub started)."""
+        self.listening_since = asyncio.get_running_loop().time()
 
     async def publish(self, op: str) -> None:
-        """Publish one ``"beat"`` or ``"bye"`` for this node."""
-        payload = encode_presence(op, self._describe().to_wire())
+        """Publish one ``"beat"`` (every part of it) or ``"bye"`` for this node."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # parts and deltas must not interleave with another beat
+            if op == "beat":
+                registry = self.registry
+                messages = self.planner.plan(self.head(), registry.room_names, registry.room_size)
+            else:
+                messages = [self.head()]
+            for message in messages:
+                await self._send(op, message)
+
+    async def _send(self, op: str, body: dict[str, Any]) -> None:
+        payload = encode_presence(op, body)
         await self.layer.publish(self.layer.cluster_subject, Kind.PRESENCE, op, payload)
 
     async def run(self, interval: float) -> None:
         """Beat every ``interval`` seconds and evict silent nodes, until cancelled."""
+        self._interval = interval
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -63,21 +124,79 @@ class Heartbeat:
                 self._node_event(signals.node_left, info)
             await asyncio.sleep(interval)
 
+    def _beat_soon(self) -> None:
+        """Send a full beat now (coalescing requests that arrive together)."""
+        self.planner.want_full()
+        if not self._soon:
+            self._soon = True
+            spawn(self._beat_now(), "presence answer")
+
+    async def _beat_now(self) -> None:
+        self._soon = False
+        try:
+            await self.publish("beat")
+        except Exception as exc:
+            self._metrics().increment_errors("presence_publish")
+            logger.warning("presence answer failed: %r", exc)
+
+    # -- the other nodes -------------------------------------------------------------
+
     def receive(self, payload: bytes) -> None:
-        """Take a beat or goodbye from another node (the layer's hub sink calls this)."""
+        """Take a presence message from another node (the layer's hub sink calls this)."""
         try:
             op, body = decode_presence(payload)
-            info = NodeInfo.from_wire(body)
+            if op == "beat":
+                self._on_beat(body)
+            elif op == "bye":
+                gone = self.table.leave(body["node_id"], body["pid"])
+                if gone is not None:
+                    self._node_event(signals.node_left, gone)
+            elif op == "sync" and (body["target"], body["target_pid"]) == self._me():
+                self._beat_soon()
         except (ValueError, TypeError, KeyError):
             self.layer.stats.bad_envelopes += 1
+
+    def _on_beat(self, msg: dict[str, Any]) -> None:
+        mine = msg.get("node_id") == self.layer.node_id
+        if mine and msg.get("pid") == os.getpid():
+            return  # our own beat, back from the bus
+        now = asyncio.get_running_loop().time()
+        result = self.table.beat(msg, now)
+        key = (msg["node_id"], msg["pid"])
+        if mine:
+            self._duplicate(key, msg["host"], os.getpid())
+        elif result.twin is not None:
+            self._duplicate(key, msg["host"], result.twin.pid)
+        if result.new:
+            self._node_event(signals.node_joined, self.table_info(key))
+            self._beat_soon()
+        if result.want_full and now - self._asked.get(key, -1e9) >= self._interval:
+            self._asked[key] = now
+            body = {"node_id": self.layer.node_id, "pid": os.getpid()}
+            body.update(target=key[0], target_pid=key[1])
+            spawn(self._send("sync", body), "presence sync request")
+
+    def _me(self) -> tuple[str, int]:
+        return (self.layer.node_id, os.getpid())
+
+    def table_info(self, key: tuple[str, int]) -> NodeInfo:
+        return next(n for n in self.table.nodes() if (n.node_id, n.pid) == key)
+
+    def _duplicate(self, key: tuple[str, int], host: str, other_pid: int) -> None:
+        """Report, once, a second process beating with an id already in use."""
+        if key in self.duplicates:
             return
-        if op == "bye":
-            gone = self.table.leave(info.node_id)
-            if gone is not None:
-                self._node_event(signals.node_left, gone)
-        elif self.table.beat(info, asyncio.get_running_loop().time()):
-            self._node_event(signals.node_joined, info)
-            spawn(self.publish("beat"), "presence answer")
+        self.duplicates.add(key)
+        self._metrics().increment_errors("duplicate_node_id")
+        error = DuplicateNodeId(
+            f"node id {key[0]} is used by two processes (pids {other_pid} and {key[1]} "
+            f"on {host}): a process forked after its channel layer was built. Build the "
+            "layer in each worker (with gunicorn, do not use --preload with a started hub)"
+        )
+        logger.error("%s", error)
+        if signals.has_listeners(signals.hub_error, self._sender):
+            fired = signals.fire(signals.hub_error, self._sender, client=None, error=error)
+            spawn(fired, "duplicate node signal")
 
     def _node_event(self, signal: Signal, info: NodeInfo) -> None:
         joined = signal is signals.node_joined

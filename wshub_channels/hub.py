@@ -16,8 +16,6 @@ The hub never imports the consumer: it sees clients through
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 import weakref
 from collections.abc import Iterable, Iterator
@@ -26,6 +24,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
+from .cluster import ClusterQueries
 from .conf import get_settings
 from .errors import AlreadyInRoom, ClientNotFound, ConnectionClosed, NotInRoom
 from .events import HubStats
@@ -33,10 +32,8 @@ from .layers.base import HubLayer
 from .layers.envelope import Envelope, Kind, decode_hub_payload, encode_hub_payload
 from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import NoResponders
-from .lifecycle import Lifecycle
 from .message import dump_json
 from .outbound import text_frame
-from .presence import NodeInfo
 from .publisher import on_home_loop
 from .registry import ROOMS, USERS, OutboundQueue
 from .types import Client, Connection, Data
@@ -47,8 +44,14 @@ __all__ = ["Hub", "HubStats", "get_hub"]
 _NAMESPACE: dict[int, str | None] = {Kind.ROOM: ROOMS, Kind.USER: USERS, Kind.BROADCAST: None}
 
 
-class Hub(Lifecycle):
-    """The hub of one node. Use :func:`get_hub` rather than building one."""
+class Hub(ClusterQueries):
+    """The hub of one node. Use :func:`get_hub` rather than building one.
+
+    Global counts and cluster-wide queries (``global_client_count``,
+    ``find_client``, ``cluster_clients``, ``nodes`` ...) come from
+    :class:`~wshub_channels.cluster.ClusterQueries`; start, drain, shutdown
+    and health from :class:`~wshub_channels.lifecycle.Lifecycle`.
+    """
 
     # -- sends -----------------------------------------------------------------------
 
@@ -164,6 +167,9 @@ class Hub(Lifecycle):
         if env.kind == Kind.PRESENCE:
             self.heartbeat.receive(env.payload)
             return
+        if env.kind == Kind.ROOM_EVENT:
+            self.room_events.receive(env)
+            return
         if env.kind not in _NAMESPACE:
             self.layer.stats.bad_envelopes += 1
             return
@@ -226,10 +232,12 @@ class Hub(Lifecycle):
         await self.events.check(client, "room_join", room)
         first = not self.registry.room_size(room)
         await self.layer.add_interest(ROOMS, room, client.id)
+        self.heartbeat.touch(room)
         self.metrics.increment_room_joins()
         if first:
             self.metrics.increment_rooms()
         await self.events.notify(client, "room_join", room, room=room)
+        await self.room_events.announce(client, room, "joined")
 
     async def local_leave(self, client: Connection, room: str) -> None:
         """Take a client of this node out of ``room``; raises ``NotInRoom`` or a hook's error."""
@@ -238,10 +246,16 @@ class Hub(Lifecycle):
             raise NotInRoom(f"not in room {room!r}")
         await self.events.check(client, "room_leave", room)
         await self.layer.discard_interest(ROOMS, room, client.id)
+        self.heartbeat.touch(room)
         self.metrics.increment_room_leaves()
         if not self.registry.room_size(room):
             self.metrics.decrement_rooms()
         await self.events.notify(client, "room_leave", room, room=room)
+        await self.room_events.announce(client, room, "left")
+
+    async def _left_rooms(self, client: Connection, rooms: frozenset[str]) -> None:
+        for room in sorted(rooms):
+            await self.room_events.announce(client, room, "left")
 
     async def local_leave_all(self, client: Connection) -> None:
         for room in sorted(client.rooms):
@@ -292,22 +306,8 @@ class Hub(Lifecycle):
 
         for op in (send_to_client, join_room, leave_room, leave_all_rooms, disconnect):
             self.layer.register_op(op.__name__, op)
-
-    # -- presence ----------------------------------------------------------------------
-
-    def node_info(self) -> NodeInfo:
-        """This node as its heartbeat describes it (room counts up to 1,000 rooms)."""
-        registry = self.registry
-        rooms = registry.room_names()
-        counts = {room: registry.room_size(room) for room in rooms} if len(rooms) <= 1000 else {}
-        return NodeInfo(
-            node_id=self.node_id,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            clients=len(registry),
-            users=registry.user_count(),
-            rooms=counts,
-        )
+        if self.mode == "server":  # a publisher hosts no clients: it stays out of gathers
+            self._register_query_ops()
 
     # -- local lookups (this node, no bus) ----------------------------------------------
 

@@ -28,10 +28,11 @@ from .layers.envelope import Envelope
 from .message import Message
 from .metrics import load_metrics, set_active_collector
 from .middleware import MiddlewareChain
-from .presence import NodeInfo, PresenceTable
+from .presence import PresenceTable
 from .publisher import is_publisher_loop, on_home_loop
 from .ratelimit import clock
 from .registry import USERS, OutboundQueue, Registry
+from .roomevents import RoomEvents
 from .stopping import Stopping
 from .tasks import spawn
 from .types import Client, Connection, Handler
@@ -52,7 +53,8 @@ class Lifecycle(Stopping):
         self.home_loop: asyncio.AbstractEventLoop | None = None
         self._start_lock: asyncio.Lock | None = None
         self.registry = Registry(layer.interest)
-        self.heartbeat = Heartbeat(layer, self.node_info, type(self), lambda: self.metrics)
+        self.heartbeat = Heartbeat(layer, self.registry, type(self), lambda: self.metrics)
+        self.room_events = RoomEvents(layer, self.registry)
         self._empty: asyncio.Event | None = None  # set when the last client leaves (drain)
         self._idle_task: asyncio.Task[None] | None = None
         self._presence_task: asyncio.Task[None] | None = None
@@ -89,10 +91,11 @@ class Lifecycle(Stopping):
 
     # -- what the hub supplies ------------------------------------------------------------
 
-    def node_info(self) -> NodeInfo:
+    def _register_ops(self) -> None:
         raise NotImplementedError
 
-    def _register_ops(self) -> None:
+    async def _left_rooms(self, client: Connection, rooms: frozenset[str]) -> None:
+        """A client that closed was in ``rooms`` (room presence events)."""
         raise NotImplementedError
 
     def _on_envelope(self, env: Envelope) -> None:
@@ -156,11 +159,12 @@ class Lifecycle(Stopping):
             except BaseException:
                 self._set_state("new")
                 raise
+            self.mode = "publisher" if is_publisher_loop(loop) else "server"
             self.layer.set_hub_sink(self._on_envelope)
             self.layer.set_bus_listener(self._on_bus_event)
             self._register_ops()
             self.started_at = time.monotonic()
-            self.mode = "publisher" if is_publisher_loop(loop) else "server"
+            self.heartbeat.listen()
             if self.config.idle_timeout > 0:
                 self._idle_task = spawn(self._close_idle_clients(), "idle sweeper")
             if self.layer.shared and self.mode == "server":
@@ -231,8 +235,10 @@ class Lifecycle(Stopping):
             self._empty.set()
         await self.layer.release_channel(client.id)
         for room in rooms:
+            self.heartbeat.touch(room)
             if not self.registry.room_size(room):
                 self.metrics.decrement_rooms()
+        await self._left_rooms(client, rooms)
 
     async def change_user(self, client: Connection, old: str | None, new: str | None) -> None:
         """Move a registered client from user ``old`` to ``new`` (either may be None)."""

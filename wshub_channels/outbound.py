@@ -71,6 +71,7 @@ class Outbound:
         "_write_timeout",
         "on_drop",
         "on_overflow_disconnect",
+        "sent",
     )
 
     def __init__(
@@ -88,6 +89,7 @@ class Outbound:
         self.on_overflow_disconnect = on_overflow_disconnect
         self._busy = False  # a write is in flight, or a task is writing the queue
         self._closed = False
+        self.sent = 0  # messages accepted for sending (a drop is not counted)
         self._disconnect_requested = False
         self._flush_scheduled = False
         self._room_waiters: deque[asyncio.Future[None]] = deque()
@@ -113,9 +115,12 @@ class Outbound:
         if self._closed:
             raise ConnectionClosed("the connection is closed")
         if not self._busy and not self._coalesce and not self._queue:
+            self.sent += 1
             self._write_now(message)
             return True
-        return self._apply(self._queue.offer(_payload(message)))
+        accepted = self._apply(self._queue.offer(_payload(message)))
+        self.sent += accepted
+        return accepted
 
     async def put(self, message: AsgiMessage, timeout: float | None = None) -> None:
         """Queue ``message``; with ``timeout``, wait for room instead of dropping.

@@ -1,24 +1,62 @@
-"""Presence: which nodes are alive, from their heartbeats (pure, no I/O).
+"""Presence: what a node says of itself, and the table of the other nodes (pure, no I/O).
 
 Every node publishes a heartbeat each ``PRESENCE_INTERVAL`` on the cluster
-subject and a goodbye when it shuts down. :class:`PresenceTable` keeps the
-latest beat per node; a node that misses ``MISSED_BEATS`` beats is evicted.
+subject and a goodbye when it shuts down (see :mod:`wshub_channels.heartbeat`).
+A heartbeat is one or more messages, each a dict:
+
+- ``node_id``, ``host``, ``pid``, ``clients``, ``users``: the node's totals,
+  repeated in every message, so they are never more than one beat old;
+- ``seq``: the beat's number (every part of one beat shares it);
+- ``base``: ``None`` when ``rooms`` is the node's full room table, else the
+  ``seq`` of the beat this one changes (a delta);
+- ``part`` and ``parts``: a beat's table is split into messages of at most
+  :data:`CHUNK_BYTES` (roughly), so it fits any bus's ``max_payload``;
+- ``rooms``: ``{room: members on that node}``; in a delta, 0 means gone.
+
+:class:`BeatPlanner` (the sending side) sends the full table on the first
+beat, every :data:`FULL_EVERY` beats, and whenever another node asks for it;
+in between only the rooms that changed. :class:`PresenceTable` (the
+receiving side) applies a delta only on top of the beat it names; after a
+gap it answers ``want_full`` so the node is asked for its table at once, so
+a late joiner or a node that missed a delta converges within two beats.
+
+A node is keyed by its id *and* its pid: two processes with one node id
+(forked after the layer was built) are both kept, and reported.
 Not thread-safe; the hub uses it from its own loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["MISSED_BEATS", "NodeInfo", "PresenceTable"]
+__all__ = [
+    "CHUNK_BYTES",
+    "FULL_EVERY",
+    "MISSED_BEATS",
+    "BeatPlanner",
+    "BeatResult",
+    "NodeInfo",
+    "PresenceTable",
+]
 
 MISSED_BEATS = 3
+FULL_EVERY = 10
+#: Roughly how many bytes of room table go into one heartbeat message.
+CHUNK_BYTES = 48 * 1024
+#: A room's estimated wire size on top of its name (msgpack headers and count).
+_ROOM_OVERHEAD = 8
 
 
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    """What a node says about itself in each heartbeat."""
+    """A node as its heartbeats describe it.
+
+    ``rooms`` holds its per-room member counts as far as they are known (a
+    node gathered by scatter-gather, rather than read from the table, sends
+    none); ``room_count`` is how many rooms it has.
+    """
 
     node_id: str
     host: str = ""
@@ -26,43 +64,210 @@ class NodeInfo:
     clients: int = 0
     users: int = 0
     rooms: dict[str, int] = field(default_factory=dict)
+    room_count: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> NodeInfo:
-        known = {
-            k: data[k] for k in ("node_id", "host", "pid", "clients", "users", "rooms") if k in data
-        }
-        return cls(**known)
+        """Build from a dict, ignoring unknown keys; raise ``TypeError`` on bad types."""
+        known = {k: data[k] for k in _INFO_FIELDS if k in data}
+        info = cls(**known)
+        if not isinstance(info.node_id, str) or not isinstance(info.rooms, dict):
+            raise TypeError("malformed node info")
+        for name in ("pid", "clients", "users", "room_count"):
+            if not isinstance(getattr(info, name), int):
+                raise TypeError(f"malformed node info: {name}")
+        return info
+
+
+_INFO_FIELDS = ("node_id", "host", "pid", "clients", "users", "rooms", "room_count")
+_HEAD_FIELDS = ("node_id", "host", "pid", "clients", "users")
+
+
+def split_rooms(rooms: dict[str, int], budget: int = CHUNK_BYTES) -> list[dict[str, int]]:
+    """Split a room table into pieces of about ``budget`` bytes on the wire (at least one)."""
+    chunks: list[dict[str, int]] = [{}]
+    size = 0
+    for room, count in rooms.items():
+        cost = len(room.encode("utf-8")) + _ROOM_OVERHEAD
+        if size + cost > budget and chunks[-1]:
+            chunks.append({})
+            size = 0
+        chunks[-1][room] = count
+        size += cost
+    return chunks
+
+
+class BeatPlanner:
+    """This node's side of the heartbeat: the rooms that changed, and the next beat's messages."""
+
+    def __init__(self, full_every: int = FULL_EVERY, chunk_bytes: int = CHUNK_BYTES) -> None:
+        self.seq = 0
+        self.full_every = full_every
+        self.chunk_bytes = chunk_bytes
+        self._dirty: set[str] = set()
+        self._full_wanted = True
+
+    def touch(self, room: str) -> None:
+        """Note that ``room``'s member count on this node changed."""
+        self._dirty.add(room)
+
+    def want_full(self) -> None:
+        """Make the next beat carry the whole table (a node asked, or one joined)."""
+        self._full_wanted = True
+
+    def plan(
+        self,
+        head: dict[str, Any],
+        rooms: Callable[[], Iterable[str]],
+        count: Callable[[str], int],
+    ) -> list[dict[str, Any]]:
+        """Return the messages of the next beat.
+
+        ``head`` holds the node's totals (``node_id``, ``host``, ``pid``,
+        ``clients``, ``users``); ``rooms()`` lists this node's rooms and
+        ``count(room)`` gives one room's members.
+        """
+        self.seq += 1
+        full = self._full_wanted or self.seq % self.full_every == 1
+        if full:
+            table = {room: count(room) for room in rooms()}
+            base = None
+        else:
+            table = {room: count(room) for room in self._dirty}
+            base = self.seq - 1
+        self._dirty.clear()
+        self._full_wanted = False
+        chunks = split_rooms(table, self.chunk_bytes)
+        return [
+            {**head, "seq": self.seq, "base": base, "part": i, "parts": len(chunks), "rooms": c}
+            for i, c in enumerate(chunks)
+        ]
+
+
+class BeatResult(NamedTuple):
+    """What one heartbeat message told the table."""
+
+    new: bool  # the node was not known
+    want_full: bool  # the node's room table is out of step: ask it for a full one
+    twin: NodeInfo | None  # another process already beats with this node id
+
+
+class _Peer:
+    """One other node as the table knows it."""
+
+    __slots__ = ("applied", "head", "latest", "parts", "rooms", "seen")
+
+    def __init__(self, head: dict[str, Any], now: float) -> None:
+        self.head = head
+        self.seen = now
+        self.rooms: dict[str, int] = {}
+        self.applied: int | None = None  # the seq the room table is at; None: unknown
+        self.latest = 0  # the newest seq heard
+        self.parts: dict[int, dict[int, dict[str, int]]] = {}  # seq -> part -> rooms
+
+    def info(self) -> NodeInfo:
+        h = self.head
+        return NodeInfo(
+            h["node_id"], h["host"], h["pid"], h["clients"], h["users"], self.rooms, len(self.rooms)
+        )
+
+
+def _check_beat(msg: dict[str, Any]) -> None:
+    for name in ("pid", "clients", "users", "seq", "part", "parts"):
+        if not isinstance(msg.get(name), int):
+            raise TypeError(f"malformed heartbeat: {name}")
+    if not isinstance(msg.get("node_id"), str) or not isinstance(msg.get("host"), str):
+        raise TypeError("malformed heartbeat: node_id, host")
+    if not isinstance(msg.get("rooms"), dict) or not 0 <= msg["part"] < msg["parts"]:
+        raise TypeError("malformed heartbeat: rooms, part")
+    base = msg.get("base")
+    if base is not None and not isinstance(base, int):
+        raise TypeError("malformed heartbeat: base")
 
 
 class PresenceTable:
     """The other nodes of the cluster, as last heard."""
 
     def __init__(self) -> None:
-        self._nodes: dict[str, tuple[NodeInfo, float]] = {}
+        self._peers: dict[tuple[str, int], _Peer] = {}
 
-    def beat(self, info: NodeInfo, now: float) -> bool:
-        """Record a heartbeat; return True if the node was not known."""
-        new = info.node_id not in self._nodes
-        self._nodes[info.node_id] = (info, now)
-        return new
+    def beat(self, msg: dict[str, Any], now: float) -> BeatResult:
+        """Take one heartbeat message; raise ``TypeError`` if it is malformed."""
+        _check_beat(msg)
+        key = (msg["node_id"], msg["pid"])
+        peer = self._peers.get(key)
+        new = peer is None
+        twin = None
+        if peer is None:
+            twin = next((p.info() for k, p in self._peers.items() if k[0] == key[0]), None)
+            peer = self._peers[key] = _Peer({}, now)
+        peer.head = {name: msg[name] for name in _HEAD_FIELDS}
+        peer.seen = now
+        return BeatResult(new, self._take_rooms(peer, msg), twin)
 
-    def leave(self, node_id: str) -> NodeInfo | None:
+    def _take_rooms(self, peer: _Peer, msg: dict[str, Any]) -> bool:
+        """Add one message's rooms to ``peer``; return True if its table is out of step."""
+        seq = msg["seq"]
+        if seq < peer.latest:
+            return False  # a part of an older beat arriving late: superseded
+        peer.latest = seq
+        parts = peer.parts.setdefault(seq, {})
+        parts[msg["part"]] = msg["rooms"]
+        for old in [s for s in peer.parts if s < seq]:
+            del peer.parts[old]  # an older beat never completed: it is lost
+        if len(parts) < msg["parts"]:
+            return False
+        del peer.parts[seq]
+        base = msg["base"]
+        if base is None:
+            peer.rooms = {room: n for part in parts.values() for room, n in part.items() if n > 0}
+        elif peer.applied is not None and peer.applied == base:
+            for part in parts.values():
+                for room, n in part.items():
+                    if n > 0:
+                        peer.rooms[room] = n
+                    else:
+                        peer.rooms.pop(room, None)
+        else:
+            peer.applied = None
+            return True
+        peer.applied = seq
+        return False
+
+    def leave(self, node_id: str, pid: int) -> NodeInfo | None:
         """Forget a node that said goodbye; return what was known of it."""
-        entry = self._nodes.pop(node_id, None)
-        return None if entry is None else entry[0]
+        peer = self._peers.pop((node_id, pid), None)
+        return None if peer is None else peer.info()
 
     def expire(self, now: float, interval: float) -> list[NodeInfo]:
         """Evict and return the nodes silent for more than ``MISSED_BEATS`` intervals."""
         cutoff = now - MISSED_BEATS * interval
-        gone = [node_id for node_id, (_, seen) in self._nodes.items() if seen < cutoff]
-        return [self._nodes.pop(node_id)[0] for node_id in gone]
+        gone = [key for key, peer in self._peers.items() if peer.seen < cutoff]
+        return [self._peers.pop(key).info() for key in gone]
 
     def nodes(self) -> list[NodeInfo]:
-        return [info for info, _ in self._nodes.values()]
+        return [peer.info() for peer in self._peers.values()]
+
+    def newest(self) -> float | None:
+        """When the most recent heartbeat came in (None for an empty table)."""
+        return max((peer.seen for peer in self._peers.values()), default=None)
+
+    @property
+    def rooms_known(self) -> bool:
+        """True when every node's room table is complete and in step."""
+        return all(peer.applied is not None for peer in self._peers.values())
+
+    def client_count(self) -> int:
+        return sum(peer.head["clients"] for peer in self._peers.values())
+
+    def room_count(self, room: str) -> int:
+        return sum(peer.rooms.get(room, 0) for peer in self._peers.values())
+
+    def __len__(self) -> int:
+        return len(self._peers)
 
     def __contains__(self, node_id: object) -> bool:
-        return node_id in self._nodes
+        return any(key[0] == node_id for key in self._peers)

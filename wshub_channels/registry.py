@@ -84,6 +84,10 @@ class Registry:
         """The number of distinct user ids with a connection here."""
         return len(self._interest.names(USERS))
 
+    def user_names(self) -> list[str]:
+        """The distinct user ids with a connection here."""
+        return self._interest.names(USERS)
+
     def room_clients(self, room: str) -> list[Connection]:
         return self._resolve(self._interest.members(ROOMS, room) or ())
 

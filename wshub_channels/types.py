@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from .message import Message
+from .queries import ClientInfo, RoomEvent
 
 __all__ = ["AsgiMessage", "AsgiSend", "Client", "Connection", "Data", "Handler", "Middleware"]
 
@@ -110,6 +111,13 @@ class Connection(Client, Protocol):
     async def before_room_leave(self, room: str) -> None: ...
 
     async def on_room_leave(self, room: str) -> None: ...
+
+    def room_presence(self, room: str) -> bool: ...
+
+    async def on_room_presence(self, event: RoomEvent) -> None: ...
+
+    def describe(self) -> ClientInfo:
+        """This connection for cluster-wide listings."""
 
     async def finish(self, code: int) -> None:
         """Run the connection's teardown once (hooks and signals included)."""

@@ -24,7 +24,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from tests.apps.policies import EVENTS, PolicyEcho  # noqa: E402
-from wshub_channels import JsonHubConsumer, get_hub, signals  # noqa: E402
+from wshub_channels import JsonHubConsumer, RoomEvent, get_hub, signals  # noqa: E402
 from wshub_channels.asgi import HubApplication  # noqa: E402
 from wshub_channels.consumer import dump_json  # noqa: E402
 
@@ -65,6 +65,12 @@ class ControlConsumer(JsonHubConsumer):
 
     async def on_send_dropped(self, data: bytes | str) -> None:
         type(self).dropped += 1
+
+    def room_presence(self, room: str) -> bool:
+        return room.startswith("watch")
+
+    async def on_room_presence(self, event: RoomEvent) -> None:
+        await self.send_json({"room_event": [event.room, event.event, event.client_id]})
 
     async def on_error(self, error: Exception) -> None:
         await self.send_json({"error": type(error).__name__, "detail": str(error)})
@@ -151,6 +157,33 @@ class ControlConsumer(JsonHubConsumer):
             for _ in range(cmd["count"]):
                 await other.send_text(body, timeout=cmd["timeout"])
             return None
+        if op == "global_counts":
+            wanted = cmd.get("fields", ["clients", "room", "users", "trusted"])
+            counts: dict[str, Any] = {}
+            if "clients" in wanted:
+                counts["clients"] = await hub.global_client_count()
+            if "room" in wanted:
+                counts["room"] = await hub.global_room_count(cmd.get("room", "all"))
+            if "users" in wanted:
+                counts["users"] = await hub.global_user_count()
+            if "trusted" in wanted:
+                counts["trusted"] = hub.table_trusted(rooms=True)
+            return counts
+        if op == "find_client":
+            found = await hub.find_client(cmd["client"], timeout=cmd.get("timeout"))
+            return None if found is None else found.to_wire()
+        if op == "cluster_clients":
+            page = await hub.cluster_clients(
+                room=cmd.get("room"),
+                user_id=cmd.get("user"),
+                limit=cmd.get("limit", 100),
+                offset=cmd.get("offset", 0),
+                timeout=cmd.get("timeout"),
+            )
+            items = [[info.node, info.id] for info in page.items]
+            return {"items": items, "total": page.total, "missing": page.missing_nodes}
+        if op == "nodes":
+            return [[n.node_id, n.clients] for n in await hub.nodes(timeout=cmd.get("timeout"))]
         if op == "health":
             return asdict(hub.health())
         if op == "queued":  # frames waiting in each named client's outbound queue

@@ -94,7 +94,16 @@ def test_only_used_kinds_remain() -> None:
         "USER": 4,
         "BROADCAST": 5,
         "PRESENCE": 9,
+        "ROOM_EVENT": 10,
     }
+
+
+def test_sender_pid_travels_in_the_seventh_field() -> None:
+    """Minor 2 carries the sender's pid; a nil there (minor 0 and 1) decodes as None."""
+    env = decode_envelope(encode_envelope(Kind.ROOM, "n", "r", b"x", 4242))
+    assert env == Envelope(Kind.ROOM, "n", "r", b"x", 4242)
+    older = msgpack.packb([1, 1, Kind.ROOM, "n", "r", b"x", None], use_bin_type=True)
+    assert decode_envelope(older).sender is None
 
 
 def test_pack_message_names_the_bad_path() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from wshub_channels.errors import BusUnavailable
@@ -56,7 +58,7 @@ async def test_publish_is_on_the_wire_before_local_delivery() -> None:
     subject = sender.subject("r", "lobby")
     await sender.publish_and_deliver(subject, Kind.ROOM, "lobby", b"payload", deliver)
     assert seen_during_deliver == [1]
-    assert got == [Envelope(Kind.ROOM, sender.node_id, "lobby", b"payload")]
+    assert got == [Envelope(Kind.ROOM, sender.node_id, "lobby", b"payload", os.getpid())]
 
 
 async def test_publish_is_awaited_when_delivery_fails() -> None:

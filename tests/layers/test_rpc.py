@@ -84,14 +84,14 @@ class Counters:
         self.bad = 0
         self.bus = 0
 
-    def ops(self) -> RemoteOps:
+    def ops(self, gather_subject: str | None = None) -> RemoteOps:
         def bad() -> None:
             self.bad += 1
 
         def bus() -> None:
             self.bus += 1
 
-        return RemoteOps(bad, bus)
+        return RemoteOps(bad, bus, gather_subject)
 
 
 async def test_handler_runs_registered_ops_and_answers_errors() -> None:
@@ -113,9 +113,18 @@ async def test_handler_runs_registered_ops_and_answers_errors() -> None:
         decode_answer(await ops.handle("s", encode_call("missing", ["c9"])))
     assert counters.bad == 0
     for body in (encode_call("nothing", []), b"\xc1"):
-        with pytest.raises(ValueError, match="malformed request"):
+        with pytest.raises(ValueError, match=r"malformed request|unknown op 'nothing'"):
             decode_answer(await ops.handle("s", body))
     assert counters.bad == 2
+
+
+async def test_a_gather_of_an_unknown_op_gets_no_answer() -> None:
+    """On the gather subject, a node without the op stays silent (it is not a hub node)."""
+    counters = Counters()
+    ops = counters.ops("p.all")
+    assert await ops.handle("p.all", encode_call("nothing", [])) is None
+    with pytest.raises(ValueError, match="unknown op"):
+        decode_answer(await ops.handle("p.n.x", encode_call("nothing", [])))  # type: ignore[arg-type]
 
 
 async def test_call_returns_the_result_or_raises() -> None:

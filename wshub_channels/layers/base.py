@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any, ClassVar
 
@@ -152,7 +153,7 @@ class HubLayer(BusNode, BaseChannelLayer):
             node = self._remote_owner(channel)
             if node is not None:
                 await self.start()
-                env = encode_envelope(Kind.DIRECT, self.node_id, channel, data)
+                env = encode_envelope(Kind.DIRECT, self.node_id, channel, data, os.getpid())
                 self.check_wire_size(env)
                 await self._publish(self.node_subject(node), env)
                 return

@@ -1,12 +1,14 @@
 """Every codec of the bus: the versioned envelope and what travels inside it.
 
 Every bus message is one envelope: ``[major, minor, kind, origin, target,
-payload]``. ``payload`` is bytes carried as they are (for Channels messages,
+payload, sender]``. ``payload`` is bytes carried as they are (for Channels messages,
 the msgpack of the message dict, encoded once per send). A node ignores an
 envelope whose major version it does not know, so rolling deploys are safe;
 the caller logs and counts that. Minor versions only ever add trailing
-fields, so a decoder takes six fields or more (minor 0 sent a seventh,
-unused one).
+fields, so a decoder takes six fields or more. ``sender`` (minor 2) is the
+publishing process's pid: ``origin`` names the node, and two processes with
+one node id (forked after the layer was built) must not take each other's
+messages for their own echoes. Minor 0 and 1 sent nil there and ignore it.
 
 Inside envelopes travel:
 
@@ -50,10 +52,10 @@ __all__ = [
 ]
 
 ENVELOPE_MAJOR = 1
-#: 1: six meaningful fields. Minor 0 also read a seventh ("extra", never used) and
-#: refuses shorter envelopes, so a nil still follows the payload on the wire while
-#: minor-0 nodes may be in a rolling deploy; drop it with the next major version.
-ENVELOPE_MINOR = 1
+#: 1: six meaningful fields; minor 0 also read a seventh ("extra", never used) and
+#: refuses shorter envelopes, so a seventh field always follows the payload.
+#: 2: the seventh field is the sender's pid.
+ENVELOPE_MINOR = 2
 _FIELDS = 6
 
 _SCALARS = (str, bytes, int, float, bool, type(None))
@@ -74,6 +76,7 @@ class Kind(IntEnum):
     USER = 4  # hub send to a user: target = user id
     BROADCAST = 5  # hub broadcast to every client: target unused
     PRESENCE = 9  # heartbeat or goodbye: target = the presence op
+    ROOM_EVENT = 10  # someone joined or left a room: target = room
 
 
 class Envelope(NamedTuple):
@@ -81,16 +84,19 @@ class Envelope(NamedTuple):
     origin: str
     target: str
     payload: bytes
+    sender: int | None = None  # the publishing process's pid (None before minor 2)
 
 
 class UnknownEnvelopeVersion(ValueError):
     """An envelope came from a node speaking an unknown major version."""
 
 
-def encode_envelope(kind: int, origin: str, target: str, payload: bytes) -> bytes:
+def encode_envelope(
+    kind: int, origin: str, target: str, payload: bytes, sender: int | None = None
+) -> bytes:
     """Return the bytes of one envelope."""
     return msgpack.packb(  # type: ignore[no-any-return]
-        [ENVELOPE_MAJOR, ENVELOPE_MINOR, kind, origin, target, payload, None],
+        [ENVELOPE_MAJOR, ENVELOPE_MINOR, kind, origin, target, payload, sender],
         use_bin_type=True,
     )
 
@@ -98,15 +104,16 @@ def encode_envelope(kind: int, origin: str, target: str, payload: bytes) -> byte
 def decode_envelope(data: bytes) -> Envelope:
     """Decode envelope bytes; raise ``UnknownEnvelopeVersion`` or ``ValueError``.
 
-    Fields past the sixth (added by later minor versions, or the unused
-    seventh of minor 0) are ignored.
+    A seventh field that is not an int (minor 0 and 1 sent nil) gives
+    ``sender=None``; fields past the seventh are ignored.
     """
     fields = unpack_value(data, "envelope")
     if not isinstance(fields, list) or len(fields) < _FIELDS:
         raise ValueError("malformed envelope")
     if fields[0] != ENVELOPE_MAJOR:
         raise UnknownEnvelopeVersion(f"envelope major version {fields[0]!r} is not supported")
-    return Envelope(fields[2], fields[3], fields[4], fields[5])
+    sender = fields[6] if len(fields) > _FIELDS and isinstance(fields[6], int) else None
+    return Envelope(fields[2], fields[3], fields[4], fields[5], sender)
 
 
 def encode_hub_payload(data: str | bytes, excluded: Iterable[str]) -> bytes:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -78,7 +79,9 @@ class BusNode:
         self._interest = Interest()
         # subject -> True once subscribed, or the pending subscribe future.
         self._subs: dict[str, asyncio.Future[None] | bool] = {}
-        self._rpc = RemoteOps(self._count_bad_envelope, self._count_publish_error)
+        self._rpc = RemoteOps(
+            self._count_bad_envelope, self._count_publish_error, self.cluster_subject
+        )
         self._hub_sink: HubSink | None = None
         self._bus_listener: BusListener | None = None
         self._drop_log = Throttle(logger, 10.0)
@@ -191,7 +194,7 @@ class BusNode:
     async def publish(self, subject: str, kind: int, target: str, payload: bytes) -> None:
         """Publish one envelope on the bus (the hub's entry to the transport)."""
         await self.start()
-        env = encode_envelope(kind, self.node_id, target, payload)
+        env = encode_envelope(kind, self.node_id, target, payload, os.getpid())
         self.check_wire_size(env)
         await self._publish(subject, env)
 
@@ -228,7 +231,7 @@ class BusNode:
         if not transport.shared:
             await deliver()
             return [] if group is None else await transport.store_group_members(group)
-        env = encode_envelope(kind, self.node_id, target, payload)
+        env = encode_envelope(kind, self.node_id, target, payload, os.getpid())
         self.check_wire_size(env)
         wire: Coroutine[Any, Any, list[str] | None]
         if group is None:
@@ -325,7 +328,8 @@ class BusNode:
             self.stats.bad_envelopes += 1
             self._drop_log.warning("ignoring bus message on %s: %s", subject, exc)
             return
-        if env.origin != self.node_id:
+        if env.origin != self.node_id or (env.sender is not None and env.sender != os.getpid()):
+            # Not our own echo; a twin (our node id, another pid) is reported by presence.
             self._on_envelope(env)
 
     def _on_envelope(self, env: Envelope) -> None:

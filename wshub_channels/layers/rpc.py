@@ -110,15 +110,22 @@ class RemoteOps:
     """The ops this node answers, and calls of ops on other nodes.
 
     ``on_bad_request`` runs for each undecodable or unknown call received;
-    ``on_bus_error`` for each call the bus failed to carry.
+    ``on_bus_error`` for each call the bus failed to carry. A gather (a call
+    on ``gather_subject``) of an op this node does not have gets no answer
+    with a body, so a process that is not a hub node (a worker, a publisher)
+    never counts as one of the nodes a gather waits for.
     """
 
     def __init__(
-        self, on_bad_request: Callable[[], None], on_bus_error: Callable[[], None]
+        self,
+        on_bad_request: Callable[[], None],
+        on_bus_error: Callable[[], None],
+        gather_subject: str | None = None,
     ) -> None:
         self._ops: dict[str, Op] = {}
         self._on_bad_request = on_bad_request
         self._on_bus_error = on_bus_error
+        self._gather_subject = gather_subject
 
     def register(self, name: str, op: Op) -> None:
         """Make ``op`` callable by other nodes under ``name`` (replacing any before)."""
@@ -127,14 +134,22 @@ class RemoteOps:
     def __contains__(self, name: object) -> bool:
         return name in self._ops
 
-    async def handle(self, subject: str, body: bytes) -> bytes:
-        """Run the call in ``body`` and return its answer: the transport's request handler."""
+    async def handle(self, subject: str, body: bytes) -> bytes | None:
+        """Run the call in ``body`` and return its answer: the transport's request handler.
+
+        Returns None (answer without a body) for a gather of an unknown op.
+        """
         try:
             name, args = decode_call(body)
-            op = self._ops[name]
-        except (ValueError, KeyError):
+        except ValueError:
             self._on_bad_request()
             return encode_error(ValueError("malformed request"))
+        op = self._ops.get(name)
+        if op is None:
+            if subject == self._gather_subject:
+                return None
+            self._on_bad_request()
+            return encode_error(ValueError(f"unknown op {name!r}"))
         try:
             result = await op(*args)
         except Exception as exc:

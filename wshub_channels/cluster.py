@@ -1,0 +1,311 @@
+"""Global counts and cluster-wide queries: the part of the hub that spans every node.
+
+:class:`ClusterQueries` is the part of the :class:`~wshub_channels.hub.Hub`
+that answers for the whole cluster:
+
+- ``global_client_count`` and ``global_room_count`` read the presence table
+  in O(nodes), with no bus traffic, when it can be trusted: on a serving
+  node that has listened for at least one ``PRESENCE_INTERVAL``, whose table
+  is not empty and whose newest beat is at most one interval old (plus a
+  quarter for timer jitter). Otherwise (publisher mode, a node that just
+  started, a quiet table) they ask every node instead, so they never answer
+  0 by mistake;
+- ``global_user_count`` is always exact: a user on two nodes counts once.
+  The nodes send 8-byte digests of their user ids, never the ids, in hash
+  ranges small enough for the bus's ``max_payload`` (one range up to
+  hundreds of thousands of users per node). We chose an exact count over
+  sketches in the heartbeats: it costs a scatter-gather per call but is
+  never wrong;
+- ``find_client``, ``cluster_clients`` and ``nodes`` list what is where.
+
+Every scatter-gather waits at most ``timeout`` (default the layer's
+``request_timeout``) and ends as soon as every node the table knows has
+answered (on Redis, also once every listener did). A serving node that has
+listened for an interval and knows no other node waits a quarter interval
+at most: on NATS, which cannot count listeners, a lone node would otherwise
+wait out the whole timeout. ``cluster_clients`` names the nodes that did not answer in
+``missing_nodes``; ``find_client`` raises ``HubTimeout`` naming the node.
+Runs on the hub's loop (see :func:`~wshub_channels.publisher.on_home_loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from .layers.names import channel_node, validate_room, validate_user_id
+from .layers.transport import NoResponders
+from .lifecycle import Lifecycle
+from .presence import NodeInfo
+from .publisher import on_home_loop
+from .queries import (
+    ClientInfo,
+    ClusterPage,
+    buckets_for,
+    count_distinct,
+    plan_slices,
+    user_digests,
+)
+from .types import Connection
+
+__all__ = ["ClusterQueries"]
+
+#: A table whose newest beat is older than this many intervals is not trusted.
+_STALE = 1.25
+
+
+class ClusterQueries(Lifecycle):
+    """Global counts, ``find_client``, ``cluster_clients`` and ``nodes``."""
+
+    # -- when the table can be trusted --------------------------------------------
+
+    def table_trusted(self, rooms: bool = False) -> bool:
+        """True when the presence table answers for the cluster (see the module doc)."""
+        table = self.heartbeat.table
+        newest = table.newest()
+        if not self._listened() or newest is None:
+            return False
+        now = asyncio.get_running_loop().time()
+        if now - newest > self.settings.presence_interval * _STALE:
+            return False
+        return table.rooms_known or not rooms
+
+    def _listened(self) -> bool:
+        """True on a serving node that has heard the bus for at least one interval."""
+        since = self.heartbeat.listening_since
+        if self.mode != "server" or since is None:
+            return False
+        return asyncio.get_running_loop().time() - since >= self.settings.presence_interval
+
+    async def _gather(
+        self, op: str, *args: Any, timeout: float | None
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Ask every other node; return the answers and the known nodes that did not answer.
+
+        The gather ends once every node in the table answered. A serving node
+        that has listened for an interval and knows no other node is most
+        likely alone: it still asks, but waits at most a quarter interval.
+        """
+        known = {info.node_id for info in self.presence.nodes()}
+        if not known and self._listened():
+            wait = self.layer.request_timeout if timeout is None else timeout
+            timeout = min(wait, self.settings.presence_interval / 4)
+        replies = await self.layer.gather_call(
+            op, *args, expect=len(self.presence) or None, timeout=timeout
+        )
+        answers = [a for a in replies if isinstance(a, dict) and isinstance(a.get("node"), str)]
+        answered = {a["node"] for a in answers}
+        return answers, sorted(known - answered)
+
+    # -- counts -----------------------------------------------------------------------
+
+    @on_home_loop
+    async def global_client_count(self, timeout: float | None = None) -> int:
+        """How many clients the whole cluster has."""
+        await self.start()
+        local = len(self.registry)
+        if not self.layer.shared:
+            return local
+        if self.table_trusted():
+            return local + self.presence.client_count()
+        answers, _ = await self._gather("presence_counts", None, timeout=timeout)
+        return local + sum(int(a["clients"]) for a in answers)
+
+    @on_home_loop
+    async def global_room_count(self, room: str, timeout: float | None = None) -> int:
+        """How many clients are in ``room`` on every node."""
+        room = validate_room(room)
+        await self.start()
+        local = self.registry.room_size(room)
+        if not self.layer.shared:
+            return local
+        if self.table_trusted(rooms=True):
+            return local + self.presence.room_count(room)
+        answers, _ = await self._gather("presence_counts", room, timeout=timeout)
+        return local + sum(int(a["room"]) for a in answers)
+
+    @on_home_loop
+    async def global_user_count(self, exact: bool = True, timeout: float | None = None) -> int:
+        """How many distinct users are connected anywhere (a user on two nodes counts once).
+
+        Always exact, by scatter-gather (``exact`` is accepted for the
+        contract; there is no estimate to fall back to).
+        """
+        await self.start()
+        mine = self.registry.user_names()
+        if not self.layer.shared:
+            return len(mine)
+        largest = max([len(mine), *(info.users for info in self.presence.nodes())])
+        buckets = buckets_for(largest, self.layer.transport.max_payload)
+        total = 0
+        for bucket in range(buckets):
+            answers, _ = await self._gather("user_digests", bucket, buckets, timeout=timeout)
+            blobs = [a["digests"] for a in answers if isinstance(a.get("digests"), bytes)]
+            total += count_distinct([user_digests(mine, bucket, buckets), *blobs])
+        return total
+
+    # -- queries ------------------------------------------------------------------------
+
+    @on_home_loop
+    async def find_client(self, client_id: str, timeout: float | None = None) -> ClientInfo | None:
+        """Describe client ``client_id`` wherever it is, or return None if no node has it.
+
+        Asks only the node the id names. Raises ``HubTimeout`` (naming the
+        node) when that node does not answer within ``timeout``.
+        """
+        await self.start()
+        local = self.registry.get(client_id)
+        if local is not None:
+            return local.describe()
+        node = channel_node(client_id)
+        if node is None or node == self.node_id or not self.layer.shared:
+            return None
+        try:
+            wire = await self.layer.remote_call(node, "client_info", client_id, timeout=timeout)
+        except NoResponders:
+            return None  # the node is gone, and its clients with it
+        return None if wire is None else ClientInfo.from_wire(wire)
+
+    @on_home_loop
+    async def cluster_clients(
+        self,
+        room: str | None = None,
+        user_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        timeout: float | None = None,
+    ) -> ClusterPage:
+        """One page of the clients of the cluster, ordered by (node id, client id).
+
+        ``room`` and ``user_id`` filter (both: clients of that user in that
+        room). The per-node counts come from the presence table when it is
+        trusted (no filter or a room), else from a first scatter-gather; then
+        only the nodes the page spans are asked, each for its slice.
+
+        While the population is steady, consecutive pages neither repeat nor
+        skip a client. Under churn, a client that connects or leaves on a node
+        before the page's slice shifts that node's later clients by one: a
+        page may then repeat or skip as many clients as joined or left ahead
+        of it since the previous page. ``total`` and ``missing_nodes`` say
+        what the page is made of.
+        """
+        room = None if room is None else validate_room(room)
+        user_id = None if user_id is None else validate_user_id(user_id)
+        await self.start()
+        counts: list[tuple[str, int]] = []
+        missing: list[str] = []
+        if self.mode == "server":
+            counts.append((self.node_id, len(self._matching(room, user_id))))
+        if not self.layer.shared:
+            pass  # this node is the cluster
+        elif user_id is None and self.table_trusted(rooms=room is not None):
+            for info in self.presence.nodes():
+                counts.append(
+                    (info.node_id, info.clients if room is None else info.rooms.get(room, 0))
+                )
+        else:
+            answers, missing = await self._gather("count_clients", room, user_id, timeout=timeout)
+            counts.extend((a["node"], a["count"]) for a in answers)
+        plan = plan_slices(counts, offset, limit)
+        pages = await asyncio.gather(
+            *(self._slice(node, room, user_id, off, lim, timeout) for node, off, lim in plan),
+            return_exceptions=True,
+        )
+        items: list[ClientInfo] = []
+        for (node, _, _), page in zip(plan, pages, strict=True):
+            if isinstance(page, BaseException):
+                missing.append(node)
+            else:
+                items.extend(page)
+        total = sum(count for node, count in counts if node not in missing)
+        return ClusterPage(items, total, sorted(set(missing)))
+
+    async def _slice(
+        self,
+        node: str,
+        room: str | None,
+        user_id: str | None,
+        offset: int,
+        limit: int,
+        timeout: float | None,
+    ) -> list[ClientInfo]:
+        if node == self.node_id:
+            return self._page(room, user_id, offset, limit)
+        wires = await self.layer.remote_call(
+            node, "list_clients", room, user_id, offset, limit, timeout=timeout
+        )
+        return [ClientInfo.from_wire(wire) for wire in wires]
+
+    @on_home_loop
+    async def nodes(self, timeout: float | None = None) -> list[NodeInfo]:
+        """Every node of the cluster (this one included when it serves), by node id.
+
+        From the presence table when it is trusted (with per-room counts),
+        else by scatter-gather (room counts only as ``room_count``).
+        """
+        await self.start()
+        mine = [self.heartbeat.describe()] if self.mode == "server" else []
+        if not self.layer.shared:
+            return mine
+        if self.table_trusted():
+            others = self.presence.nodes()
+        else:
+            answers, _ = await self._gather("node_info", timeout=timeout)
+            others = [NodeInfo.from_wire(a["info"]) for a in answers]
+        return sorted([*mine, *others], key=lambda info: (info.node_id, info.pid))
+
+    # -- what this node answers -------------------------------------------------------------
+
+    def _matching(self, room: str | None, user_id: str | None) -> list[Connection]:
+        registry = self.registry
+        if room is not None:
+            found = registry.room_clients(room)
+            if user_id is not None:
+                found = [c for c in found if c.user_id == user_id]
+        elif user_id is not None:
+            found = registry.user_clients(user_id)
+        else:
+            found = registry.clients()
+        return found
+
+    def _page(
+        self, room: str | None, user_id: str | None, offset: int, limit: int
+    ) -> list[ClientInfo]:
+        found = sorted(self._matching(room, user_id), key=lambda c: c.id)
+        return [client.describe() for client in found[offset : offset + limit]]
+
+    def _register_query_ops(self) -> None:
+        """Let other nodes count, list and describe this node's clients."""
+        node = self.node_id
+
+        async def presence_counts(room: str | None) -> dict[str, Any]:
+            count = 0 if room is None else self.registry.room_size(room)
+            return {"node": node, "clients": len(self.registry), "room": count}
+
+        async def count_clients(room: str | None, user_id: str | None) -> dict[str, Any]:
+            return {"node": node, "count": len(self._matching(room, user_id))}
+
+        async def list_clients(
+            room: str | None, user_id: str | None, offset: int, limit: int
+        ) -> list[dict[str, Any]]:
+            return [info.to_wire() for info in self._page(room, user_id, offset, limit)]
+
+        async def client_info(client_id: str) -> dict[str, Any] | None:
+            found = self.registry.get(client_id)
+            return None if found is None else found.describe().to_wire()
+
+        async def node_info() -> dict[str, Any]:
+            info = self.heartbeat.describe()
+            wire = info.to_wire()
+            wire["rooms"] = {}
+            return {"node": node, "info": wire}
+
+        async def user_digest_op(bucket: int, buckets: int) -> dict[str, Any]:
+            digests = user_digests(self.registry.user_names(), bucket, buckets)
+            return {"node": node, "digests": digests}
+
+        ops: Sequence[Any] = (presence_counts, count_clients, list_clients, client_info, node_info)
+        for op in ops:
+            self.layer.register_op(op.__name__, op)
+        self.layer.register_op("user_digests", user_digest_op)

@@ -1,0 +1,80 @@
+"""Room presence events across the cluster: members hear who joins or leaves, on any node.
+
+``room_joined`` and ``room_left`` (the signals and ``on_room_join``) fire on
+the client's own node only. A consumer that wants its room's members told,
+wherever they are, opts in per room: :meth:`HubConsumer.room_presence
+<wshub_channels.consumer.HubConsumer.room_presence>` returns True for that
+room. Then each join and leave (a disconnect included) of such a client is
+published once on the room's subject, and every other member of the room
+whose ``room_presence(room)`` is True gets :meth:`on_room_presence` with a
+:class:`~wshub_channels.queries.RoomEvent`, exactly once per event: local
+members directly, remote members through the one envelope their node
+receives (a node never takes its own envelope back).
+
+A room without opted-in clients costs nothing: no envelope is published.
+Events are delivered in a task of their own, so a slow hook never holds up
+the join. Runs on the hub's loop.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .layers.base import HubLayer
+from .layers.envelope import Envelope, Kind, pack_value, unpack_value
+from .queries import RoomEvent
+from .registry import ROOMS, Registry
+from .tasks import spawn
+from .types import Connection
+
+__all__ = ["RoomEvents"]
+
+logger = logging.getLogger("wshub_channels.rooms")
+
+
+class RoomEvents:
+    """Publishes this node's room joins and leaves, and hands events to local members."""
+
+    def __init__(self, layer: HubLayer, registry: Registry) -> None:
+        self.layer = layer
+        self.registry = registry
+
+    async def announce(self, client: Connection, room: str, event: str) -> None:
+        """Tell ``room``'s members, on every node, that ``client`` joined or left it."""
+        if not client.room_presence(room):
+            return
+        news = RoomEvent(room, event, client.id, client.user_id, self.layer.node_id)
+        payload = pack_value(news.to_wire()) if self.layer.shared else b""
+
+        async def deliver() -> None:
+            self.deliver(news)
+
+        subject = self.layer.subject(ROOMS, room)
+        await self.layer.publish_and_deliver(subject, Kind.ROOM_EVENT, room, payload, deliver)
+
+    def receive(self, env: Envelope) -> None:
+        """Take a room event from another node."""
+        try:
+            news = RoomEvent.from_wire(env.target, unpack_value(env.payload, "room event"))
+        except (ValueError, TypeError):
+            self.layer.stats.bad_envelopes += 1
+            return
+        self.deliver(news)
+
+    def deliver(self, news: RoomEvent) -> None:
+        """Call ``on_room_presence`` of each local member that wants it (not the subject)."""
+        members = [
+            c
+            for c in self.registry.room_clients(news.room)
+            if c.id != news.client_id and not c.is_closed and c.room_presence(news.room)
+        ]
+        if members:
+            spawn(_tell(members, news), "room presence event")
+
+
+async def _tell(members: list[Connection], news: RoomEvent) -> None:
+    for member in members:
+        try:
+            await member.on_room_presence(news)
+        except Exception as exc:
+            await member.report_error(exc, "room_presence")
