@@ -1,6 +1,6 @@
 """``manage.py wshub_drain --node ID``: drain one node of the cluster through the bus.
 
-Without ``--node``, list the nodes the bus knows. Runs from any process that
+Without ``--node``, list the nodes of the cluster (``hub.nodes()``). Runs from any process that
 reaches the bus (a shell on any pod, a job): the hub runs here in publisher
 mode, so this process never shows up as a node itself. The node drains
 exactly as on SIGTERM: readiness fails at once, new handshakes are refused,
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             raise CommandError("--timeout must not be negative")
         hub = get_hub()
         if node is None:
-            nodes = _run(self._nodes(), hub.settings.presence_interval * 2 + SLACK)
+            nodes = _run(self._nodes(), hub.layer.request_timeout + SLACK)
             self._print_nodes(nodes)
             return
         answer = _run(self._drain(node, timeout), hub.layer.request_timeout + SLACK)
@@ -82,18 +82,23 @@ class Command(BaseCommand):
         return answer
 
     async def _nodes(self) -> list[NodeInfo]:
-        """The nodes whose heartbeats arrive within one presence interval (and a half)."""
+        """Every node of the cluster (asked over the bus: this process has just started)."""
         hub = get_hub()
         await hub.start()
         if not hub.layer.shared:
             raise CommandError("the hub's layer is not shared by other processes: no nodes")
-        await asyncio.sleep(hub.settings.presence_interval * 1.5)
-        return sorted(hub.presence.nodes(), key=lambda info: info.node_id)
+        try:
+            return await hub.nodes()
+        except BusUnavailable as exc:
+            raise CommandError(f"the bus is unavailable: {exc}") from None
 
     def _print_nodes(self, nodes: list[NodeInfo]) -> None:
         if not nodes:
             self.stdout.write("no nodes heard on the bus")
             return
-        self.stdout.write(f"{'NODE':<14} {'HOST':<24} {'PID':>8} {'CLIENTS':>8}")
+        self.stdout.write(f"{'NODE':<14} {'HOST':<24} {'PID':>8} {'CLIENTS':>8} {'ROOMS':>6}")
         for info in nodes:
-            self.stdout.write(f"{info.node_id:<14} {info.host:<24} {info.pid:>8} {info.clients:>8}")
+            self.stdout.write(
+                f"{info.node_id:<14} {info.host:<24} {info.pid:>8} {info.clients:>8} "
+                f"{info.room_count:>6}"
+            )
