@@ -132,9 +132,11 @@ class Stopping:
                 await asyncio.wait_for(self._empty.wait(), limit)
         plan = batches(self.registry.clients(), self.settings.drain_batch)
         closing: list[asyncio.Task[None]] = []
-        first = loop.time()
+        previous = loop.time()
         for number, batch in enumerate(plan):
-            await asyncio.sleep(max(0.0, first + number * DRAIN_INTERVAL - loop.time()))
+            if number:  # at least one interval after the batch before, even if it ran late
+                await asyncio.sleep(max(0.0, previous + DRAIN_INTERVAL - loop.time()))
+            previous = loop.time()
             drain_log.info(
                 "drain batch %d/%d: closing %d client(s) at +%.3fs",
                 number + 1,

@@ -82,14 +82,20 @@ def _recv_line(sock: socket.socket, limit: int = 1 << 16) -> bytes:
     return buf.split(b"\r\n", 1)[0]
 
 
-def redis_answers(host: str, port: int, timeout: float | None = None) -> bool:
-    """True if a Redis server at ``host:port`` answers ``PING`` with ``+PONG``."""
+def redis_answers(
+    host: str, port: int, timeout: float | None = None, *, auth: bool = False
+) -> bool:
+    """True if a Redis server at ``host:port`` answers ``PING`` with ``+PONG``.
+
+    With ``auth``, the server wants a password: its ``-NOAUTH`` answer counts too.
+    """
     try:
         with socket.create_connection(
             (host, port), timeout=t(0.5) if timeout is None else timeout
         ) as sock:
             sock.sendall(b"PING\r\n")
-            return _recv_line(sock).startswith(b"+PONG")
+            line = _recv_line(sock)
+            return line.startswith(b"+PONG") or (auth and line.startswith(b"-NOAUTH"))
     except OSError:
         return False
 
@@ -398,9 +404,21 @@ def _nats_argv(config_text: str, jetstream: bool) -> Callable[[ServerHandle], li
     return argv
 
 
-def start_redis_server(*, startup_timeout: float | None = None) -> ServerHandle:
-    """Start a private ``redis-server`` (no persistence) on a free port and wait for PING."""
+def start_redis_server(
+    *, startup_timeout: float | None = None, password: str | None = None
+) -> ServerHandle:
+    """Start a private ``redis-server`` (no persistence) on a free port and wait for PING.
+
+    With ``password``, the server requires it (``requirepass``); the handle's
+    ``url`` does not carry it.
+    """
     binary = find_redis_server()
+
+    auth = password is not None
+
+    def argv(handle: ServerHandle) -> list[str]:
+        extra = [] if password is None else ["--requirepass", password]
+        return [*_redis_argv(handle), *extra]
 
     def make(port: int) -> ServerHandle:
         return ServerHandle(
@@ -409,8 +427,8 @@ def start_redis_server(*, startup_timeout: float | None = None) -> ServerHandle:
             scheme="redis",
             port=port,
             workdir=scratch_dir("wshub-redis-"),
-            argv=_redis_argv,
-            probe=lambda p, timeout: redis_answers(LOCALHOST, p, timeout),
+            argv=argv,
+            probe=lambda p, timeout: redis_answers(LOCALHOST, p, timeout, auth=auth),
             startup_timeout=t(20) if startup_timeout is None else startup_timeout,
         )
 
