@@ -184,7 +184,10 @@ class Stopping:
         if self.layer.shared and self.mode == "server":  # a publisher never beat
             with contextlib.suppress(Exception):
                 await self.heartbeat.publish("bye")
-        await self.layer.close()
+        try:
+            await self.layer.close()
+        except Exception:  # stopped all the same: nothing more will use the layer
+            drain_log.exception("closing the layer at shutdown failed")
         announced = self._set_state("stopped")
         if announced is not None:
             await asyncio.wait([announced], timeout=STOP_ANNOUNCE_WAIT)
