@@ -6,12 +6,14 @@
 - ``POST /drainz``: from loopback, with the bearer token, and refused
   otherwise (a request that uvicorn saw relayed by a proxy counts as remote).
 - ``wshub_drain`` lists the nodes of a live 2-node cluster and drains one.
+- SIGINT under daphne: the hub still shuts down before the reactor stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -214,3 +216,16 @@ async def test_wshub_drain_lists_the_nodes_and_drains_one_of_a_live_cluster(
     async with connect(nodes[1].ws_url("/ws/control/")) as ws:  # still takes clients
         assert "hello" in json.loads(await ws.recv())
     await peers[1].close()
+
+
+async def test_sigint_under_daphne_shuts_the_hub_down_before_the_reactor_stops(
+    asgi_server: StartAsgiServer,
+) -> None:
+    """Ctrl-C is daphne's, but the hub still closes its clients (4001) and exits cleanly."""
+    server = asgi_server("daphne", APP)
+    peer = await Peer.open(server.ws_url("/ws/control/"))
+    server.process.send_signal(signal.SIGINT)
+    await asyncio.wait_for(peer.ws.wait_closed(), scaled(5))
+    assert peer.ws.close_code == 4001  # the hub's shutdown, not a dropped socket
+    status, _ = await exit_of(server, within=scaled(5))
+    assert status == 0
