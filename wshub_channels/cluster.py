@@ -69,7 +69,7 @@ class ClusterQueries(Lifecycle):
         now = asyncio.get_running_loop().time()
         if now - newest > self.settings.presence_interval * _STALE:
             return False
-        return table.rooms_known or not rooms
+        return not rooms or table.rooms_known
 
     def _listened(self) -> bool:
         """True on a serving node that has heard the bus for at least one interval."""

@@ -193,6 +193,14 @@ class PresenceTable:
 
     def __init__(self) -> None:
         self._peers: dict[tuple[str, int], _Peer] = {}
+        self._newest: float | None = None  # the latest beat's arrival
+        self._unknown = 0  # peers whose room table is not known
+
+    def _forget(self, key: tuple[str, int]) -> NodeInfo:
+        peer = self._peers.pop(key)
+        self._unknown -= peer.applied is None
+        self._newest = max((p.seen for p in self._peers.values()), default=None)
+        return peer.info()
 
     def beat(self, msg: dict[str, Any], now: float) -> BeatResult:
         """Take one heartbeat message; raise ``TypeError`` if it is malformed."""
@@ -204,9 +212,14 @@ class PresenceTable:
         if peer is None:
             twin = next((p.info() for k, p in self._peers.items() if k[0] == key[0]), None)
             peer = self._peers[key] = _Peer({}, now)
+            self._unknown += 1
         peer.head = {name: msg[name] for name in _HEAD_FIELDS}
         peer.seen = now
-        return BeatResult(new, self._take_rooms(peer, msg), twin)
+        self._newest = now if self._newest is None else max(self._newest, now)
+        was_unknown = peer.applied is None
+        want_full = self._take_rooms(peer, msg)
+        self._unknown += (peer.applied is None) - was_unknown
+        return BeatResult(new, want_full, twin)
 
     def _take_rooms(self, peer: _Peer, msg: dict[str, Any]) -> bool:
         """Add one message's rooms to ``peer``; return True if its table is out of step."""
@@ -239,26 +252,25 @@ class PresenceTable:
 
     def leave(self, node_id: str, pid: int) -> NodeInfo | None:
         """Forget a node that said goodbye; return what was known of it."""
-        peer = self._peers.pop((node_id, pid), None)
-        return None if peer is None else peer.info()
+        return self._forget((node_id, pid)) if (node_id, pid) in self._peers else None
 
     def expire(self, now: float, interval: float) -> list[NodeInfo]:
         """Evict and return the nodes silent for more than ``MISSED_BEATS`` intervals."""
         cutoff = now - MISSED_BEATS * interval
         gone = [key for key, peer in self._peers.items() if peer.seen < cutoff]
-        return [self._peers.pop(key).info() for key in gone]
+        return [self._forget(key) for key in gone]
 
     def nodes(self) -> list[NodeInfo]:
         return [peer.info() for peer in self._peers.values()]
 
     def newest(self) -> float | None:
         """When the most recent heartbeat came in (None for an empty table)."""
-        return max((peer.seen for peer in self._peers.values()), default=None)
+        return self._newest
 
     @property
     def rooms_known(self) -> bool:
         """True when every node's room table is complete and in step."""
-        return all(peer.applied is not None for peer in self._peers.values())
+        return self._unknown == 0
 
     def client_count(self) -> int:
         return sum(peer.head["clients"] for peer in self._peers.values())
