@@ -46,7 +46,7 @@ FULL_EVERY = 10
 #: Roughly how many bytes of room table go into one heartbeat message.
 CHUNK_BYTES = 48 * 1024
 #: A room's estimated wire size on top of its name (msgpack headers and count).
-_ROOM_OVERHEAD = 8
+_ROOM_OVERHEAD = 4
 
 
 @dataclass(frozen=True, slots=True)
