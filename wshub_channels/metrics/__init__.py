@@ -42,7 +42,8 @@ class HubSample:
     """What the hub measures every ``sample_interval`` seconds for a collector.
 
     ``queue_depths`` holds each local client's outbound queue length;
-    ``bus`` the layer's counters (``LayerStats``, which only grow);
+    ``bus`` how much each of the layer's counters (``LayerStats``) grew
+    since the previous sample;
     ``bus_connected`` is None on a bus nobody else shares; ``nodes`` and
     ``cluster_clients`` come from the presence table (None when it cannot
     be trusted, see :mod:`wshub_channels.cluster`).
