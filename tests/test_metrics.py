@@ -36,3 +36,27 @@ def test_load_metrics_takes_a_dotted_path_or_nothing() -> None:
     assert isinstance(loaded, DebugMetrics) and loaded is not load_metrics(
         "wshub_channels.metrics.DebugMetrics"
     )
+
+
+class OldCollector:
+    """A user's collector written before the optional methods existed."""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def increment_messages_dropped(self) -> None:
+        self.dropped += 1
+
+    def report(self) -> str:
+        return "mine"
+
+
+def test_a_collector_without_the_optional_methods_gets_their_defaults() -> None:
+    """load_metrics fills in what an older collector lacks; its own methods still run."""
+    found = load_metrics("tests.test_metrics.OldCollector")
+    found.increment_messages_dropped_for("drop_oldest")  # defaults to the older method
+    found.increment_handshakes_refused("HubDraining")
+    found.record_bytes_sent(10)
+    assert found.sample_interval is None
+    assert found.inner.dropped == 1 and found.report() == "mine"  # type: ignore[attr-defined]
+    assert isinstance(load_metrics("wshub_channels.metrics.DebugMetrics"), DebugMetrics)

@@ -149,3 +149,31 @@ def test_newest_says_when_the_last_beat_came() -> None:
 def test_malformed_beats_raise_type_error(bad: dict[str, Any]) -> None:
     with pytest.raises(TypeError):
         PresenceTable().beat({**Node().beat()[0], **bad}, 0)
+
+
+def test_sums_follow_beats_deltas_and_departures() -> None:
+    """The O(1) client and room sums equal a recount after any sequence of beats."""
+    a, b = Node({"x": 2, "y": 1}), Node({"x": 5})
+    table = PresenceTable()
+    feed(table, [{**m, "node_id": "a"} for m in a.beat()])
+    feed(table, [{**m, "node_id": "b", "clients": 9} for m in b.beat()])
+    assert table.client_count() == 12 and table.room_count("x") == 7
+    a.set("x", 0)
+    a.set("z", 4)
+    feed(table, [{**m, "node_id": "a", "clients": 1} for m in a.beat()])
+    assert table.client_count() == 10
+    assert (table.room_count("x"), table.room_count("y"), table.room_count("z")) == (5, 1, 4)
+    a.planner.want_full()
+    a.set("y", 0)
+    feed(table, [{**m, "node_id": "a", "clients": 1} for m in a.beat()])
+    assert table.room_count("y") == 0 and table.room_count("z") == 4
+    table.leave("b", 7)
+    assert table.client_count() == 1 and table.room_count("x") == 0
+    table.expire(now=100, interval=1)
+    assert table.client_count() == 0 and table.room_count("z") == 0
+
+
+def test_a_negative_room_count_is_malformed() -> None:
+    msg = {**Node().beat()[0], "rooms": {"x": -1}}
+    with pytest.raises(TypeError):
+        PresenceTable().beat(msg, 0)

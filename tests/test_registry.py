@@ -26,6 +26,7 @@ class _Client:
 
 class _Queue:
     closed = False
+    queued = 0
 
     def push(self, message: dict[str, Any]) -> bool:
         return True

@@ -22,7 +22,7 @@ from .errors import ConnectionClosed
 from .layers.envelope import pack_message
 from .layers.names import channel_node, validate_user_id
 from .message import dump_json
-from .outbound import Outbound, text_frame
+from .outbound import Outbound, _payload, data_size, text_frame
 from .queries import ClientInfo
 from .types import AsgiMessage, AsgiSend, Connection, Data
 
@@ -162,7 +162,9 @@ class HubClient:
             await outbound.put(message, timeout)
             sent = True
         if sent:
-            self.hub.metrics.increment_messages_sent(1)
+            metrics = self.hub.metrics
+            metrics.increment_messages_sent(1)
+            metrics.record_bytes_sent(data_size(_payload(message)))
 
     async def send_data(self, data: Data, timeout: float | None = None) -> None:
         """Send ``str`` as a text frame and ``bytes`` as a binary frame; else ``TypeError``."""

@@ -37,6 +37,7 @@ from typing import Any
 from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import NoResponders
 from .lifecycle import Lifecycle
+from .metrics import HubSample
 from .presence import NodeInfo
 from .publisher import on_home_loop
 from .queries import (
@@ -69,7 +70,7 @@ class ClusterQueries(Lifecycle):
         now = asyncio.get_running_loop().time()
         if now - newest > self.settings.presence_interval * _STALE:
             return False
-        return table.rooms_known or not rooms
+        return not rooms or table.rooms_known
 
     def _listened(self) -> bool:
         """True on a serving node that has heard the bus for at least one interval."""
@@ -254,6 +255,18 @@ class ClusterQueries(Lifecycle):
             answers, _ = await self._gather("node_info", timeout=timeout)
             others = [NodeInfo.from_wire(a["info"]) for a in answers]
         return sorted([*mine, *others], key=lambda info: (info.node_id, info.pid))
+
+    def hub_sample(self, bus: dict[str, int]) -> HubSample:
+        """What the metrics collector samples: queue depths, bus growth, presence."""
+        trusted = self.layer.shared and self.table_trusted()
+        mine = 1 if self.mode == "server" else 0
+        return HubSample(
+            queue_depths=self.registry.queue_depths(),
+            bus=bus,
+            bus_connected=self.layer.bus_status().connected if self.layer.shared else None,
+            nodes=len(self.presence) + mine if trusted else None,
+            cluster_clients=len(self.registry) + self.presence.client_count() if trusted else None,
+        )
 
     # -- what this node answers -------------------------------------------------------------
 

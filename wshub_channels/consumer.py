@@ -138,6 +138,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
             if reserved:
                 hub.unreserve(self.user_id)
             hub.stats.rejected_handshakes += 1
+            hub.metrics.increment_handshakes_refused(type(exc).__name__)
             logger.info("handshake rejected (%s): %s", type(exc).__name__, exc)
             await self._asgi_send({"type": "websocket.close", "code": 1008})
             raise StopConsumer() from None
@@ -234,7 +235,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
     def _dropped(self, data: Data) -> None:
         hub = self.hub
         hub.stats.send_dropped += 1
-        hub.metrics.increment_messages_dropped()
+        hub.metrics.increment_messages_dropped_for(hub.config.drop_policy.value)
         overridden = type(self).on_send_dropped is not HubConsumer.on_send_dropped
         if hub.events.wants_drop_report(self, overridden):
             spawn(hub.events.notify(self, "send_dropped", data, data=data), "send-dropped hooks")

@@ -33,7 +33,7 @@ from .layers.envelope import Envelope, Kind, decode_hub_payload, encode_hub_payl
 from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import NoResponders
 from .message import dump_json
-from .outbound import text_frame
+from .outbound import data_size, text_frame
 from .publisher import on_home_loop
 from .registry import ROOMS, USERS, OutboundQueue
 from .types import Client, Connection, Data
@@ -147,8 +147,7 @@ class Hub(ClusterQueries):
         waits = [queue.offer(message, timeout) for queue in self._recipients(ns, name, excluded)]
         if waits:
             await asyncio.gather(*waits)
-        self.metrics.increment_messages_sent(len(waits))
-        self.metrics.record_broadcast_duration(time.perf_counter() - started)
+        self._count_sent(len(waits), data, started)
 
     def _push(
         self, ns: str | None, name: str, data: Data, excluded: set[str] | frozenset[str]
@@ -159,8 +158,14 @@ class Hub(ClusterQueries):
         for queue in self._recipients(ns, name, excluded):
             queue.push(message)
             sent += 1
-        self.metrics.increment_messages_sent(sent)
-        self.metrics.record_broadcast_duration(time.perf_counter() - started)
+        self._count_sent(sent, data, started)
+
+    def _count_sent(self, sent: int, data: Data, started: float) -> None:
+        metrics = self.metrics
+        metrics.increment_messages_sent(sent)
+        if sent:
+            metrics.record_bytes_sent(sent * data_size(data))
+        metrics.record_broadcast_duration(time.perf_counter() - started)
 
     def _on_envelope(self, env: Envelope) -> None:
         """Deliver a room, user or broadcast envelope (or a heartbeat) from another node."""

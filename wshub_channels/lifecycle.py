@@ -14,6 +14,7 @@ Event loops: everything here runs on the hub's loop (see
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from . import signals
@@ -26,7 +27,7 @@ from .hooks import load_hooks
 from .layers.base import HubLayer
 from .layers.envelope import Envelope
 from .message import Message
-from .metrics import load_metrics, set_active_collector
+from .metrics import HubSample, load_metrics, set_active_collector
 from .middleware import MiddlewareChain
 from .presence import PresenceTable
 from .publisher import is_publisher_loop, on_home_loop
@@ -38,6 +39,8 @@ from .tasks import spawn
 from .types import Client, Connection, Handler
 
 __all__ = ["Lifecycle"]
+
+logger = logging.getLogger("wshub_channels")
 
 
 class Lifecycle(Stopping):
@@ -58,6 +61,7 @@ class Lifecycle(Stopping):
         self._empty: asyncio.Event | None = None  # set when the last client leaves (drain)
         self._idle_task: asyncio.Task[None] | None = None
         self._presence_task: asyncio.Task[None] | None = None
+        self._sample_task: asyncio.Task[None] | None = None
         self.apply_settings(settings)
         self._announcing: asyncio.Task[None] | None = None  # the last hub_state_changed
         self.init_stopping()
@@ -170,7 +174,25 @@ class Lifecycle(Stopping):
             if self.layer.shared and self.mode == "server":
                 interval = self.settings.presence_interval
                 self._presence_task = spawn(self.heartbeat.run(interval), "presence heartbeat")
+            if self.metrics.sample_interval:
+                self._sample_task = spawn(self._sample_metrics(), "metrics sampler")
             self._set_state("running")
+
+    async def _sample_metrics(self) -> None:
+        """Give the collector a :class:`HubSample` every ``sample_interval`` seconds."""
+        seen = self.layer.stats.snapshot()
+        while self.running:
+            await asyncio.sleep(self.metrics.sample_interval or 5.0)
+            now = self.layer.stats.snapshot()
+            grown = {name: value - seen.get(name, 0) for name, value in now.items()}
+            seen = now
+            try:
+                self.metrics.observe_hub(self.hub_sample(grown))
+            except Exception:
+                logger.exception("the metrics collector failed to take a sample")
+
+    def hub_sample(self, bus: dict[str, int]) -> HubSample:
+        raise NotImplementedError
 
     async def _close_idle_clients(self) -> None:
         """Close clients that sent nothing for ``Config.idle_timeout`` seconds."""

@@ -47,6 +47,11 @@ def text_frame(data: str | bytes) -> AsgiMessage:
     return {"type": "websocket.send", "bytes": data}
 
 
+def data_size(data: str | bytes) -> int:
+    """The size of a frame's payload on the wire, in bytes."""
+    return len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+
+
 def _payload(message: AsgiMessage) -> Frame:
     text: str | None = message.get("text")
     if text is not None:

@@ -46,7 +46,7 @@ FULL_EVERY = 10
 #: Roughly how many bytes of room table go into one heartbeat message.
 CHUNK_BYTES = 48 * 1024
 #: A room's estimated wire size on top of its name (msgpack headers and count).
-_ROOM_OVERHEAD = 8
+_ROOM_OVERHEAD = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +193,26 @@ class PresenceTable:
 
     def __init__(self) -> None:
         self._peers: dict[tuple[str, int], _Peer] = {}
+        self._newest: float | None = None  # the latest beat's arrival
+        self._unknown = 0  # peers whose room table is not known
+        self._clients = 0  # the peers' clients, summed as beats arrive
+        self._rooms: dict[str, int] = {}  # the peers' room members, summed likewise
+
+    def _add(self, room: str, delta: int) -> None:
+        total = self._rooms.get(room, 0) + delta
+        if total > 0:
+            self._rooms[room] = total
+        else:
+            self._rooms.pop(room, None)
+
+    def _forget(self, key: tuple[str, int]) -> NodeInfo:
+        peer = self._peers.pop(key)
+        self._unknown -= peer.applied is None
+        self._clients -= peer.head.get("clients", 0)
+        for room, n in peer.rooms.items():
+            self._add(room, -n)
+        self._newest = max((p.seen for p in self._peers.values()), default=None)
+        return peer.info()
 
     def beat(self, msg: dict[str, Any], now: float) -> BeatResult:
         """Take one heartbeat message; raise ``TypeError`` if it is malformed."""
@@ -204,9 +224,15 @@ class PresenceTable:
         if peer is None:
             twin = next((p.info() for k, p in self._peers.items() if k[0] == key[0]), None)
             peer = self._peers[key] = _Peer({}, now)
+            self._unknown += 1
+        self._clients += msg["clients"] - peer.head.get("clients", 0)
         peer.head = {name: msg[name] for name in _HEAD_FIELDS}
         peer.seen = now
-        return BeatResult(new, self._take_rooms(peer, msg), twin)
+        self._newest = now if self._newest is None else max(self._newest, now)
+        was_unknown = peer.applied is None
+        want_full = self._take_rooms(peer, msg)
+        self._unknown += (peer.applied is None) - was_unknown
+        return BeatResult(new, want_full, twin)
 
     def _take_rooms(self, peer: _Peer, msg: dict[str, Any]) -> bool:
         """Add one message's rooms to ``peer``; return True if its table is out of step."""
@@ -223,48 +249,60 @@ class PresenceTable:
         del peer.parts[seq]
         base = msg["base"]
         if base is None:
-            peer.rooms = {room: n for part in parts.values() for room, n in part.items() if n > 0}
+            for room, n in peer.rooms.items():
+                self._add(room, -n)
+            peer.rooms = {}
+            self._apply(peer, parts.values())
         elif peer.applied is not None and peer.applied == base:
-            for part in parts.values():
-                for room, n in part.items():
-                    if n > 0:
-                        peer.rooms[room] = n
-                    else:
-                        peer.rooms.pop(room, None)
+            self._apply(peer, parts.values())
         else:
             peer.applied = None
             return True
         peer.applied = seq
         return False
 
+    def _apply(self, peer: _Peer, parts: Iterable[dict[str, int]]) -> None:
+        """Set ``peer``'s count of each room the parts name (0: gone), keeping the sums."""
+        rooms = peer.rooms
+        for part in parts:
+            for room, n in part.items():
+                if not isinstance(n, int) or n < 0:
+                    raise TypeError(f"malformed heartbeat: count of room {room!r}")
+                self._add(room, n - rooms.get(room, 0))
+                if n:
+                    rooms[room] = n
+                else:
+                    rooms.pop(room, None)
+
     def leave(self, node_id: str, pid: int) -> NodeInfo | None:
         """Forget a node that said goodbye; return what was known of it."""
-        peer = self._peers.pop((node_id, pid), None)
-        return None if peer is None else peer.info()
+        return self._forget((node_id, pid)) if (node_id, pid) in self._peers else None
 
     def expire(self, now: float, interval: float) -> list[NodeInfo]:
         """Evict and return the nodes silent for more than ``MISSED_BEATS`` intervals."""
         cutoff = now - MISSED_BEATS * interval
         gone = [key for key, peer in self._peers.items() if peer.seen < cutoff]
-        return [self._peers.pop(key).info() for key in gone]
+        return [self._forget(key) for key in gone]
 
     def nodes(self) -> list[NodeInfo]:
         return [peer.info() for peer in self._peers.values()]
 
     def newest(self) -> float | None:
         """When the most recent heartbeat came in (None for an empty table)."""
-        return max((peer.seen for peer in self._peers.values()), default=None)
+        return self._newest
 
     @property
     def rooms_known(self) -> bool:
         """True when every node's room table is complete and in step."""
-        return all(peer.applied is not None for peer in self._peers.values())
+        return self._unknown == 0
 
     def client_count(self) -> int:
-        return sum(peer.head["clients"] for peer in self._peers.values())
+        """The clients of every node in the table (O(1): kept as beats arrive)."""
+        return self._clients
 
     def room_count(self, room: str) -> int:
-        return sum(peer.rooms.get(room, 0) for peer in self._peers.values())
+        """The members of ``room`` on every node in the table (O(1) likewise)."""
+        return self._rooms.get(room, 0)
 
     def __len__(self) -> int:
         return len(self._peers)

@@ -35,6 +35,9 @@ class OutboundQueue(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    @property
+    def queued(self) -> int: ...
+
     def push(self, message: AsgiMessage) -> bool: ...
 
     async def offer(self, message: AsgiMessage, timeout: float) -> None: ...
@@ -105,6 +108,10 @@ class Registry:
         return [c for c in map(clients.get, tuple(ids)) if c is not None]
 
     # -- fan-out targets -----------------------------------------------------------------
+
+    def queue_depths(self) -> list[int]:
+        """How many messages wait in each local client's outbound queue."""
+        return [queue.queued for queue in self._queues.values()]
 
     def queues(self, ns: str | None, name: str = "") -> Iterator[tuple[str, OutboundQueue]]:
         """Yield ``(client id, queue)`` of every client (``ns`` None) or of one room or user."""

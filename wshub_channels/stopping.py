@@ -55,6 +55,7 @@ class Stopping:
     _empty: asyncio.Event | None
     _idle_task: asyncio.Task[None] | None
     _presence_task: asyncio.Task[None] | None
+    _sample_task: asyncio.Task[None] | None
 
     def init_stopping(self) -> None:
         """Set up drain and shutdown; the hub's ``__init__`` calls this once."""
@@ -178,7 +179,7 @@ class Stopping:
         closing = [self._let_go(c, "server shutting down") for c in self.registry.clients()]
         if closing:
             await asyncio.gather(*closing, return_exceptions=True)
-        for task in (self._idle_task, self._presence_task):
+        for task in (self._idle_task, self._presence_task, self._sample_task):
             if task is not None:
                 task.cancel()
         if self.layer.shared and self.mode == "server":  # a publisher never beat

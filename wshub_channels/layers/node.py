@@ -261,7 +261,8 @@ class BusNode:
             )
 
     async def _on_wire(self, subject: str, sending: Awaitable[T]) -> T:
-        """Await a transport publish; count, report and wrap its failure."""
+        """Await a transport publish; count it, and report and wrap its failure."""
+        self.stats.publishes += 1
         try:
             return await sending
         except Exception as exc:

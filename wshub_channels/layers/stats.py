@@ -23,6 +23,7 @@ logger = logging.getLogger("wshub_channels.layers")
 class LayerStats:
     """Counters of everything the layer drops or rejects; never decremented."""
 
+    publishes: int = 0  # envelopes handed to the bus (a failed one is also a publish_error)
     full_drops: int = 0  # group_send or remote send skipped a channel at capacity
     expired: int = 0  # messages that expired unread, here or in the broker (when noticed)
     no_channel_drops: int = 0  # direct sends to a local channel that no longer exists

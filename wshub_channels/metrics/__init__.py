@@ -4,24 +4,56 @@ The method names are the Go library's, in snake_case. ``WSHUB["METRICS"]`` names
 a collector class (instantiated with no arguments); the default is
 :class:`NoopMetrics`. Collectors are called on hot paths from the hub's event
 loop and must not block.
+
+Methods added after the first release (:data:`OPTIONAL`) have defaults: a
+collector that lacks one is wrapped by :func:`load_metrics`, and the default
+either does nothing or calls the older method it refines
+(``increment_messages_dropped_for(policy)`` calls ``increment_messages_dropped()``).
+A collector whose ``sample_interval`` is a number also gets
+:meth:`observe_hub` every that many seconds, with a :class:`HubSample`
+(queue depths, bus counters, presence) taken on the hub's loop.
+``wshub_channels.metrics.prometheus.PrometheusMetrics`` exports to Prometheus.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast, runtime_checkable
 
 from django.utils.module_loading import import_string
 
 __all__ = [
+    "OPTIONAL",
     "DebugMetrics",
+    "HubSample",
     "MetricsCollector",
     "NoopMetrics",
     "active_collector",
     "load_metrics",
     "set_active_collector",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class HubSample:
+    """What the hub measures every ``sample_interval`` seconds for a collector.
+
+    ``queue_depths`` holds each local client's outbound queue length;
+    ``bus`` how much each of the layer's counters (``LayerStats``) grew
+    since the previous sample;
+    ``bus_connected`` is None on a bus nobody else shares; ``nodes`` and
+    ``cluster_clients`` come from the presence table (None when it cannot
+    be trusted, see :mod:`wshub_channels.cluster`).
+    """
+
+    queue_depths: list[int] = field(default_factory=list)
+    bus: dict[str, int] = field(default_factory=dict)
+    bus_connected: bool | None = None
+    nodes: int | None = None
+    cluster_clients: int | None = None
 
 
 @runtime_checkable
@@ -41,6 +73,14 @@ class MetricsCollector(Protocol):
     def increment_rooms(self) -> None: ...
     def decrement_rooms(self) -> None: ...
     def increment_errors(self, error_type: str) -> None: ...
+
+    # Optional (see the module doc): load_metrics fills in what a collector lacks.
+    def increment_handshakes_refused(self, reason: str) -> None: ...
+    def increment_messages_dropped_for(self, policy: str) -> None: ...
+    def record_bytes_sent(self, size: int) -> None: ...
+    def observe_hub(self, sample: HubSample) -> None: ...
+
+    sample_interval: float | None
 
 
 class NoopMetrics:
@@ -84,6 +124,20 @@ class NoopMetrics:
 
     def increment_errors(self, error_type: str) -> None:
         pass
+
+    def increment_handshakes_refused(self, reason: str) -> None:
+        pass
+
+    def increment_messages_dropped_for(self, policy: str) -> None:
+        pass
+
+    def record_bytes_sent(self, size: int) -> None:
+        pass
+
+    def observe_hub(self, sample: HubSample) -> None:
+        pass
+
+    sample_interval: float | None = None
 
 
 class DebugMetrics:
@@ -156,6 +210,21 @@ class DebugMetrics:
         with self._lock:
             self._errors[error_type] += 1
 
+    def increment_handshakes_refused(self, reason: str) -> None:
+        self._inc(f"refused_{reason}")
+
+    def increment_messages_dropped_for(self, policy: str) -> None:
+        self._inc("messages_dropped")
+        self._inc(f"dropped_{policy}")
+
+    def record_bytes_sent(self, size: int) -> None:
+        self._inc("bytes_sent", size)
+
+    def observe_hub(self, sample: HubSample) -> None:
+        pass
+
+    sample_interval: float | None = None
+
     def stats(self) -> dict[str, Any]:
         """Return a snapshot: counters, gauges, sums, maxima and errors by type."""
         with self._lock:
@@ -168,13 +237,59 @@ class DebugMetrics:
             }
 
 
+def _noop(*args: Any) -> None:
+    pass
+
+
+#: The methods added after the first release, and the default a collector without them gets.
+OPTIONAL: dict[str, Callable[[Any], Callable[..., None]]] = {
+    "increment_handshakes_refused": lambda inner: _noop,
+    "increment_messages_dropped_for": lambda inner: (
+        lambda policy: inner.increment_messages_dropped()
+    ),
+    "record_bytes_sent": lambda inner: _noop,
+    "observe_hub": lambda inner: _noop,
+}
+
+
+_METHODS = [
+    name for name in vars(NoopMetrics) if not name.startswith("_") and name != "sample_interval"
+]
+
+
+class _Completed:
+    """A user's collector with defaults for the optional methods it lacks.
+
+    Every method is bound once here, so a call costs what it costs on the
+    collector itself; other attributes are read from the collector.
+    """
+
+    sample_interval: float | None = None
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        for name in _METHODS:
+            if name in OPTIONAL and not hasattr(inner, name):
+                setattr(self, name, OPTIONAL[name](inner))
+            elif hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 def load_metrics(path: str | None) -> MetricsCollector:
-    """Return the collector named by ``WSHUB["METRICS"]`` (a class is instantiated)."""
+    """Return the collector named by ``WSHUB["METRICS"]`` (a class is instantiated).
+
+    A collector lacking an optional method is wrapped so that it has them all.
+    """
     if path is None:
         return NoopMetrics()
     found = import_string(path)
-    collector: MetricsCollector = found() if isinstance(found, type) else found
-    return collector
+    collector: Any = found() if isinstance(found, type) else found
+    if all(hasattr(collector, name) for name in (*OPTIONAL, "sample_interval")):
+        return cast(MetricsCollector, collector)
+    return _Completed(collector)
 
 
 _active: MetricsCollector = NoopMetrics()
