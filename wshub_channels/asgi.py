@@ -134,6 +134,7 @@ class HubApplication:
         else:
             logger.info("%s: %s", type(error).__name__, error)
         self.hub.stats.rejected_handshakes += 1
+        self.hub.metrics.increment_handshakes_refused(type(error).__name__)
         message = await receive()
         if message.get("type") == "websocket.connect":
             await send({"type": "websocket.close", "code": 1013})
