@@ -138,7 +138,8 @@ async def test_cluster_clients_pages_filters_and_names_a_paused_node(
     crowd = await open_peers(cluster, [(i % 3, f"user=c{i % 4}&rooms=p{i % 2}") for i in range(10)])
     everyone = [*crowd, *controls]
     expected = sorted([node_of(p.id), p.id] for p in everyone)
-    await converge(controls[0], {"clients": len(everyone)})
+    for control in controls:  # each node pages from its own table: wait for every one
+        await converge(control, {"clients": len(everyone)})
     for control in controls:
         seen: list[list[str]] = []
         for offset in range(0, len(everyone), 4):
