@@ -38,7 +38,7 @@ from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import NoResponders
 from .lifecycle import Lifecycle
 from .metrics import HubSample
-from .presence import NodeInfo
+from .presence import NodeInfo, biggest_rooms
 from .publisher import on_home_loop
 from .queries import (
     ClientInfo,
@@ -176,13 +176,15 @@ class ClusterQueries(Lifecycle):
         limit: int = 100,
         offset: int = 0,
         timeout: float | None = None,
+        node: str | None = None,
     ) -> ClusterPage:
         """One page of the clients of the cluster, ordered by (node id, client id).
 
         ``room`` and ``user_id`` filter (both: clients of that user in that
-        room). The per-node counts come from the presence table when it is
-        trusted (no filter or a room), else from a first scatter-gather; then
-        only the nodes the page spans are asked, each for its slice.
+        room); ``node`` keeps only that node's clients. The per-node counts
+        come from the presence table when it is trusted (no filter or a
+        room), else from a first scatter-gather; then only the nodes the page
+        spans are asked, each for its slice.
 
         While the population is steady, consecutive pages neither repeat nor
         skip a client. Under churn, a client that connects or leaves on a node
@@ -208,6 +210,9 @@ class ClusterQueries(Lifecycle):
         else:
             answers, missing = await self._gather("count_clients", room, user_id, timeout=timeout)
             counts.extend((a["node"], a["count"]) for a in answers)
+        if node is not None:
+            counts = [(n, count) for n, count in counts if n == node]
+            missing = [m for m in missing if m == node]
         plan = plan_slices(counts, offset, limit)
         pages = await asyncio.gather(
             *(self._slice(node, room, user_id, off, lim, timeout) for node, off, lim in plan),
@@ -242,8 +247,10 @@ class ClusterQueries(Lifecycle):
     async def nodes(self, timeout: float | None = None) -> list[NodeInfo]:
         """Every node of the cluster (this one included when it serves), by node id.
 
-        From the presence table when it is trusted (with per-room counts),
-        else by scatter-gather (room counts only as ``room_count``).
+        From the presence table when it is trusted, else by scatter-gather;
+        ``room_count`` is always each node's number of rooms, and ``rooms``
+        its per-room counts (a gathered node sends its most populated rooms,
+        as many as fit a quarter of the bus's ``max_payload``).
         """
         await self.start()
         mine = [self.heartbeat.describe()] if self.mode == "server" else []
@@ -309,9 +316,9 @@ class ClusterQueries(Lifecycle):
             return None if found is None else found.describe().to_wire()
 
         async def node_info() -> dict[str, Any]:
-            info = self.heartbeat.describe()
-            wire = info.to_wire()
-            wire["rooms"] = {}
+            wire = self.heartbeat.describe().to_wire()
+            budget = (self.layer.transport.max_payload or 1 << 20) // 4
+            wire["rooms"] = biggest_rooms(wire["rooms"], budget)
             return {"node": node, "info": wire}
 
         async def user_digest_op(bucket: int, buckets: int) -> dict[str, Any]:

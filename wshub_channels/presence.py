@@ -39,6 +39,8 @@ __all__ = [
     "BeatResult",
     "NodeInfo",
     "PresenceTable",
+    "biggest_rooms",
+    "split_rooms",
 ]
 
 MISSED_BEATS = 3
@@ -84,6 +86,18 @@ class NodeInfo:
 
 _INFO_FIELDS = ("node_id", "host", "pid", "clients", "users", "rooms", "room_count")
 _HEAD_FIELDS = ("node_id", "host", "pid", "clients", "users")
+
+
+def biggest_rooms(rooms: dict[str, int], budget: int) -> dict[str, int]:
+    """The most populated rooms whose wire size fits ``budget`` bytes (all of them if they fit)."""
+    picked: dict[str, int] = {}
+    size = 0
+    for room, count in sorted(rooms.items(), key=lambda item: -item[1]):
+        size += len(room.encode("utf-8")) + _ROOM_OVERHEAD
+        if size > budget:
+            break
+        picked[room] = count
+    return picked
 
 
 def split_rooms(rooms: dict[str, int], budget: int = CHUNK_BYTES) -> list[dict[str, int]]:
