@@ -263,10 +263,7 @@ class PresenceTable:
         del peer.parts[seq]
         base = msg["base"]
         if base is None:
-            for room, n in peer.rooms.items():
-                self._add(room, -n)
-            peer.rooms = {}
-            self._apply(peer, parts.values())
+            self._replace(peer, parts.values())
         elif peer.applied is not None and peer.applied == base:
             self._apply(peer, parts.values())
         else:
@@ -274,6 +271,24 @@ class PresenceTable:
             return True
         peer.applied = seq
         return False
+
+    def _replace(self, peer: _Peer, parts: Iterable[dict[str, int]]) -> None:
+        """Make ``peer``'s table the full one in ``parts``; the sums change by the difference."""
+        old = peer.rooms
+        new: dict[str, int] = {}
+        for part in parts:
+            for room, n in part.items():
+                if not isinstance(n, int) or n < 0:
+                    raise TypeError(f"malformed heartbeat: count of room {room!r}")
+                if n:
+                    new[room] = n
+        for room, n in new.items():
+            if n != old.get(room, 0):
+                self._add(room, n - old.get(room, 0))
+        for room, n in old.items():
+            if room not in new:
+                self._add(room, -n)
+        peer.rooms = new
 
     def _apply(self, peer: _Peer, parts: Iterable[dict[str, int]]) -> None:
         """Set ``peer``'s count of each room the parts name (0: gone), keeping the sums."""
