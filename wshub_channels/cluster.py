@@ -31,12 +31,14 @@ Runs on the hub's loop (see :func:`~wshub_channels.publisher.on_home_loop`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import NoResponders
 from .lifecycle import Lifecycle
+from .log import Throttle
 from .metrics import HubSample
 from .presence import NodeInfo, biggest_rooms
 from .publisher import on_home_loop
@@ -51,6 +53,8 @@ from .queries import (
 from .types import Connection
 
 __all__ = ["ClusterQueries"]
+
+_slow_log = Throttle(logging.getLogger("wshub_channels.presence"), 10.0)
 
 #: A table whose newest beat is older than this many intervals is not trusted.
 _STALE = 1.25
@@ -96,8 +100,10 @@ class ClusterQueries(Lifecycle):
             op, *args, expect=len(self.presence) or None, timeout=timeout
         )
         answers = [a for a in replies if isinstance(a, dict) and isinstance(a.get("node"), str)]
-        answered = {a["node"] for a in answers}
-        return answers, sorted(known - answered)
+        missing = sorted(known - {a["node"] for a in answers})
+        if missing:
+            _slow_log.warning("%s: no answer in time from %s", op, ", ".join(missing))
+        return answers, missing
 
     # -- counts -----------------------------------------------------------------------
 
