@@ -177,3 +177,30 @@ def test_a_negative_room_count_is_malformed() -> None:
     msg = {**Node().beat()[0], "rooms": {"x": -1}}
     with pytest.raises(TypeError):
         PresenceTable().beat(msg, 0)
+
+
+def test_a_repeated_message_changes_nothing() -> None:
+    node = Node({"a": 1})
+    table = PresenceTable()
+    feed(table, node.beat())
+    node.set("b", 2)
+    delta = node.beat()
+    assert not feed(table, delta + delta)
+    assert table.rooms_known and table.room_count("b") == 2
+
+
+def test_parts_of_a_full_table_apply_as_they_arrive_and_drop_the_rest_at_the_end() -> None:
+    node = Node({f"r{i:05d}": 1 for i in range(20_000)})
+    table = PresenceTable()
+    feed(table, node.beat())
+    for i in range(10_000):
+        node.set(f"r{i:05d}", 0)
+    node.set("new", 3)
+    node.planner.want_full()
+    full = node.beat()
+    assert len(full) > 2
+    feed(table, full[:-1])
+    assert table.room_count("r00000") == 1  # a room the new table lacks: counted till the end
+    feed(table, full[-1:])
+    assert table.room_count("r00000") == 0 and table.room_count("new") == 3
+    assert len(table.nodes()[0].rooms) == 10_001 and table.rooms_known

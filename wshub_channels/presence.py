@@ -170,17 +170,19 @@ class BeatResult(NamedTuple):
 
 
 class _Peer:
-    """One other node as the table knows it."""
+    """One other node as the table knows it, and the beat being received from it."""
 
-    __slots__ = ("applied", "head", "latest", "parts", "rooms", "seen")
+    __slots__ = ("applied", "got", "head", "latest", "ok", "rooms", "seen", "staged")
 
     def __init__(self, head: dict[str, Any], now: float) -> None:
         self.head = head
         self.seen = now
         self.rooms: dict[str, int] = {}
         self.applied: int | None = None  # the seq the room table is at; None: unknown
-        self.latest = 0  # the newest seq heard
-        self.parts: dict[int, dict[int, dict[str, int]]] = {}  # seq -> part -> rooms
+        self.latest = 0  # the seq of the beat being received (or last received)
+        self.got: set[int] = set()  # its parts received so far
+        self.ok = False  # its parts may be applied (a full table, or a delta in step)
+        self.staged: set[str] = set()  # the rooms a full table being received named
 
     def info(self) -> NodeInfo:
         h = self.head
@@ -249,59 +251,53 @@ class PresenceTable:
         return BeatResult(new, want_full, twin)
 
     def _take_rooms(self, peer: _Peer, msg: dict[str, Any]) -> bool:
-        """Add one message's rooms to ``peer``; return True if its table is out of step."""
-        seq = msg["seq"]
-        if seq < peer.latest:
-            return False  # a part of an older beat arriving late: superseded
-        peer.latest = seq
-        parts = peer.parts.setdefault(seq, {})
-        parts[msg["part"]] = msg["rooms"]
-        for old in [s for s in peer.parts if s < seq]:
-            del peer.parts[old]  # an older beat never completed: it is lost
-        if len(parts) < msg["parts"]:
+        """Apply one message's rooms to ``peer``; return True if its table is out of step.
+
+        Each part is applied as it arrives, so a large table costs many small
+        steps of the loop, not one long one; the sums always match the rooms.
+        A full table also drops, once complete, the rooms it did not name. A
+        delta applies only on top of the beat it names; a beat whose parts do
+        not all arrive leaves the table in step only if a full one follows.
+        """
+        seq, base = msg["seq"], msg["base"]
+        if seq < peer.latest or seq == peer.applied:
+            return False  # a part of an older beat arriving late, or of one complete
+        if seq > peer.latest or not peer.got:
+            if peer.got and peer.applied != peer.latest:
+                peer.applied = None  # the previous beat never completed
+            peer.latest, peer.got, peer.staged = seq, set(), set()
+            peer.ok = base is None or (peer.applied is not None and peer.applied == base)
+            if not peer.ok:
+                peer.applied = None
+                return True
+        if not peer.ok or msg["part"] in peer.got:
             return False
-        del peer.parts[seq]
-        base = msg["base"]
+        peer.got.add(msg["part"])
+        self._apply(peer, msg["rooms"])
         if base is None:
-            self._replace(peer, parts.values())
-        elif peer.applied is not None and peer.applied == base:
-            self._apply(peer, parts.values())
-        else:
-            peer.applied = None
-            return True
-        peer.applied = seq
+            peer.staged.update(msg["rooms"])
+        if len(peer.got) < msg["parts"]:
+            return False
+        if base is None:
+            staged = peer.staged
+            for room in [r for r in peer.rooms if r not in staged]:
+                self._add(room, -peer.rooms.pop(room))
+        peer.applied, peer.got, peer.staged = seq, set(), set()
         return False
 
-    def _replace(self, peer: _Peer, parts: Iterable[dict[str, int]]) -> None:
-        """Make ``peer``'s table the full one in ``parts``; the sums change by the difference."""
-        old = peer.rooms
-        new: dict[str, int] = {}
-        for part in parts:
-            for room, n in part.items():
-                if not isinstance(n, int) or n < 0:
-                    raise TypeError(f"malformed heartbeat: count of room {room!r}")
-                if n:
-                    new[room] = n
-        for room, n in new.items():
-            if n != old.get(room, 0):
-                self._add(room, n - old.get(room, 0))
-        for room, n in old.items():
-            if room not in new:
-                self._add(room, -n)
-        peer.rooms = new
-
-    def _apply(self, peer: _Peer, parts: Iterable[dict[str, int]]) -> None:
-        """Set ``peer``'s count of each room the parts name (0: gone), keeping the sums."""
+    def _apply(self, peer: _Peer, part: dict[str, int]) -> None:
+        """Set ``peer``'s count of each room ``part`` names (0: gone), keeping the sums."""
         rooms = peer.rooms
-        for part in parts:
-            for room, n in part.items():
-                if not isinstance(n, int) or n < 0:
-                    raise TypeError(f"malformed heartbeat: count of room {room!r}")
-                self._add(room, n - rooms.get(room, 0))
+        for room, n in part.items():
+            if not isinstance(n, int) or n < 0:
+                raise TypeError(f"malformed heartbeat: count of room {room!r}")
+            old = rooms.get(room, 0)
+            if n != old:
+                self._add(room, n - old)
                 if n:
                     rooms[room] = n
                 else:
-                    rooms.pop(room, None)
+                    del rooms[room]
 
     def leave(self, node_id: str, pid: int) -> NodeInfo | None:
         """Forget a node that said goodbye; return what was known of it."""
