@@ -47,6 +47,8 @@ MISSED_BEATS = 3
 FULL_EVERY = 10
 #: Roughly how many bytes of room table go into one heartbeat message.
 CHUNK_BYTES = 48 * 1024
+#: How many rooms' totals the table keeps current (the rooms asked about).
+CACHED_ROOMS = 1000
 #: A room's estimated wire size on top of its name (msgpack headers and count).
 _ROOM_OVERHEAD = 4
 
@@ -170,25 +172,29 @@ class BeatResult(NamedTuple):
 
 
 class _Peer:
-    """One other node as the table knows it, and the beat being received from it."""
+    """One other node as the table knows it."""
 
-    __slots__ = ("applied", "got", "head", "latest", "ok", "rooms", "seen", "staged")
+    __slots__ = ("applied", "head", "latest", "parts", "rooms", "seen")
 
     def __init__(self, head: dict[str, Any], now: float) -> None:
         self.head = head
         self.seen = now
         self.rooms: dict[str, int] = {}
         self.applied: int | None = None  # the seq the room table is at; None: unknown
-        self.latest = 0  # the seq of the beat being received (or last received)
-        self.got: set[int] = set()  # its parts received so far
-        self.ok = False  # its parts may be applied (a full table, or a delta in step)
-        self.staged: set[str] = set()  # the rooms a full table being received named
+        self.latest = 0  # the newest seq heard
+        self.parts: dict[int, dict[int, dict[str, int]]] = {}  # seq -> part -> rooms
 
     def info(self) -> NodeInfo:
         h = self.head
         return NodeInfo(
             h["node_id"], h["host"], h["pid"], h["clients"], h["users"], self.rooms, len(self.rooms)
         )
+
+
+def _check_counts(rooms: dict[str, int]) -> None:
+    counts = rooms.values()
+    if set(map(type, counts)) - {int} or (counts and min(counts) < 0):  # C-speed passes
+        raise TypeError("malformed heartbeat: a room count is not a count")
 
 
 def _check_beat(msg: dict[str, Any]) -> None:
@@ -212,23 +218,23 @@ class PresenceTable:
         self._newest: float | None = None  # the latest beat's arrival
         self._unknown = 0  # peers whose room table is not known
         self._clients = 0  # the peers' clients, summed as beats arrive
-        self._rooms: dict[str, int] = {}  # the peers' room members, summed likewise
-
-    def _add(self, room: str, delta: int) -> None:
-        total = self._rooms.get(room, 0) + delta
-        if total > 0:
-            self._rooms[room] = total
-        else:
-            self._rooms.pop(room, None)
+        #: Room totals over the peers, for the rooms asked about (bounded): kept in step
+        #: as tables change, so a repeated room_count is O(1) and a table costs O(cache).
+        self._cached: dict[str, int] = {}
 
     def _forget(self, key: tuple[str, int]) -> NodeInfo:
         peer = self._peers.pop(key)
         self._unknown -= peer.applied is None
         self._clients -= peer.head.get("clients", 0)
-        for room, n in peer.rooms.items():
-            self._add(room, -n)
+        self._shift(peer.rooms, {})
         self._newest = max((p.seen for p in self._peers.values()), default=None)
         return peer.info()
+
+    def _shift(self, old: dict[str, int], new: dict[str, int]) -> None:
+        """A peer's table went from ``old`` to ``new``: move the cached totals with it."""
+        cached = self._cached
+        for room in cached:
+            cached[room] += new.get(room, 0) - old.get(room, 0)
 
     def beat(self, msg: dict[str, Any], now: float) -> BeatResult:
         """Take one heartbeat message; raise ``TypeError`` if it is malformed."""
@@ -251,53 +257,44 @@ class PresenceTable:
         return BeatResult(new, want_full, twin)
 
     def _take_rooms(self, peer: _Peer, msg: dict[str, Any]) -> bool:
-        """Apply one message's rooms to ``peer``; return True if its table is out of step.
-
-        Each part is applied as it arrives, so a large table costs many small
-        steps of the loop, not one long one; the sums always match the rooms.
-        A full table also drops, once complete, the rooms it did not name. A
-        delta applies only on top of the beat it names; a beat whose parts do
-        not all arrive leaves the table in step only if a full one follows.
-        """
-        seq, base = msg["seq"], msg["base"]
+        """Add one message's rooms to ``peer``; return True if its table is out of step."""
+        seq = msg["seq"]
         if seq < peer.latest or seq == peer.applied:
             return False  # a part of an older beat arriving late, or of one complete
-        if seq > peer.latest or not peer.got:
-            if peer.got and peer.applied != peer.latest:
-                peer.applied = None  # the previous beat never completed
-            peer.latest, peer.got, peer.staged = seq, set(), set()
-            peer.ok = base is None or (peer.applied is not None and peer.applied == base)
-            if not peer.ok:
-                peer.applied = None
-                return True
-        if not peer.ok or msg["part"] in peer.got:
+        peer.latest = seq
+        parts = peer.parts.setdefault(seq, {})
+        parts[msg["part"]] = msg["rooms"]
+        for old in [s for s in peer.parts if s < seq]:
+            del peer.parts[old]  # an older beat never completed: it is lost
+        if len(parts) < msg["parts"]:
             return False
-        peer.got.add(msg["part"])
-        self._apply(peer, msg["rooms"])
+        del peer.parts[seq]
+        base = msg["base"]
         if base is None:
-            peer.staged.update(msg["rooms"])
-        if len(peer.got) < msg["parts"]:
-            return False
-        if base is None:
-            staged = peer.staged
-            for room in [r for r in peer.rooms if r not in staged]:
-                self._add(room, -peer.rooms.pop(room))
-        peer.applied, peer.got, peer.staged = seq, set(), set()
+            new = {room: n for part in parts.values() for room, n in part.items() if n}
+            _check_counts(new)
+            self._shift(peer.rooms, new)
+            peer.rooms = new
+        elif peer.applied is not None and peer.applied == base:
+            for part in parts.values():
+                self._apply(peer, part)
+        else:
+            peer.applied = None
+            return True
+        peer.applied = seq
         return False
 
     def _apply(self, peer: _Peer, part: dict[str, int]) -> None:
-        """Set ``peer``'s count of each room ``part`` names (0: gone), keeping the sums."""
-        rooms = peer.rooms
+        """Apply one part of a delta: each room's new count (0: gone)."""
+        _check_counts(part)
+        rooms, cached = peer.rooms, self._cached
         for room, n in part.items():
-            if not isinstance(n, int) or n < 0:
-                raise TypeError(f"malformed heartbeat: count of room {room!r}")
-            old = rooms.get(room, 0)
-            if n != old:
-                self._add(room, n - old)
-                if n:
-                    rooms[room] = n
-                else:
-                    del rooms[room]
+            if room in cached:
+                cached[room] += n - rooms.get(room, 0)
+            if n:
+                rooms[room] = n
+            else:
+                rooms.pop(room, None)
 
     def leave(self, node_id: str, pid: int) -> NodeInfo | None:
         """Forget a node that said goodbye; return what was known of it."""
@@ -326,8 +323,18 @@ class PresenceTable:
         return self._clients
 
     def room_count(self, room: str) -> int:
-        """The members of ``room`` on every node in the table (O(1) likewise)."""
-        return self._rooms.get(room, 0)
+        """The members of ``room`` on every node in the table.
+
+        O(nodes) the first time a room is asked about, then O(1): its total is
+        kept as tables change (for up to :data:`CACHED_ROOMS` rooms).
+        """
+        found = self._cached.get(room)
+        if found is None:
+            found = sum(peer.rooms.get(room, 0) for peer in self._peers.values())
+            if len(self._cached) >= CACHED_ROOMS:
+                self._cached.clear()
+            self._cached[room] = found
+        return found
 
     def __len__(self) -> int:
         return len(self._peers)
