@@ -3,6 +3,7 @@ chunks, gaps, twins and the trust a reader may put in the counts."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import msgpack
@@ -177,3 +178,53 @@ def test_a_negative_room_count_is_malformed() -> None:
     msg = {**Node().beat()[0], "rooms": {"x": -1}}
     with pytest.raises(TypeError):
         PresenceTable().beat(msg, 0)
+
+
+def test_a_repeated_message_changes_nothing() -> None:
+    node = Node({"a": 1})
+    table = PresenceTable()
+    feed(table, node.beat())
+    node.set("b", 2)
+    delta = node.beat()
+    assert not feed(table, delta + delta)
+    assert table.rooms_known and table.room_count("b") == 2
+
+
+def test_parts_of_a_full_table_apply_as_they_arrive_and_drop_the_rest_at_the_end() -> None:
+    node = Node({f"r{i:05d}": 1 for i in range(20_000)})
+    table = PresenceTable()
+    feed(table, node.beat())
+    for i in range(10_000):
+        node.set(f"r{i:05d}", 0)
+    node.set("new", 3)
+    node.planner.want_full()
+    full = node.beat()
+    assert len(full) > 2
+    feed(table, full[:-1])
+    assert table.room_count("r00000") == 1  # a room the new table lacks: counted till the end
+    feed(table, full[-1:])
+    assert table.room_count("r00000") == 0 and table.room_count("new") == 3
+    assert len(table.nodes()[0].rooms) == 10_001 and table.rooms_known
+
+
+def test_cached_room_totals_match_a_recount_through_random_changes() -> None:
+    """Rooms asked about keep their totals in step with fulls, deltas, gaps and departures."""
+    rng = random.Random(7)
+    nodes = {name: Node({f"r{i}": 1 for i in range(5)}) for name in ("a", "b", "c")}
+    table = PresenceTable()
+    for step in range(300):
+        name = rng.choice(list(nodes))
+        node = nodes[name]
+        node.set(f"r{rng.randrange(8)}", rng.randrange(3))
+        if rng.random() < 0.1:
+            node.planner.want_full()
+        messages = [{**m, "node_id": name} for m in node.beat()]
+        if rng.random() < 0.05:
+            continue  # lost: the next delta from this node leaves a gap
+        if feed(table, messages, now=step):
+            node.planner.want_full()
+        if rng.random() < 0.02:
+            table.leave(name, 7)
+        for room in (f"r{i}" for i in range(8)):
+            recount = sum(info.rooms.get(room, 0) for info in table.nodes())
+            assert table.room_count(room) == recount, (step, room)

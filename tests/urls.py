@@ -1,7 +1,10 @@
-"""URLs for the test suite: the hub's health probes."""
+"""URLs for the test suite: the hub's health probes and django-prometheus's ``/metrics``."""
 
 from __future__ import annotations
 
 from django.urls import include, path
 
-urlpatterns = [path("", include("wshub_channels.urls"))]
+urlpatterns = [
+    path("", include("wshub_channels.urls")),
+    path("", include("django_prometheus.urls")),
+]

@@ -31,14 +31,16 @@ Runs on the hub's loop (see :func:`~wshub_channels.publisher.on_home_loop`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import NoResponders
 from .lifecycle import Lifecycle
+from .log import Throttle
 from .metrics import HubSample
-from .presence import NodeInfo
+from .presence import NodeInfo, biggest_rooms
 from .publisher import on_home_loop
 from .queries import (
     ClientInfo,
@@ -51,6 +53,8 @@ from .queries import (
 from .types import Connection
 
 __all__ = ["ClusterQueries"]
+
+_slow_log = Throttle(logging.getLogger("wshub_channels.presence"), 10.0)
 
 #: A table whose newest beat is older than this many intervals is not trusted.
 _STALE = 1.25
@@ -96,8 +100,10 @@ class ClusterQueries(Lifecycle):
             op, *args, expect=len(self.presence) or None, timeout=timeout
         )
         answers = [a for a in replies if isinstance(a, dict) and isinstance(a.get("node"), str)]
-        answered = {a["node"] for a in answers}
-        return answers, sorted(known - answered)
+        missing = sorted(known - {a["node"] for a in answers})
+        if missing:
+            _slow_log.warning("%s: no answer in time from %s", op, ", ".join(missing))
+        return answers, missing
 
     # -- counts -----------------------------------------------------------------------
 
@@ -176,13 +182,15 @@ class ClusterQueries(Lifecycle):
         limit: int = 100,
         offset: int = 0,
         timeout: float | None = None,
+        node: str | None = None,
     ) -> ClusterPage:
         """One page of the clients of the cluster, ordered by (node id, client id).
 
         ``room`` and ``user_id`` filter (both: clients of that user in that
-        room). The per-node counts come from the presence table when it is
-        trusted (no filter or a room), else from a first scatter-gather; then
-        only the nodes the page spans are asked, each for its slice.
+        room); ``node`` keeps only that node's clients. The per-node counts
+        come from the presence table when it is trusted (no filter or a
+        room), else from a first scatter-gather; then only the nodes the page
+        spans are asked, each for its slice.
 
         While the population is steady, consecutive pages neither repeat nor
         skip a client. Under churn, a client that connects or leaves on a node
@@ -208,6 +216,9 @@ class ClusterQueries(Lifecycle):
         else:
             answers, missing = await self._gather("count_clients", room, user_id, timeout=timeout)
             counts.extend((a["node"], a["count"]) for a in answers)
+        if node is not None:
+            counts = [(n, count) for n, count in counts if n == node]
+            missing = [m for m in missing if m == node]
         plan = plan_slices(counts, offset, limit)
         pages = await asyncio.gather(
             *(self._slice(node, room, user_id, off, lim, timeout) for node, off, lim in plan),
@@ -242,8 +253,10 @@ class ClusterQueries(Lifecycle):
     async def nodes(self, timeout: float | None = None) -> list[NodeInfo]:
         """Every node of the cluster (this one included when it serves), by node id.
 
-        From the presence table when it is trusted (with per-room counts),
-        else by scatter-gather (room counts only as ``room_count``).
+        From the presence table when it is trusted, else by scatter-gather;
+        ``room_count`` is always each node's number of rooms, and ``rooms``
+        its per-room counts (a gathered node sends its most populated rooms,
+        as many as fit a quarter of the bus's ``max_payload``).
         """
         await self.start()
         mine = [self.heartbeat.describe()] if self.mode == "server" else []
@@ -309,9 +322,9 @@ class ClusterQueries(Lifecycle):
             return None if found is None else found.describe().to_wire()
 
         async def node_info() -> dict[str, Any]:
-            info = self.heartbeat.describe()
-            wire = info.to_wire()
-            wire["rooms"] = {}
+            wire = self.heartbeat.describe().to_wire()
+            budget = (self.layer.transport.max_payload or 1 << 20) // 4
+            wire["rooms"] = biggest_rooms(wire["rooms"], budget)
             return {"node": node, "info": wire}
 
         async def user_digest_op(bucket: int, buckets: int) -> dict[str, Any]:

@@ -179,10 +179,12 @@ class Lifecycle(Stopping):
             self._set_state("running")
 
     async def _sample_metrics(self) -> None:
-        """Give the collector a :class:`HubSample` every ``sample_interval`` seconds."""
+        """Give the collector a :class:`HubSample` every ``sample_interval`` seconds
+        (or every ``PRESENCE_INTERVAL``, when that is shorter)."""
         seen = self.layer.stats.snapshot()
         while self.running:
-            await asyncio.sleep(self.metrics.sample_interval or 5.0)
+            wanted = self.metrics.sample_interval or 5.0
+            await asyncio.sleep(min(wanted, self.settings.presence_interval))
             now = self.layer.stats.snapshot()
             grown = {name: value - seen.get(name, 0) for name, value in now.items()}
             seen = now

@@ -39,12 +39,16 @@ __all__ = [
     "BeatResult",
     "NodeInfo",
     "PresenceTable",
+    "biggest_rooms",
+    "split_rooms",
 ]
 
 MISSED_BEATS = 3
 FULL_EVERY = 10
 #: Roughly how many bytes of room table go into one heartbeat message.
 CHUNK_BYTES = 48 * 1024
+#: How many rooms' totals the table keeps current (the rooms asked about).
+CACHED_ROOMS = 1000
 #: A room's estimated wire size on top of its name (msgpack headers and count).
 _ROOM_OVERHEAD = 4
 
@@ -84,6 +88,18 @@ class NodeInfo:
 
 _INFO_FIELDS = ("node_id", "host", "pid", "clients", "users", "rooms", "room_count")
 _HEAD_FIELDS = ("node_id", "host", "pid", "clients", "users")
+
+
+def biggest_rooms(rooms: dict[str, int], budget: int) -> dict[str, int]:
+    """The most populated rooms whose wire size fits ``budget`` bytes (all of them if they fit)."""
+    picked: dict[str, int] = {}
+    size = 0
+    for room, count in sorted(rooms.items(), key=lambda item: -item[1]):
+        size += len(room.encode("utf-8")) + _ROOM_OVERHEAD
+        if size > budget:
+            break
+        picked[room] = count
+    return picked
 
 
 def split_rooms(rooms: dict[str, int], budget: int = CHUNK_BYTES) -> list[dict[str, int]]:
@@ -175,6 +191,12 @@ class _Peer:
         )
 
 
+def _check_counts(rooms: dict[str, int]) -> None:
+    counts = rooms.values()
+    if set(map(type, counts)) - {int} or (counts and min(counts) < 0):  # C-speed passes
+        raise TypeError("malformed heartbeat: a room count is not a count")
+
+
 def _check_beat(msg: dict[str, Any]) -> None:
     for name in ("pid", "clients", "users", "seq", "part", "parts"):
         if not isinstance(msg.get(name), int):
@@ -196,23 +218,23 @@ class PresenceTable:
         self._newest: float | None = None  # the latest beat's arrival
         self._unknown = 0  # peers whose room table is not known
         self._clients = 0  # the peers' clients, summed as beats arrive
-        self._rooms: dict[str, int] = {}  # the peers' room members, summed likewise
-
-    def _add(self, room: str, delta: int) -> None:
-        total = self._rooms.get(room, 0) + delta
-        if total > 0:
-            self._rooms[room] = total
-        else:
-            self._rooms.pop(room, None)
+        #: Room totals over the peers, for the rooms asked about (bounded): kept in step
+        #: as tables change, so a repeated room_count is O(1) and a table costs O(cache).
+        self._cached: dict[str, int] = {}
 
     def _forget(self, key: tuple[str, int]) -> NodeInfo:
         peer = self._peers.pop(key)
         self._unknown -= peer.applied is None
         self._clients -= peer.head.get("clients", 0)
-        for room, n in peer.rooms.items():
-            self._add(room, -n)
+        self._shift(peer.rooms, {})
         self._newest = max((p.seen for p in self._peers.values()), default=None)
         return peer.info()
+
+    def _shift(self, old: dict[str, int], new: dict[str, int]) -> None:
+        """A peer's table went from ``old`` to ``new``: move the cached totals with it."""
+        cached = self._cached
+        for room in cached:
+            cached[room] += new.get(room, 0) - old.get(room, 0)
 
     def beat(self, msg: dict[str, Any], now: float) -> BeatResult:
         """Take one heartbeat message; raise ``TypeError`` if it is malformed."""
@@ -237,8 +259,8 @@ class PresenceTable:
     def _take_rooms(self, peer: _Peer, msg: dict[str, Any]) -> bool:
         """Add one message's rooms to ``peer``; return True if its table is out of step."""
         seq = msg["seq"]
-        if seq < peer.latest:
-            return False  # a part of an older beat arriving late: superseded
+        if seq < peer.latest or seq == peer.applied:
+            return False  # a part of an older beat arriving late, or of one complete
         peer.latest = seq
         parts = peer.parts.setdefault(seq, {})
         parts[msg["part"]] = msg["rooms"]
@@ -249,30 +271,30 @@ class PresenceTable:
         del peer.parts[seq]
         base = msg["base"]
         if base is None:
-            for room, n in peer.rooms.items():
-                self._add(room, -n)
-            peer.rooms = {}
-            self._apply(peer, parts.values())
+            new = {room: n for part in parts.values() for room, n in part.items() if n}
+            _check_counts(new)
+            self._shift(peer.rooms, new)
+            peer.rooms = new
         elif peer.applied is not None and peer.applied == base:
-            self._apply(peer, parts.values())
+            for part in parts.values():
+                self._apply(peer, part)
         else:
             peer.applied = None
             return True
         peer.applied = seq
         return False
 
-    def _apply(self, peer: _Peer, parts: Iterable[dict[str, int]]) -> None:
-        """Set ``peer``'s count of each room the parts name (0: gone), keeping the sums."""
-        rooms = peer.rooms
-        for part in parts:
-            for room, n in part.items():
-                if not isinstance(n, int) or n < 0:
-                    raise TypeError(f"malformed heartbeat: count of room {room!r}")
-                self._add(room, n - rooms.get(room, 0))
-                if n:
-                    rooms[room] = n
-                else:
-                    rooms.pop(room, None)
+    def _apply(self, peer: _Peer, part: dict[str, int]) -> None:
+        """Apply one part of a delta: each room's new count (0: gone)."""
+        _check_counts(part)
+        rooms, cached = peer.rooms, self._cached
+        for room, n in part.items():
+            if room in cached:
+                cached[room] += n - rooms.get(room, 0)
+            if n:
+                rooms[room] = n
+            else:
+                rooms.pop(room, None)
 
     def leave(self, node_id: str, pid: int) -> NodeInfo | None:
         """Forget a node that said goodbye; return what was known of it."""
@@ -301,8 +323,18 @@ class PresenceTable:
         return self._clients
 
     def room_count(self, room: str) -> int:
-        """The members of ``room`` on every node in the table (O(1) likewise)."""
-        return self._rooms.get(room, 0)
+        """The members of ``room`` on every node in the table.
+
+        O(nodes) the first time a room is asked about, then O(1): its total is
+        kept as tables change (for up to :data:`CACHED_ROOMS` rooms).
+        """
+        found = self._cached.get(room)
+        if found is None:
+            found = sum(peer.rooms.get(room, 0) for peer in self._peers.values())
+            if len(self._cached) >= CACHED_ROOMS:
+                self._cached.clear()
+            self._cached[room] = found
+        return found
 
     def __len__(self) -> int:
         return len(self._peers)

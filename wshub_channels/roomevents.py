@@ -38,11 +38,21 @@ class RoomEvents:
     def __init__(self, layer: HubLayer, registry: Registry) -> None:
         self.layer = layer
         self.registry = registry
+        #: room -> the local members that opted in (so an event never scans a whole room)
+        self.watchers: dict[str, set[str]] = {}
 
     async def announce(self, client: Connection, room: str, event: str) -> None:
         """Tell ``room``'s members, on every node, that ``client`` joined or left it."""
         if not client.room_presence(room):
             return
+        if event == "joined":
+            self.watchers.setdefault(room, set()).add(client.id)
+        else:
+            watching = self.watchers.get(room)
+            if watching is not None:
+                watching.discard(client.id)
+                if not watching:
+                    del self.watchers[room]
         news = RoomEvent(room, event, client.id, client.user_id, self.layer.node_id)
         payload = pack_value(news.to_wire()) if self.layer.shared else b""
 
@@ -63,11 +73,9 @@ class RoomEvents:
 
     def deliver(self, news: RoomEvent) -> None:
         """Call ``on_room_presence`` of each local member that wants it (not the subject)."""
-        members = [
-            c
-            for c in self.registry.room_clients(news.room)
-            if c.id != news.client_id and not c.is_closed and c.room_presence(news.room)
-        ]
+        watching = self.watchers.get(news.room, ())
+        found = (self.registry.get(i) for i in watching if i != news.client_id)
+        members = [c for c in found if c is not None and not c.is_closed]
         if members:
             spawn(_tell(members, news), "room presence event")
 
