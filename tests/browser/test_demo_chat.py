@@ -27,12 +27,16 @@ LOGIN = ("ada", "a-demo-password-1")
 
 
 @pytest.fixture(scope="module")
-def server(asgi_server: StartAsgiServer, tmp_path_factory: pytest.TempPathFactory) -> AsgiServer:
+def server(
+    asgi_server: StartAsgiServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AsgiServer]:
     db: Path = tmp_path_factory.mktemp("demo-db") / "db.sqlite3"
     env = demo_env(db, DEMO_ROOM_SIZE=str(ROOM_SIZE), DEMO_RATE=str(RATE))
     migrate(env)
     create_user(env, *LOGIN)
-    return asgi_server("daphne", DEMO_APP, env)
+    started = asgi_server("daphne", DEMO_APP, env)
+    yield started
+    started.stop()  # not at the end of the session: later tests need the CPU
 
 
 @pytest.fixture

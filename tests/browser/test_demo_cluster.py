@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def nodes(
     asgi_server: StartAsgiServer, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> list[AsgiServer]:
+) -> Iterator[list[AsgiServer]]:
     db: Path = tmp_path_factory.mktemp("demo-cluster-db") / "db.sqlite3"
     env = demo_env(
         db,
@@ -39,7 +39,10 @@ def nodes(
         WSHUB_PRESENCE_INTERVAL=str(scaled(INTERVAL)),
     )
     migrate(env)
-    return [asgi_server("daphne", DEMO_APP, env), asgi_server("uvicorn", DEMO_APP, env)]
+    started = [asgi_server("daphne", DEMO_APP, env), asgi_server("uvicorn", DEMO_APP, env)]
+    yield started
+    for node in started:
+        node.stop()  # not at the end of the session: later tests need the CPU
 
 
 @pytest.fixture

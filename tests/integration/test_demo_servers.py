@@ -9,6 +9,7 @@ refused join of the members room.
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import urllib.error
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -114,9 +116,7 @@ def test_the_demo_serves_pages_probes_and_the_chat(server: AsgiServer) -> None:
     status, page = person.post("/nickname", {"nick": nick, "room": "lobby"})
     assert status == 200 and 'id="chat"' in page  # redirected to the chat page
 
-    headers = {"Cookie": person.cookie_header()}
-    url = server.ws_url("/ws/chat/")
-    with connect(url, origin=Origin(server.http_url), additional_headers=headers, proxy=None) as ws:
+    with chat_socket(server, person) as ws:
         hello = receive(ws, "hello")
         assert hello["nick"] == nick
         assert {"lobby", "members", "random"} <= {r["name"] for r in receive(ws, "rooms")["rooms"]}
@@ -127,3 +127,60 @@ def test_the_demo_serves_pages_probes_and_the_chat(server: AsgiServer) -> None:
         assert receive(ws, "message")["text"] == "<b>hi</b>"
         ws.send(json.dumps({"type": "join", "room": "members"}))
         assert receive(ws, "error")["code"] == "login_required"
+
+
+def chat_socket(server: AsgiServer, person: Browserless) -> ClientConnection:
+    headers = {"Cookie": person.cookie_header()}
+    return connect(
+        server.ws_url("/ws/chat/"),
+        origin=Origin(server.http_url),
+        additional_headers=headers,
+        proxy=None,
+    )
+
+
+def with_nickname(server: AsgiServer, nick: str) -> Browserless:
+    person = Browserless(server.http_url)
+    person.get("/")
+    status, _ = person.post("/nickname", {"nick": nick})
+    assert status == 200
+    return person
+
+
+def closed_with(ws: ClientConnection) -> tuple[int | None, list[dict[str, Any]]]:
+    """Read until the server closes; return the close code and what came before it."""
+    seen: list[dict[str, Any]] = []
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            seen.extend(json.loads(line) for line in str(ws.recv(timeout=t(10))).split("\n"))
+    return ws.close_code, seen
+
+
+@pytest.mark.parametrize("server", ["uvicorn"], indirect=True)
+def test_two_people_who_picked_one_nickname_at_once_the_later_connection_gives_way(
+    server: AsgiServer,
+) -> None:
+    """Both forms passed while neither was connected; the first to connect keeps it."""
+    nick = f"twin-{uuid.uuid4().hex[:6]}"
+    first, second = with_nickname(server, nick), with_nickname(server, nick)
+    with chat_socket(server, first) as kept:
+        assert receive(kept, "hello")["nick"] == nick
+        with chat_socket(server, second) as refused:
+            code, seen = closed_with(refused)
+        assert code == 4409
+        assert [m["code"] for m in seen if m["type"] == "error"] == ["nickname_taken"]
+        kept.send(json.dumps({"type": "join", "room": "lobby"}))
+        assert receive(kept, "joined")["room"] == "lobby"  # the first one is unharmed
+
+
+@pytest.mark.parametrize("server", ["daphne"], indirect=True)
+def test_tabs_of_one_nickname_are_limited_per_node(server: AsgiServer) -> None:
+    """max_connections_per_user (8): the ninth tab is closed with 1013 (4013 under daphne)."""
+    person = with_nickname(server, f"tabs-{uuid.uuid4().hex[:6]}")
+    with contextlib.ExitStack() as tabs:
+        for _ in range(8):
+            receive(tabs.enter_context(chat_socket(server, person)), "hello")
+        with chat_socket(server, person) as ninth:
+            code, seen = closed_with(ninth)
+        assert code == 4013
+        assert not [m for m in seen if m["type"] == "hello"]
