@@ -44,12 +44,12 @@ async def room_listing(hub: Hub) -> list[dict[str, Any]]:
     for info in infos:
         names.update(info.rooms)
     others = [info for info in infos if info.node_id != hub.node_id]
-    if all(info.rooms or not info.room_count for info in others):
+    if all(len(info.rooms) >= info.room_count for info in others):  # every table complete
         counts = {
             name: hub.room_count(name) + sum(info.rooms.get(name, 0) for info in others)
             for name in names
         }
-    else:  # the presence table is still filling: ask for each count
+    else:  # the table is still filling (a gathered node lists only its largest rooms)
         counts = {name: await hub.global_room_count(name) for name in names}
     ordered = sorted(names, key=lambda name: (name not in DEFAULT_ROOMS, -counts[name], name))
     return [
