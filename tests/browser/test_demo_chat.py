@@ -84,6 +84,7 @@ def test_html_in_a_message_shows_as_text(server: AsgiServer, people: Crowd) -> N
     sly.say("hi")
     expect(victim.messages.last.locator(".from")).to_have_text("<i>sly</i>")
     assert victim.page.locator("#messages i, #people i").count() == 0
+    screenshot(victim.page, "markup-as-text")
 
 
 def test_a_direct_message_reaches_every_tab_of_its_target_and_no_one_else(
