@@ -118,7 +118,10 @@ WSHUB = {
     "MIDDLEWARE": [
         "wshub_channels.middleware.recovery_middleware",
         "wshub_channels.middleware.logging_middleware",
+        "wshub_channels.middleware.metrics_middleware",  # message handling latency
     ],
+    # wshub_* series on django-prometheus's /metrics
+    "METRICS": "wshub_channels.metrics.prometheus.PrometheusMetrics",
 }
 
 LOGGING = {

@@ -127,6 +127,9 @@ def test_the_demo_serves_pages_probes_and_the_chat(server: AsgiServer) -> None:
         assert receive(ws, "message")["text"] == "<b>hi</b>"
         ws.send(json.dumps({"type": "join", "room": "members"}))
         assert receive(ws, "error")["code"] == "login_required"
+        metrics = person.get("/metrics")[1]
+        assert "wshub_connections_active 1.0" in metrics
+        assert "wshub_messages_received_total 3.0" in metrics  # join, say, join
 
 
 def chat_socket(server: AsgiServer, person: Browserless) -> ClientConnection:
