@@ -16,6 +16,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "channels",
     "wshub_channels",
 ]
@@ -45,3 +46,4 @@ DATABASES = {
     }
 }
 ROOT_URLCONF = "tests.admin_urls"
+STATIC_URL = "/static/"

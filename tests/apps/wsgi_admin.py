@@ -4,7 +4,8 @@
 ``WSHUB_ADMIN_DB``, creates three users (password ``pw``): ``boss`` (staff,
 may view and change the hub's pages), ``viewer`` (staff, may only view) and
 ``plain`` (not staff), prints ``ready`` and serves on 127.0.0.1:PORT with
-wsgiref, one thread per request. Its hub runs in publisher mode.
+wsgiref, one thread per request, static files included. Its hub runs in
+publisher mode.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import django
 django.setup()
 
 from django.contrib.auth.models import Permission, User  # noqa: E402
+from django.contrib.staticfiles.handlers import StaticFilesHandler  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
@@ -46,8 +48,7 @@ def make_users() -> None:
 if __name__ == "__main__":
     call_command("migrate", verbosity=0, interactive=False)
     make_users()
-    server = make_server(
-        "127.0.0.1", int(sys.argv[1]), get_wsgi_application(), ThreadingServer, QuietHandler
-    )
+    app = StaticFilesHandler(get_wsgi_application())  # the admin's CSS, as in production
+    server = make_server("127.0.0.1", int(sys.argv[1]), app, ThreadingServer, QuietHandler)
     print("ready", flush=True)
     server.serve_forever()

@@ -12,31 +12,19 @@ import asyncio
 import http.cookiejar
 import re
 import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.integration.buses import Bus, node_env
 from tests.integration.peer import Peer
-from tests.rig.servers import (
-    LOCALHOST,
-    REPO_ROOT,
-    AsgiServer,
-    StartAsgiServer,
-    free_port,
-    server_env,
-    spawn,
-    stop_process,
-)
-from tests.rig.timing import wait_until
+from tests.rig.admin import AdminServer, start_admin_server
+from tests.rig.servers import AsgiServer, StartAsgiServer
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.integration
@@ -65,37 +53,12 @@ def nodes(asgi_server: StartAsgiServer, bus: Bus, prefix: str) -> Iterator[list[
         server.stop()
 
 
-@dataclass
-class AdminServer:
-    url: str
-    log: Path
-
-
 @pytest.fixture(scope="module")
 def admin_server(
     bus: Bus, prefix: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AdminServer]:
-    scratch = tmp_path_factory.mktemp("admin")
-    port = free_port()
-    env = server_env(
-        {
-            **node_env(bus, prefix),
-            "DJANGO_SETTINGS_MODULE": "tests.admin_settings",
-            "WSHUB_ADMIN_DB": str(scratch / "admin.sqlite3"),
-        }
-    )
-    log = scratch / "wsgi.log"
-    proc = spawn(
-        [sys.executable, "-m", "tests.apps.wsgi_admin", str(port)],
-        log_path=log,
-        env=env,
-        cwd=REPO_ROOT,
-    )
-    try:
-        wait_until(lambda: "ready" in log.read_text(), scaled(30), interval=0.05)
-        yield AdminServer(f"http://{LOCALHOST}:{port}", log)
-    finally:
-        stop_process(proc)
+    with start_admin_server(node_env(bus, prefix), tmp_path_factory.mktemp("admin")) as server:
+        yield server
 
 
 class Browser:
