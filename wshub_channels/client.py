@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .errors import ConnectionClosed
 from .layers.envelope import pack_message
 from .layers.names import channel_node, validate_user_id
+from .log import Throttle
 from .message import dump_json
 from .outbound import Outbound, _payload, data_size, text_frame
 from .queries import ClientInfo
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["HubClient"]
 
 logger = logging.getLogger("wshub_channels.consumer")
+#: Under daphne every 1xxx close falls back to 4xxx: say so at most once a minute.
+_fallback_log = Throttle(logger, 60.0)
 
 
 class HubClient:
@@ -227,7 +230,9 @@ class HubClient:
                 return
             # daphne (autobahn) sends only 1000 and 3000-4999: send 4xxx for 1xxx there.
             fallback = code + 3000
-            logger.info("server refused close code %d for %s; sent %d", code, self.id, fallback)
+            _fallback_log.info(
+                "server refused close code %d (%s); sent %d", code, self.id, fallback
+            )
             message["code"] = fallback
             with contextlib.suppress(Exception):
                 await self._asgi_send(message)
