@@ -23,7 +23,7 @@ from .layers.envelope import pack_message
 from .layers.names import channel_node, validate_user_id
 from .log import Throttle
 from .message import dump_json
-from .outbound import Outbound, _payload, data_size, text_frame
+from .outbound import Outbound, data_size, frame_payload, text_frame
 from .queries import ClientInfo
 from .types import AsgiMessage, AsgiSend, Connection, Data
 
@@ -167,7 +167,7 @@ class HubClient:
         if sent:
             metrics = self.hub.metrics
             metrics.increment_messages_sent(1)
-            metrics.record_bytes_sent(data_size(_payload(message)))
+            metrics.record_bytes_sent(data_size(frame_payload(message)))
 
     async def send_data(self, data: Data, timeout: float | None = None) -> None:
         """Send ``str`` as a text frame and ``bytes`` as a binary frame; else ``TypeError``."""

@@ -35,7 +35,15 @@ from .errors import ConnectionClosed, SendBufferFull
 from .sendqueue import Frame, Offer, SendQueue
 from .types import AsgiMessage, AsgiSend
 
-__all__ = ["AsgiMessage", "AsgiSend", "DropHandler", "Outbound", "text_frame"]
+__all__ = [
+    "AsgiMessage",
+    "AsgiSend",
+    "DropHandler",
+    "Outbound",
+    "data_size",
+    "frame_payload",
+    "text_frame",
+]
 
 DropHandler = Callable[[Frame], None]
 
@@ -52,7 +60,8 @@ def data_size(data: str | bytes) -> int:
     return len(data.encode("utf-8")) if isinstance(data, str) else len(data)
 
 
-def _payload(message: AsgiMessage) -> Frame:
+def frame_payload(message: AsgiMessage) -> Frame:
+    """The text or bytes a ``websocket.send`` message carries."""
     text: str | None = message.get("text")
     if text is not None:
         return text
@@ -123,7 +132,7 @@ class Outbound:
             self.sent += 1
             self._write_now(message)
             return True
-        accepted = self._apply(self._queue.offer(_payload(message)))
+        accepted = self._apply(self._queue.offer(frame_payload(message)))
         self.sent += accepted
         return accepted
 
