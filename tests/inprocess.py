@@ -10,19 +10,21 @@ gets its own hub.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from channels.layers import channel_layers
+from django.test import override_settings
 
 from wshub_channels import HubConsumer
 from wshub_channels.layers import InMemoryHubLayer
 from wshub_channels.testing import HubCommunicator, scaled
 
-__all__ = ["WAIT", "Clients", "Conn", "private_layer"]
+__all__ = ["WAIT", "Clients", "Conn", "hub_clients", "private_layer"]
 
 WAIT = scaled(2)
+C = TypeVar("C", bound="Clients")
 
 
 @dataclass
@@ -81,3 +83,19 @@ async def private_layer(alias: str) -> AsyncIterator[InMemoryHubLayer]:
             channel_layers.backends.pop(alias, None)
         else:
             channel_layers.set(alias, previous)
+
+
+@asynccontextmanager
+async def hub_clients(
+    alias: str, wshub: dict[str, Any] | None = None, kind: type[C] | None = None
+) -> AsyncIterator[C]:
+    """A private layer under ``alias`` (and ``WSHUB`` overridden by ``wshub``), and a
+    :class:`Clients` of ``kind`` whose connections are closed at the end."""
+    settings = nullcontext() if wshub is None else override_settings(WSHUB=wshub)
+    with settings:
+        async with private_layer(alias):
+            made = (kind or Clients)()
+            try:
+                yield made
+            finally:
+                await made.close_all()

@@ -19,7 +19,7 @@ from channels.layers import channel_layers
 from django.dispatch import Signal
 from django.test import override_settings
 
-from tests.inprocess import WAIT, Clients, private_layer
+from tests.inprocess import WAIT, Clients, hub_clients
 from tests.rig.timing import async_wait_until
 from wshub_channels import HubConsumer, JsonHubConsumer, Message, get_hub, signals
 from wshub_channels import consumer as consumer_module
@@ -217,13 +217,9 @@ class FakeUser:
 @pytest.fixture
 async def clients() -> AsyncIterator[Clients]:
     recorded.clear()
-    async with private_layer(ALIAS):
-        made = Clients()
-        try:
-            yield made
-        finally:
-            await made.close_all()
-            recorded.clear()
+    async with hub_clients(ALIAS) as made:
+        yield made
+    recorded.clear()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 from django.test import override_settings
 
-from tests.inprocess import WAIT, Clients, Conn, private_layer
+from tests.inprocess import WAIT, Clients, Conn, hub_clients
 from wshub_channels import HubConsumer, get_hub
 from wshub_channels.errors import (
     AlreadyInRoom,
@@ -60,12 +60,8 @@ class Peers(Clients):
 
 @pytest.fixture
 async def clients() -> AsyncIterator[Peers]:
-    async with private_layer(ALIAS):
-        made = Peers()
-        try:
-            yield made
-        finally:
-            await made.close_all()
+    async with hub_clients(ALIAS, kind=Peers) as made:
+        yield made
 
 
 def hub() -> Hub:

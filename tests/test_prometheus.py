@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from django.test import override_settings
 from prometheus_client import CollectorRegistry
 
-from tests.inprocess import Clients, private_layer
+from tests.inprocess import Clients, hub_clients
 from tests.rig.timing import async_wait_until
 from wshub_channels import HubConsumer
 from wshub_channels.metrics import HubSample
@@ -51,11 +50,8 @@ async def clients() -> AsyncIterator[Clients]:
         "LIMITS": {"max_connections": 2},
         "MIDDLEWARE": ["wshub_channels.middleware.metrics_middleware"],
     }
-    async with private_layer(ALIAS):
-        with override_settings(WSHUB=settings):
-            made = Clients()
-            yield made
-            await made.close_all()
+    async with hub_clients(ALIAS, settings) as made:
+        yield made
 
 
 async def test_a_workload_shows_in_the_wshub_series(clients: Clients) -> None:

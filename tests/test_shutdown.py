@@ -17,9 +17,8 @@ from collections.abc import AsyncIterator, Iterator
 from types import FrameType
 
 import pytest
-from django.test import override_settings
 
-from tests.inprocess import WAIT, Clients, private_layer
+from tests.inprocess import WAIT, Clients, hub_clients
 from tests.rig.timing import async_wait_until
 from tests.test_stopping import ALIAS, Leaver, closed_with
 from wshub_channels import get_hub
@@ -53,13 +52,8 @@ def server_handler() -> Iterator[ServerHandler]:
 @pytest.fixture
 async def clients() -> AsyncIterator[Clients]:
     settings = {"CHANNEL_LAYER": ALIAS, "DRAIN_TIMEOUT": scaled(5), "DRAIN_BATCH": 10}
-    with override_settings(WSHUB=settings):
-        async with private_layer(ALIAS):
-            made = Clients()
-            try:
-                yield made
-            finally:
-                await made.close_all()
+    async with hub_clients(ALIAS, settings) as made:
+        yield made
 
 
 def hub() -> Hub:

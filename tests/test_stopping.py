@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from django.test import override_settings
 
-from tests.inprocess import WAIT, Clients, Conn, private_layer
+from tests.inprocess import WAIT, Clients, Conn, hub_clients
 from wshub_channels import HubConsumer, get_hub, signals
 from wshub_channels.conf import parse_settings
 from wshub_channels.drain import DRAIN_INTERVAL
@@ -43,13 +42,8 @@ class Leaver(HubConsumer):
 async def clients() -> AsyncIterator[Clients]:
     CLOSED.clear()
     settings = {"CHANNEL_LAYER": ALIAS, "DRAIN_TIMEOUT": scaled(5), "DRAIN_BATCH": 2}
-    with override_settings(WSHUB=settings):
-        async with private_layer(ALIAS):
-            made = Clients()
-            try:
-                yield made
-            finally:
-                await made.close_all()
+    async with hub_clients(ALIAS, settings) as made:
+        yield made
 
 
 def hub() -> Hub:
