@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -27,7 +25,7 @@ from tests.integration.buses import Bus, node_env
 from tests.integration.drainkit import APP, aprobe, exit_of, refused_status
 from tests.integration.peer import Peer
 from tests.rig.brokers import start_redis_server
-from tests.rig.servers import REPO_ROOT, AsgiServer, StartAsgiServer, server_env
+from tests.rig.servers import AsgiServer, StartAsgiServer, manage
 from tests.rig.timing import async_wait_until
 from wshub_channels.testing import scaled
 
@@ -168,17 +166,6 @@ async def test_drainz_from_loopback_with_a_token_and_refused_otherwise(
         assert status == -15
 
 
-def _wshub_drain(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "django", "wshub_drain", *args],
-        env=server_env(env),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=scaled(30),
-    )
-
-
 async def test_wshub_drain_lists_the_nodes_and_drains_one_of_a_live_cluster(
     asgi_server: StartAsgiServer, redis_url: str
 ) -> None:
@@ -192,15 +179,17 @@ async def test_wshub_drain_lists_the_nodes_and_drains_one_of_a_live_cluster(
     ids = [(await peer.call("health"))["node_id"] for peer in peers]
     tool = node_env(bus, prefix, 2)
 
-    listed = await asyncio.to_thread(_wshub_drain, tool)
+    listed = await asyncio.to_thread(manage, tool, "wshub_drain")
     assert listed.returncode == 0, listed.stderr
     rows = [line.split() for line in listed.stdout.splitlines()[1:]]
     assert sorted((row[0], row[3]) for row in rows) == sorted((i, "1") for i in ids)
 
-    missing = await asyncio.to_thread(_wshub_drain, tool, "--node", "nosuchnode12")
+    missing = await asyncio.to_thread(manage, tool, "wshub_drain", "--node", "nosuchnode12")
     assert missing.returncode == 1 and "no node 'nosuchnode12'" in missing.stderr
 
-    drained = await asyncio.to_thread(_wshub_drain, tool, "--node", ids[0], "--timeout", "0")
+    drained = await asyncio.to_thread(
+        manage, tool, "wshub_drain", "--node", ids[0], "--timeout", "0"
+    )
     assert drained.returncode == 0, drained.stderr
     assert drained.stdout.strip() == f"node {ids[0]} is draining (1 client(s) connected)"
     await asyncio.wait_for(peers[0].ws.wait_closed(), scaled(5))

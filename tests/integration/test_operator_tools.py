@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +15,7 @@ import pytest
 
 from tests.integration.buses import Bus, node_env
 from tests.integration.peer import Peer
-from tests.rig.servers import REPO_ROOT, AsgiServer, StartAsgiServer, free_port, server_env
+from tests.rig.servers import AsgiServer, StartAsgiServer, free_port, manage
 from tests.rig.timing import async_wait_until
 from wshub_channels.testing import scaled
 
@@ -56,17 +54,6 @@ async def crowd(nodes: list[AsgiServer]) -> AsyncIterator[list[Peer]]:
     yield peers
     for peer in peers:
         await peer.close()
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        env=server_env(env),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=scaled(60),
-    )
 
 
 async def test_wshub_status_reports_both_nodes_and_the_counts(

@@ -35,6 +35,7 @@ __all__ = [
     "StartAsgiServer",
     "asgi_command",
     "free_port",
+    "manage",
     "pid_exists",
     "port_accepts",
     "scratch_dir",
@@ -359,3 +360,18 @@ def start_asgi_server(
             f"{kind} serving {app} on port {port} {reason}.\n--- tail of {log_path} ---\n{log}"
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def manage(
+    env: Mapping[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``django-admin <args>`` (a management command) in a server's environment; bounded
+    by ``timeout`` test units."""
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        env=server_env(env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=t(timeout),
+    )
