@@ -10,6 +10,7 @@ Each hub has its own alias, and real ``HubConsumer`` connections through
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -245,3 +246,22 @@ async def test_a_missed_delta_is_healed_by_asking_for_the_full_table(
     await until(lambda: hubs[0].presence.room_count("lost") == 1 and hubs[0].table_trusted(True))
     assert asyncio.get_running_loop().time() - start <= 2 * INTERVAL + INTERVAL / 2
     assert await hubs[0].global_room_count("lost") == 1
+
+
+async def test_a_table_still_filling_does_not_cut_a_gather_short() -> None:
+    """A hub that has not listened an interval may know only some nodes: its gathers wait
+    for every listener the bus counts, not for the nodes its table happens to hold."""
+    clients = Clients()
+    async with memory_cluster(3, {"PRESENCE_INTERVAL": scaled(30)}) as (first, second, late):
+        await first.start()
+        await second.start()
+        await connect(clients, 0)
+        await connect(clients, 1)
+        await late.start()
+        await until(lambda: len(late.presence) == 2)
+        late.presence.leave(second.node_id, os.getpid())  # as if its beat were not in yet
+        assert len(late.presence) == 1 and not late.table_trusted()
+        assert await late.global_client_count() == 2
+        page = await late.cluster_clients()
+        assert page.total == 2 and len(page.items) == 2
+        await clients.close_all()

@@ -76,10 +76,11 @@ class ClusterQueries(Lifecycle):
             return False
         return not rooms or table.rooms_known
 
-    def _listened(self) -> bool:
-        """True on a serving node that has heard the bus for at least one interval."""
+    def _listened(self, any_mode: bool = False) -> bool:
+        """True when this hub has heard the bus for at least one interval (and serves,
+        unless ``any_mode``: a publisher hears the beats too)."""
         since = self.heartbeat.listening_since
-        if self.mode != "server" or since is None:
+        if (self.mode != "server" and not any_mode) or since is None:
             return False
         return asyncio.get_running_loop().time() - since >= self.settings.presence_interval
 
@@ -88,17 +89,20 @@ class ClusterQueries(Lifecycle):
     ) -> tuple[list[dict[str, Any]], list[str]]:
         """Ask every other node; return the answers and the known nodes that did not answer.
 
-        The gather ends once every node in the table answered. A serving node
-        that has listened for an interval and knows no other node is most
-        likely alone: it still asks, but waits at most a quarter interval.
+        The gather ends once every node in the table answered, when the table
+        has had an interval to fill (else when every listener the bus counted
+        answered, or at the timeout). A serving node that has listened for an
+        interval and knows no other node is most likely alone: it still asks,
+        but waits at most a quarter interval.
         """
         known = {info.node_id for info in self.presence.nodes()}
         if not known and self._listened():
             wait = self.layer.request_timeout if timeout is None else timeout
             timeout = min(wait, self.settings.presence_interval / 4)
-        replies = await self.layer.gather_call(
-            op, *args, expect=len(self.presence) or None, timeout=timeout
-        )
+        # The table's size ends the gather early only once it has had an interval to
+        # fill: a table still filling would cut the gather short of nodes not heard yet.
+        expect = len(self.presence) if known and self._listened(any_mode=True) else None
+        replies = await self.layer.gather_call(op, *args, expect=expect, timeout=timeout)
         answers = [a for a in replies if isinstance(a, dict) and isinstance(a.get("node"), str)]
         missing = sorted(known - {a["node"] for a in answers})
         if missing:

@@ -152,11 +152,10 @@ async def test_metrics_add_up_over_two_processes_in_multiprocess_mode(
         asgi_server("uvicorn", APP, {**node_env(bus, prefix, i, METRICS=PROMETHEUS), **shared})
         for i in range(2)
     ]
+    peers: list[Peer] = []
     try:
-        peers = [
-            await Peer.open(servers[i % 2].ws_url("/ws/control/") + "?rooms=green")
-            for i in range(4)
-        ]
+        for i in range(4):
+            peers.append(await Peer.open(servers[i % 2].ws_url("/ws/control/") + "?rooms=green"))
         await workload(peers)
         await async_wait_until(
             lambda: scrape(servers[1]).get("wshub_cluster_clients", 0) == 4,
@@ -169,8 +168,8 @@ async def test_metrics_add_up_over_two_processes_in_multiprocess_mode(
         assert metrics["wshub_messages_received_total"] == 5  # four json calls, one broadcast
         assert metrics["wshub_cluster_clients"] == 4  # the most recent value, not 8
         assert metrics["wshub_cluster_nodes"] == 2
+    finally:
         for peer in peers:
             await peer.close()
-    finally:
         for server in servers:
             server.stop()

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -62,8 +62,23 @@ async def controls(cluster: list[AsgiServer]) -> AsyncIterator[list[Peer]]:
         await peer.close()
 
 
-async def open_peers(cluster: list[AsgiServer], queries: list[tuple[int, str]]) -> list[Peer]:
-    return [await Peer.open(cluster[node].ws_url("/ws/control/") + "?" + q) for node, q in queries]
+OpenPeers = Callable[[list[AsgiServer], list[tuple[int, str]]], Awaitable[list[Peer]]]
+
+
+@pytest.fixture
+async def open_peers() -> AsyncIterator[OpenPeers]:
+    """Open peers (node index, query string); every one is closed at teardown, even
+    when the test fails half-way."""
+    opened: list[Peer] = []
+
+    async def open_them(cluster: list[AsgiServer], queries: list[tuple[int, str]]) -> list[Peer]:
+        for node, query in queries:
+            opened.append(await Peer.open(cluster[node].ws_url("/ws/control/") + "?" + query))
+        return opened[-len(queries) :]
+
+    yield open_them
+    for peer in opened:
+        await peer.close()
 
 
 def node_of(client_id: str) -> str:
@@ -88,7 +103,7 @@ async def converge(control: Peer, want: dict[str, Any], room: str = "all") -> fl
 
 
 async def test_counts_converge_within_two_beats_and_users_count_once(
-    cluster: list[AsgiServer], controls: list[Peer]
+    cluster: list[AsgiServer], controls: list[Peer], open_peers: OpenPeers
 ) -> None:
     """Clients join and leave on three nodes; every node's counts follow within two
     beats, read from its table; user u0 on two nodes counts once."""
@@ -110,7 +125,7 @@ async def test_counts_converge_within_two_beats_and_users_count_once(
 
 
 async def test_find_client_on_each_node_and_none_once_it_left(
-    cluster: list[AsgiServer], controls: list[Peer]
+    cluster: list[AsgiServer], controls: list[Peer], open_peers: OpenPeers
 ) -> None:
     targets = await open_peers(cluster, [(i, f"user=f{i}&rooms=x{i}") for i in range(3)])
     for control in controls:
@@ -131,7 +146,7 @@ async def _is_none(control: Peer, client_id: str) -> bool:
 
 
 async def test_cluster_clients_pages_filters_and_names_a_paused_node(
-    cluster: list[AsgiServer], controls: list[Peer]
+    cluster: list[AsgiServer], controls: list[Peer], open_peers: OpenPeers
 ) -> None:
     """Pages of 4 cover 3 nodes with no repeat and no gap; filters by room and user;
     a node paused with SIGSTOP is named in missing_nodes within the call's timeout."""
@@ -182,7 +197,7 @@ def run_script(bus: Bus, prefix: str, *args: str) -> list[dict[str, Any]]:
 
 
 async def test_a_sync_script_counts_and_pages_in_publisher_mode(
-    cluster: list[AsgiServer], controls: list[Peer], bus: Bus, prefix: str
+    cluster: list[AsgiServer], controls: list[Peer], bus: Bus, prefix: str, open_peers: OpenPeers
 ) -> None:
     crowd = await open_peers(cluster, [(i % 3, "rooms=s") for i in range(5)])
     await converge(controls[0], {"clients": 8})
@@ -205,14 +220,15 @@ def test_a_forked_twin_is_reported_and_its_traffic_still_arrives(bus: Bus) -> No
 
 
 async def test_a_killed_node_leaves_the_counts_in_three_to_four_beats_a_stopped_one_at_once(
-    asgi_server: StartAsgiServer, bus: Bus
+    asgi_server: StartAsgiServer, bus: Bus, open_peers: OpenPeers
 ) -> None:
     """SIGKILL: the node's clients stay counted until eviction (3 to 4 beats after its
     last beat). A clean stop (uvicorn's lifespan shutdown) says goodbye: gone at once."""
     servers = start_cluster(asgi_server, bus, f"pk{uuid.uuid4().hex[:8]}")
     try:
-        control = await Peer.open(servers[0].ws_url("/ws/control/"))
-        others = await open_peers(servers, [(1, "rooms=k"), (1, "rooms=k"), (2, "rooms=k")])
+        control, *_ = await open_peers(
+            servers, [(0, ""), (1, "rooms=k"), (1, "rooms=k"), (2, "rooms=k")]
+        )
         await converge(control, {"clients": 4, "room": 3}, room="k")
         killed = time.monotonic()
         os.kill(servers[1].pid, signal.SIGKILL)
@@ -224,9 +240,6 @@ async def test_a_killed_node_leaves_the_counts_in_three_to_four_beats_a_stopped_
         servers[2].stop()
         took = await converge(control, {"clients": 1, "room": 0}, room="k")
         assert took <= BEAT, f"a goodbye took {took:.2f}s"
-        await control.close()
-        for peer in others:
-            await peer.close()
     finally:
         for server in servers:
             server.stop()
