@@ -7,7 +7,8 @@ count and pages ``cluster_clients`` PAGE at a time.
 ``python -m tests.apps.cluster_script twins WAIT``: builds its channel layer,
 then forks, as ``gunicorn --preload`` would: the two processes share a node
 id. Each starts its hub, joins a channel to group ``twins``, waits WAIT
-seconds, sends the group a hello and reads what arrives. Each prints the
+seconds, sends the group a hello, asks every other node for its info (a
+gather) and reads what arrives. Each prints the
 twins it reported and whose hellos it got (the child's line comes first).
 
 The bus comes from ``WSHUB_TEST_LAYERS`` / ``WSHUB_TEST_SETTINGS`` (see
@@ -60,6 +61,8 @@ async def twin(wait: float) -> dict[str, Any]:
     await layer.group_add("twins", channel)
     await asyncio.sleep(wait)
     await layer.group_send("twins", {"type": "hello", "pid": os.getpid()})
+    answers = await layer.gather_call("node_info", timeout=wait)
+    gathered = sorted(a["info"]["pid"] for a in answers if isinstance(a, dict))
     got = []
     try:
         while True:
@@ -75,6 +78,7 @@ async def twin(wait: float) -> dict[str, Any]:
         "node_id": hub.node_id,
         "duplicates": duplicates,
         "got": sorted(got),
+        "gathered": gathered,
         "errors": errors,
     }
 

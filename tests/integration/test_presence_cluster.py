@@ -211,12 +211,14 @@ async def test_a_sync_script_counts_and_pages_in_publisher_mode(
 
 def test_a_forked_twin_is_reported_and_its_traffic_still_arrives(bus: Bus) -> None:
     """A layer built, then forked: both processes share a node id. Each reports the other
-    (DuplicateNodeId to hub_error), and each still gets the other's group message."""
+    (DuplicateNodeId to hub_error), and each still gets the other's group message and
+    answers the other's requests (their inboxes are drawn per process)."""
     child, parent = run_script(bus, f"tw{uuid.uuid4().hex[:8]}", "twins", str(2 * BEAT))
     assert child["node_id"] == parent["node_id"]
     assert child["duplicates"] == [parent["pid"]] and parent["duplicates"] == [child["pid"]]
     assert "DuplicateNodeId" in child["errors"] and "DuplicateNodeId" in parent["errors"]
     assert child["got"] == parent["got"] == sorted([child["pid"], parent["pid"]])
+    assert child["gathered"] == [parent["pid"]] and parent["gathered"] == [child["pid"]]
 
 
 async def test_a_killed_node_leaves_the_counts_in_three_to_four_beats_a_stopped_one_at_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from wshub_channels.errors import EmptyRoomName, InvalidName
 from wshub_channels.layers.names import (
     make_node_id,
+    process_inbox,
     subject_token,
     validate_room,
     validate_user_id,
@@ -51,3 +53,8 @@ def test_node_ids_are_twelve_characters_with_prefix() -> None:
     assert len(ids) == 100 and all(len(i) == 12 and i.startswith("web-1") for i in ids)
     with pytest.raises(ValueError, match="NODE_ID"):
         make_node_id("far-too-long")
+
+
+def test_a_process_inbox_names_this_process() -> None:
+    """Inboxes carry the pid: a process forked after its layer was built gets its own."""
+    assert process_inbox("_INBOX.node") == f"_INBOX.node.p{os.getpid()}"

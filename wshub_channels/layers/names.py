@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import secrets
 from functools import lru_cache
@@ -24,6 +25,7 @@ __all__ = [
     "NODE_ID_LENGTH",
     "channel_node",
     "make_node_id",
+    "process_inbox",
     "random_token",
     "subject_token",
     "validate_room",
@@ -37,6 +39,16 @@ _NODE_PREFIX_RE = re.compile(r"^[a-z0-9-]{0,6}$")
 _NODE_ID_RE = re.compile(rf"^[a-z0-9-]{{{NODE_ID_LENGTH}}}$")
 # Tokens longer than this are hashed; base32 of 60 bytes is 96 characters.
 _MAX_PLAIN_TOKEN = 96
+
+
+def process_inbox(base: str) -> str:
+    """``base`` plus this process's pid: a reply address no other process has.
+
+    Transports draw their inbox when they open, so two processes forked after
+    a layer was built (and sharing its node id) still get replies, and each
+    other's requests, apart.
+    """
+    return f"{base}.p{os.getpid()}"
 
 
 def random_token(length: int) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from ...tasks import spawn
 from ..loopbound import LoopBoundTransport
+from ..names import process_inbox
 from ..transport import BusStatus, RequestHandler
 from .client import Client, ConnectOptions, Msg, Subscription, confirm, server_version
 from .connection import Connection
@@ -70,7 +71,7 @@ class NatsTransport(LoopBoundTransport):
         self.name = name
         self.connect_timeout = options.connect_timeout
         self.request_timeout = request_timeout
-        self.inbox_prefix = f"_INBOX.{name}"
+        self.inbox_prefix = process_inbox(f"_INBOX.{name}")
         self._subs: dict[str, Subscription | None] = {}  # None: being subscribed
 
         def report(event: str, error: BaseException | None) -> None:
@@ -105,6 +106,8 @@ class NatsTransport(LoopBoundTransport):
         return BusStatus(connected=self._conn.up, last_error=self._conn.last_error)
 
     async def _open(self) -> None:
+        self.inbox_prefix = process_inbox(f"_INBOX.{self.name}")  # after a fork: ours
+        self._conn.use_inbox_prefix(self.inbox_prefix)
         self._conn.start()
         if not await self._conn.wait_up(self.connect_timeout):
             # Keep supervising: the bus counts as down until NATS answers.

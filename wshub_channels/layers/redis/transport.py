@@ -35,7 +35,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ...tasks import spawn
 from ..inbox import PubSubRequests
 from ..loopbound import LoopBoundTransport
-from ..names import random_token
+from ..names import process_inbox, random_token
 from ..transport import BusStatus
 from .client import aioredis, build_client, safe_host
 from .store import RedisStore
@@ -71,7 +71,8 @@ class RedisTransport(LoopBoundTransport):
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.ping_interval = ping_interval
-        self.inbox = f"{prefix}.i.{name}.{random_token(8)}"
+        self._inbox_base = f"{prefix}.i.{name}.{random_token(8)}"
+        self.inbox = process_inbox(self._inbox_base)
         self._host_index = 0
         self._store = RedisStore(prefix, pool_size, command_timeout, self._report)
         self._requests = PubSubRequests(self.inbox, self._publish_counted)
@@ -115,6 +116,7 @@ class RedisTransport(LoopBoundTransport):
         self._store.use(build_client(host, self.pool_size, self._common(self.command_timeout)))
 
     async def _open(self) -> None:
+        self.inbox = self._requests.inbox = process_inbox(self._inbox_base)  # after a fork: ours
         self._use_host()
         self._store.blocking = None
         self._subscriber.start()
