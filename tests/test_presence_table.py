@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from wshub_channels.presence import CHUNK_BYTES, BeatPlanner, PresenceTable, split_rooms
+from wshub_channels.presence import CHUNK_BYTES, BeatPlanner, PresenceTable, cut
 
 pytestmark = pytest.mark.unit
 
@@ -114,16 +114,13 @@ def test_an_incomplete_beat_is_dropped_when_a_newer_one_arrives() -> None:
     assert not table.rooms_known
 
 
-def test_split_rooms_keeps_every_room_once() -> None:
-    rooms = {f"r{i}": i for i in range(1, 5000)}
-    chunks = split_rooms(rooms, budget=1000)
-    assert len(chunks) > 10
-    merged: dict[str, int] = {}
-    for chunk in chunks:
-        assert not set(chunk) & set(merged)
-        merged.update(chunk)
-    assert merged == rooms
-    assert split_rooms({}) == [{}]
+def test_cut_keeps_every_room_once_in_order() -> None:
+    names = [f"r{i}" for i in range(5000)]
+    parts = cut(names, budget=1000)
+    assert len(parts) > 10 and all(parts)
+    assert [name for part in parts for name in part] == names
+    assert cut([]) == [[]]
+    assert cut(["x" * 5000], budget=100) == [["x" * 5000]]  # a long name goes alone
 
 
 def test_two_processes_with_one_node_id_are_both_kept_and_reported() -> None:

@@ -98,13 +98,13 @@ class Heartbeat:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:  # parts and deltas must not interleave with another beat
-            if op == "beat":
-                registry = self.registry
-                messages = self.planner.plan(self.head(), registry.room_names, registry.room_size)
-            else:
-                messages = [self.head()]
-            for message in messages:
-                await self._send(op, message)
+            head = self.head()
+            if op != "beat":
+                await self._send(op, head)
+                return
+            beat = self.planner.next_beat(self.registry.room_names)
+            for part in range(beat.parts):  # counts read part by part: short loop steps
+                await self._send(op, beat.message(head, part, self.registry.room_size))
 
     async def _send(self, op: str, body: dict[str, Any]) -> None:
         payload = encode_presence(op, body)
