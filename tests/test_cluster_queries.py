@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.layers import channel_layers
 from django.test import override_settings
 
@@ -264,4 +265,64 @@ async def test_a_table_still_filling_does_not_cut_a_gather_short() -> None:
         assert await late.global_client_count() == 2
         page = await late.cluster_clients()
         assert page.total == 2 and len(page.items) == 2
+        await clients.close_all()
+
+
+async def test_a_bus_refusing_room_events_never_stops_a_join_or_a_close(
+    hubs: list[Hub], clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the bus failing, a watched room's join and leave still complete locally."""
+    other = await connect(clients, 0, "rooms=watch-down")
+
+    async def refuse(subject: str, data: bytes) -> None:
+        raise ConnectionError("bus down on purpose")
+
+    monkeypatch.setattr(hubs[0].layer.transport, "publish", refuse)
+    newcomer = await connect(clients, 0, "rooms=watch-down,watch-two")
+    assert await other.next() == f'["watch-down","joined","{newcomer.id}",null]'
+    await newcomer.comm.disconnect(timeout=WAIT)
+    assert await other.next() == f'["watch-down","left","{newcomer.id}",null]'
+    assert hubs[0].get_client(newcomer.id) is None
+    assert newcomer.id not in hubs[0].room_events.watchers.get("watch-two", set())
+
+
+async def test_user_digests_too_big_for_the_bus_are_asked_again_in_more_ranges(
+    hubs: list[Hub], clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node whose digests would not fit says how many users it has; the count starts
+    over in more hash ranges and stays exact."""
+    for i in range(24):
+        await connect(clients, i % 3, f"user=u{i % 20}")
+    transport = type(hubs[0].layer.transport)
+    monkeypatch.setattr(transport, "max_payload", property(lambda self: 64))
+    gathers: list[int] = []
+    real = hubs[0].layer.gather_call
+
+    async def counting(op: str, *args: Any, **kwargs: Any) -> list[Any]:
+        if op == "user_digests":
+            gathers.append(args[1])
+        return await real(op, *args, **kwargs)
+
+    monkeypatch.setattr(hubs[0].layer, "gather_call", counting)
+    assert await hubs[0].global_user_count() == 20
+    assert max(gathers) > 1  # it had to ask again in more ranges
+
+
+async def test_a_publisher_hears_beats_never_sends_one_and_evicts_silent_nodes() -> None:
+    """A hub in publisher mode (started through async_to_sync) is not a node: the servers
+    never hear of it. It reads presence, and forgets a node that fell silent."""
+    clients = Clients()
+    async with memory_cluster(3, {"PRESENCE_INTERVAL": INTERVAL}) as (a, b, publisher):
+        await a.start()
+        await b.start()
+        await asyncio.to_thread(async_to_sync(publisher.start))
+        assert publisher.mode == "publisher"
+        await until(lambda: len(publisher.presence) == 2)
+        await asyncio.sleep(2 * INTERVAL)
+        assert publisher.node_id not in a.presence and publisher.node_id not in b.presence
+        assert b._presence_task is not None
+        b._presence_task.cancel()  # b falls silent, without a goodbye
+        await asyncio.sleep(4.5 * INTERVAL)
+        await asyncio.to_thread(async_to_sync(publisher.global_client_count))  # reads the table
+        assert b.node_id not in publisher.presence and a.node_id in publisher.presence
         await clients.close_all()

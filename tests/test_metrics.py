@@ -60,3 +60,17 @@ def test_a_collector_without_the_optional_methods_gets_their_defaults() -> None:
     assert found.sample_interval is None
     assert found.inner.dropped == 1 and found.report() == "mine"  # type: ignore[attr-defined]
     assert isinstance(load_metrics("wshub_channels.metrics.DebugMetrics"), DebugMetrics)
+
+
+class SamplingCollector(OldCollector):
+    """An older collector that samples, but lacks the other optional methods."""
+
+    sample_interval = 2.0
+
+    def observe_hub(self, sample: object) -> None:
+        pass
+
+
+def test_a_completed_collector_keeps_its_sample_interval() -> None:
+    found = load_metrics("tests.test_metrics.SamplingCollector")
+    assert found.sample_interval == 2.0

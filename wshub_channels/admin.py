@@ -53,7 +53,7 @@ def ask(call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
 def known_nodes(hub: Hub) -> set[str]:
     """The nodes this process has heard beat (read across threads: a copy, best effort)."""
     with contextlib.suppress(RuntimeError):
-        return {info.node_id for info in hub.presence.nodes()}
+        return {info.node_id for info in hub.presence.nodes(rooms=False)}
     return set()
 
 
@@ -166,12 +166,18 @@ class ConnectionAdmin(ClusterAdmin):
         action = request.POST.get("action")
         if action == "disconnect":
             ids = request.POST.getlist("ids")
-            gone = 0
+            gone, failed = 0, []
             for client_id in ids:
-                with contextlib.suppress(ClientNotFound):
+                try:
                     ask(hub.disconnect, client_id)
                     gone += 1
+                except ClientNotFound:
+                    pass  # it left meanwhile
+                except HubError as exc:  # its node did not answer, or the bus failed
+                    failed.append(f"{client_id}: {exc}")
             messages.success(request, f"disconnected {gone} of {len(ids)} selected connection(s)")
+            if failed:
+                messages.error(request, "not disconnected: " + "; ".join(failed))
         elif action == "send":
             self._send(request, hub)
 

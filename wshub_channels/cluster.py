@@ -35,6 +35,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from .errors import HubTimeout
 from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import NoResponders
 from .lifecycle import Lifecycle
@@ -56,6 +57,8 @@ __all__ = ["ClusterQueries"]
 
 _slow_log = Throttle(logging.getLogger("wshub_channels.presence"), 10.0)
 
+#: The most hash ranges global_user_count splits the users into.
+_MAX_BUCKETS = 1 << 12
 #: A table whose newest beat is older than this many intervals is not trusted.
 _STALE = 1.25
 
@@ -95,7 +98,8 @@ class ClusterQueries(Lifecycle):
         interval and knows no other node is most likely alone: it still asks,
         but waits at most a quarter interval.
         """
-        known = {info.node_id for info in self.presence.nodes()}
+        self.heartbeat.evict()
+        known = {info.node_id for info in self.presence.nodes(rooms=False)}
         if not known and self._listened():
             wait = self.layer.request_timeout if timeout is None else timeout
             timeout = min(wait, self.settings.presence_interval / 4)
@@ -141,20 +145,31 @@ class ClusterQueries(Lifecycle):
         """How many distinct users are connected anywhere (a user on two nodes counts once).
 
         Always exact, by scatter-gather (``exact`` is accepted for the
-        contract; there is no estimate to fall back to).
+        contract; there is no estimate to fall back to). The hash ranges are
+        sized from the table; a node whose share would not fit the bus says
+        how many users it has, and the count starts over with enough ranges.
+        Users of nodes that do not answer in time are not counted (and logged).
         """
         await self.start()
         mine = self.registry.user_names()
         if not self.layer.shared:
             return len(mine)
-        largest = max([len(mine), *(info.users for info in self.presence.nodes())])
-        buckets = buckets_for(largest, self.layer.transport.max_payload)
-        total = 0
-        for bucket in range(buckets):
-            answers, _ = await self._gather("user_digests", bucket, buckets, timeout=timeout)
-            blobs = [a["digests"] for a in answers if isinstance(a.get("digests"), bytes)]
-            total += count_distinct([user_digests(mine, bucket, buckets), *blobs])
-        return total
+        limit = self.layer.transport.max_payload
+        largest = max([len(mine), *(info.users for info in self.presence.nodes(rooms=False))])
+        buckets = buckets_for(largest, limit)
+        while buckets <= _MAX_BUCKETS:
+            total, too_big = 0, 0
+            for bucket in range(buckets):
+                answers, _ = await self._gather("user_digests", bucket, buckets, timeout=timeout)
+                too_big = max([0, *(a["users"] for a in answers if a.get("digests") is None)])
+                if too_big:
+                    break
+                blobs = [a["digests"] for a in answers if isinstance(a.get("digests"), bytes)]
+                total += count_distinct([user_digests(mine, bucket, buckets), *blobs])
+            if not too_big:
+                return total
+            buckets = max(2 * buckets, buckets_for(too_big, limit))
+        raise HubTimeout(f"a node's user digests do not fit the bus in {_MAX_BUCKETS} ranges")
 
     # -- queries ------------------------------------------------------------------------
 
@@ -213,10 +228,7 @@ class ClusterQueries(Lifecycle):
         if not self.layer.shared:
             pass  # this node is the cluster
         elif user_id is None and self.table_trusted(rooms=room is not None):
-            for info in self.presence.nodes():
-                counts.append(
-                    (info.node_id, info.clients if room is None else info.rooms.get(room, 0))
-                )
+            counts.extend(self.presence.node_counts(room))
         else:
             answers, missing = await self._gather("count_clients", room, user_id, timeout=timeout)
             counts.extend((a["node"], a["count"]) for a in answers)
@@ -332,7 +344,11 @@ class ClusterQueries(Lifecycle):
             return {"node": node, "info": wire}
 
         async def user_digest_op(bucket: int, buckets: int) -> dict[str, Any]:
-            digests = user_digests(self.registry.user_names(), bucket, buckets)
+            users = self.registry.user_names()
+            digests = user_digests(users, bucket, buckets)
+            limit = self.layer.transport.max_payload
+            if limit is not None and len(digests) > limit // 2:
+                return {"node": node, "digests": None, "users": len(users)}  # ask for more ranges
             return {"node": node, "digests": digests}
 
         ops: Sequence[Any] = (presence_counts, count_clients, list_clients, client_info, node_info)

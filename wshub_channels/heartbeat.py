@@ -65,6 +65,7 @@ class Heartbeat:
         self._soon = False  # a full beat is about to go out
         self._asked: dict[tuple[str, int], float] = {}  # when we last asked a node to sync
         self._interval = 5.0
+        self.beating = False  # True once run() beats: a publisher hears beats, never sends
 
     # -- this node -----------------------------------------------------------------
 
@@ -89,9 +90,16 @@ class Heartbeat:
         """Note that ``room``'s member count here changed (the next beat carries it)."""
         self.planner.touch(room)
 
-    def listen(self) -> None:
+    def listen(self, interval: float) -> None:
         """Start trusting time: the table fills from now on (the hub started)."""
         self.listening_since = asyncio.get_running_loop().time()
+        self._interval = interval
+
+    def evict(self) -> None:
+        """Forget the nodes silent for three intervals (``run`` does it each beat; a
+        publisher, which does not beat, before it reads the table)."""
+        for info in self.table.expire(asyncio.get_running_loop().time(), self._interval):
+            self._node_event(signals.node_left, info)
 
     async def publish(self, op: str) -> None:
         """Publish one ``"beat"`` (every part of it) or ``"bye"`` for this node."""
@@ -113,19 +121,20 @@ class Heartbeat:
     async def run(self, interval: float) -> None:
         """Beat every ``interval`` seconds and evict silent nodes, until cancelled."""
         self._interval = interval
-        loop = asyncio.get_running_loop()
+        self.beating = True
         while True:
             try:
                 await self.publish("beat")
             except Exception as exc:
                 self._metrics().increment_errors("presence_publish")
                 logger.warning("presence heartbeat failed: %r", exc)
-            for info in self.table.expire(loop.time(), interval):
-                self._node_event(signals.node_left, info)
+            self.evict()
             await asyncio.sleep(interval)
 
     def _beat_soon(self) -> None:
         """Send a full beat now (coalescing requests that arrive together)."""
+        if not self.beating:
+            return  # a publisher is not a node: it never answers with a beat
         self.planner.want_full()
         if not self._soon:
             self._soon = True
@@ -180,7 +189,7 @@ class Heartbeat:
         return (self.layer.node_id, os.getpid())
 
     def table_info(self, key: tuple[str, int]) -> NodeInfo:
-        return next(n for n in self.table.nodes() if (n.node_id, n.pid) == key)
+        return next(n for n in self.table.nodes(rooms=False) if (n.node_id, n.pid) == key)
 
     def _duplicate(self, key: tuple[str, int], host: str, other_pid: int) -> None:
         """Report, once, a second process beating with an id already in use."""
@@ -200,6 +209,9 @@ class Heartbeat:
 
     def _node_event(self, signal: Signal, info: NodeInfo) -> None:
         joined = signal is signals.node_joined
+        if not joined:
+            self._asked.pop((info.node_id, info.pid), None)
+            self.duplicates.discard((info.node_id, info.pid))
         logger.info("node %s %s", info.node_id, "joined" if joined else "left")
         if signals.has_listeners(signal, self._sender):
             spawn(signals.fire(signal, self._sender, node=info), "node signal")

@@ -57,7 +57,7 @@ class Lifecycle(Stopping):
         self._start_lock: asyncio.Lock | None = None
         self.registry = Registry(layer.interest)
         self.heartbeat = Heartbeat(layer, self.registry, type(self), lambda: self.metrics)
-        self.room_events = RoomEvents(layer, self.registry)
+        self.room_events = RoomEvents(layer, self.registry, lambda: self.metrics)
         self._empty: asyncio.Event | None = None  # set when the last client leaves (drain)
         self._idle_task: asyncio.Task[None] | None = None
         self._presence_task: asyncio.Task[None] | None = None
@@ -168,7 +168,7 @@ class Lifecycle(Stopping):
             self.layer.set_bus_listener(self._on_bus_event)
             self._register_ops()
             self.started_at = time.monotonic()
-            self.heartbeat.listen()
+            self.heartbeat.listen(self.settings.presence_interval)
             if self.config.idle_timeout > 0:
                 self._idle_task = spawn(self._close_idle_clients(), "idle sweeper")
             if self.layer.shared and self.mode == "server":

@@ -211,10 +211,12 @@ class _Peer:
         self.latest = 0  # the newest seq heard
         self.parts: dict[int, dict[int, dict[str, int]]] = {}  # seq -> part -> rooms
 
-    def info(self) -> NodeInfo:
+    def info(self, rooms: bool = True) -> NodeInfo:
+        """A snapshot: its ``rooms`` is a copy (the table keeps changing its own)."""
         h = self.head
+        table = dict(self.rooms) if rooms else {}
         return NodeInfo(
-            h["node_id"], h["host"], h["pid"], h["clients"], h["users"], self.rooms, len(self.rooms)
+            h["node_id"], h["host"], h["pid"], h["clients"], h["users"], table, len(self.rooms)
         )
 
 
@@ -333,8 +335,15 @@ class PresenceTable:
         gone = [key for key, peer in self._peers.items() if peer.seen < cutoff]
         return [self._forget(key) for key in gone]
 
-    def nodes(self) -> list[NodeInfo]:
-        return [peer.info() for peer in self._peers.values()]
+    def nodes(self, rooms: bool = True) -> list[NodeInfo]:
+        """Every node as known now; ``rooms=False`` leaves the per-room counts out (cheap)."""
+        return [peer.info(rooms) for peer in self._peers.values()]
+
+    def node_counts(self, room: str | None = None) -> list[tuple[str, int]]:
+        """Each node's clients, or its members of ``room``: ``(node id, count)``."""
+        if room is None:
+            return [(p.head["node_id"], p.head["clients"]) for p in self._peers.values()]
+        return [(p.head["node_id"], p.rooms.get(room, 0)) for p in self._peers.values()]
 
     def newest(self) -> float | None:
         """When the most recent heartbeat came in (None for an empty table)."""

@@ -19,9 +19,13 @@ the join. Runs on the hub's loop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
+from .errors import BusUnavailable
 from .layers.base import HubLayer
 from .layers.envelope import Envelope, Kind, pack_value, unpack_value
+from .log import Throttle
+from .metrics import MetricsCollector
 from .queries import RoomEvent
 from .registry import ROOMS, Registry
 from .tasks import spawn
@@ -30,29 +34,40 @@ from .types import Connection
 __all__ = ["RoomEvents"]
 
 logger = logging.getLogger("wshub_channels.rooms")
+_failed = Throttle(logger, 10.0)
 
 
 class RoomEvents:
     """Publishes this node's room joins and leaves, and hands events to local members."""
 
-    def __init__(self, layer: HubLayer, registry: Registry) -> None:
+    def __init__(
+        self, layer: HubLayer, registry: Registry, metrics: Callable[[], MetricsCollector]
+    ) -> None:
         self.layer = layer
         self.registry = registry
+        self._metrics = metrics
         #: room -> the local members that opted in (so an event never scans a whole room)
         self.watchers: dict[str, set[str]] = {}
 
     async def announce(self, client: Connection, room: str, event: str) -> None:
-        """Tell ``room``'s members, on every node, that ``client`` joined or left it."""
-        if not client.room_presence(room):
-            return
+        """Tell ``room``'s members, on every node, that ``client`` joined or left it.
+
+        A join is announced when ``client.room_presence(room)`` says so, and
+        the client then watches the room; its leave is announced if it did.
+        Never raises: a publish the bus refuses is logged and counted (the
+        local members were told already), so a join or a close goes on.
+        """
         if event == "joined":
+            if not client.room_presence(room):
+                return
             self.watchers.setdefault(room, set()).add(client.id)
         else:
             watching = self.watchers.get(room)
-            if watching is not None:
-                watching.discard(client.id)
-                if not watching:
-                    del self.watchers[room]
+            if watching is None or client.id not in watching:
+                return
+            watching.discard(client.id)
+            if not watching:
+                del self.watchers[room]
         news = RoomEvent(room, event, client.id, client.user_id, self.layer.node_id)
         payload = pack_value(news.to_wire()) if self.layer.shared else b""
 
@@ -60,7 +75,11 @@ class RoomEvents:
             self.deliver(news)
 
         subject = self.layer.subject(ROOMS, room)
-        await self.layer.publish_and_deliver(subject, Kind.ROOM_EVENT, room, payload, deliver)
+        try:
+            await self.layer.publish_and_deliver(subject, Kind.ROOM_EVENT, room, payload, deliver)
+        except BusUnavailable as exc:
+            self._metrics().increment_errors("room_event_publish")
+            _failed.warning("room event (%s %s) not published: %s", event, room, exc)
 
     def receive(self, env: Envelope) -> None:
         """Take a room event from another node."""

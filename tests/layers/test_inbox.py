@@ -56,7 +56,7 @@ def test_malformed_frames_raise_value_error(frame: bytes) -> None:
         decode_frame(frame)
 
 
-def test_gather_completes_at_the_wanted_count() -> None:
+def test_gather_completes_when_every_listener_answered() -> None:
     """Answers may come before the count is known; empty answers count but add no reply."""
     gather = Gather()
     assert not gather.add(b"early") and not gather.complete
@@ -67,6 +67,18 @@ def test_gather_completes_at_the_wanted_count() -> None:
     done = Gather()
     done.add(b"a")
     assert done.expect(1)
+
+
+def test_empty_answers_never_take_the_place_of_wanted_replies() -> None:
+    """Two replies wanted of three listeners: a process without the op answers first,
+    empty; the gather waits for two real replies (or for every listener)."""
+    gather = Gather(max_replies=2)
+    assert not gather.expect(3)
+    assert not gather.add(None) and not gather.add(b"one")
+    assert gather.add(b"two") and gather.replies == [b"one", b"two"]
+    alone = Gather(max_replies=2)
+    alone.expect(2)
+    assert not alone.add(None) and alone.add(b"only")  # every listener answered
 
 
 # -- PubSubRequests over an in-process publish/subscribe ------------------------------

@@ -68,3 +68,11 @@ def test_errors_and_urls_never_show_secrets() -> None:
 def test_a_single_server_string_is_a_list_of_one() -> None:
     layer = NatsHubLayer(servers="nats://one:4222")
     assert layer.transport._conn.options.servers == ["nats://one:4222"]  # type: ignore[attr-defined]
+
+
+def test_a_layer_not_started_yet_has_no_client_and_no_payload_limit() -> None:
+    """Before its first open, the NATS transport says None, not AttributeError."""
+    from wshub_channels.layers import NatsHubLayer
+
+    transport = NatsHubLayer(servers=["nats://127.0.0.1:1"]).transport
+    assert transport.client is None and transport.max_payload is None

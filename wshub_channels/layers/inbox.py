@@ -108,23 +108,28 @@ def decode_frame(data: bytes) -> Request | Reply | None:
 
 
 class Gather:
-    """The replies to one request, complete once ``want`` listeners answered.
+    """The replies to one request: complete once every listener answered, or once
+    ``max_replies`` replies with a body came in.
 
-    ``want`` is unknown until the publish says how many listeners got the
-    request, and replies may come before that: :meth:`expect` sets it later.
-    An answer without a body counts as answered but adds no reply.
+    How many listeners got the request is known only after the publish, and
+    answers may come before that: :meth:`expect` sets it later. An answer
+    without a body (a process without the op) counts as answered but is not a
+    reply, so it never takes the place of one.
     """
 
-    __slots__ = ("answers", "replies", "want")
+    __slots__ = ("answers", "listeners", "max_replies", "replies")
 
-    def __init__(self) -> None:
+    def __init__(self, max_replies: int | None = None) -> None:
         self.replies: list[bytes] = []
         self.answers = 0
-        self.want: int | None = None
+        self.listeners: int | None = None
+        self.max_replies = max_replies
 
     @property
     def complete(self) -> bool:
-        return self.want is not None and self.answers >= self.want
+        if self.max_replies is not None and len(self.replies) >= self.max_replies:
+            return True
+        return self.listeners is not None and self.answers >= self.listeners
 
     def add(self, reply: bytes | None) -> bool:
         """Count one answer; return True if the gather is now complete."""
@@ -133,9 +138,9 @@ class Gather:
             self.replies.append(reply)
         return self.complete
 
-    def expect(self, want: int) -> bool:
-        """Set how many answers complete the gather; return True if it already is."""
-        self.want = want
+    def expect(self, listeners: int) -> bool:
+        """Say how many listeners got the request; return True if all already answered."""
+        self.listeners = listeners
         return self.complete
 
 
@@ -197,7 +202,7 @@ class PubSubRequests:
         when nobody else listens; a publish error propagates.
         """
         request_id = next(self._ids)
-        gather = Gather()
+        gather = Gather(max_replies)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = (gather, done)
         try:
@@ -205,7 +210,7 @@ class PubSubRequests:
             listeners = await self._publish(subject, frame) - (1 if own else 0)
             if listeners <= 0:
                 raise NoResponders(subject)
-            if not gather.expect(listeners if max_replies is None else min(listeners, max_replies)):
+            if not gather.expect(listeners):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(done), timeout)
             # Answers that came in before this task resumed may exceed the count.

@@ -268,6 +268,7 @@ class _Completed:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        self.sample_interval = getattr(inner, "sample_interval", None)
         for name in _METHODS:
             if name in OPTIONAL and not hasattr(inner, name):
                 setattr(self, name, OPTIONAL[name](inner))

@@ -10,7 +10,8 @@ Under django-prometheus's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``),
 counters and histograms add up over the processes; each gauge says how it
 combines: this node's connections and rooms are summed over live processes,
 the bus is connected only if every live process is, and the cluster-wide
-figures (nodes, clients) are the most recent any process saw, never a sum.
+figures (nodes, clients) are the most recent any live process saw, never a
+sum.
 
 Message handling latency comes from ``record_latency``, which
 :func:`~wshub_channels.middleware.metrics_middleware` calls: add it to
@@ -30,7 +31,7 @@ from . import HubSample
 
 __all__ = ["PrometheusMetrics"]
 
-_Mode = Literal["livesum", "livemin", "mostrecent"]
+_Mode = Literal["livesum", "livemin", "livemostrecent"]
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BYTES = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 _DEPTHS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -79,9 +80,9 @@ class _Series:
             "outbound_queue_depth", "Outbound queue length of each client, sampled", _DEPTHS
         )
         self.bus_connected = gauge("bus_connected", "1 when the bus is connected", "livemin")
-        self.nodes = gauge("cluster_nodes", "Nodes in the cluster", "mostrecent")
+        self.nodes = gauge("cluster_nodes", "Nodes in the cluster", "livemostrecent")
         self.cluster_clients = gauge(
-            "cluster_clients", "Clients on every node of the cluster", "mostrecent"
+            "cluster_clients", "Clients on every node of the cluster", "livemostrecent"
         )
         self.bus: dict[str, Counter] = {
             name: counter(name, doc)

@@ -79,15 +79,15 @@ class Connection(Supervisor):
         self._secrets = options.secrets()
         # Built once, so a bad TLS file or option fails when the layer is made.
         self._base_kwargs = options.kwargs(name, inbox_prefix)
+        #: The client once it connected (None before, and after it closed).
+        self.client: Client | None = None
+        self._cause: str | None = None  # the last error that was not a mere hang-up
+        self._log = Throttle(logger, 10.0)
 
     def use_inbox_prefix(self, prefix: str) -> None:
         """Reply subjects start with ``prefix`` from the next connect on."""
         self.inbox_prefix = prefix
         self._base_kwargs["inbox_prefix"] = prefix
-        #: The client once it connected (None before, and after it closed).
-        self.client: Client | None = None
-        self._cause: str | None = None  # the last error that was not a mere hang-up
-        self._log = Throttle(logger, 10.0)
 
     async def stop(self) -> None:
         """Stop supervising and close the client."""
