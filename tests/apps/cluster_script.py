@@ -6,9 +6,9 @@ count and pages ``cluster_clients`` PAGE at a time.
 
 ``python -m tests.apps.cluster_script twins WAIT``: builds its channel layer,
 then forks, as ``gunicorn --preload`` would: the two processes share a node
-id. Each starts its hub, joins a channel to group ``twins``, waits WAIT
-seconds, sends the group a hello, asks every other node for its info (a
-gather) and reads what arrives. Each prints the
+id. Each starts its hub, joins a channel to group ``twins``, waits to hear
+the other's beat, sends the group a hello and reads both, then asks every
+other node for its info (a gather). WAIT is the presence interval's order. Each prints the
 twins it reported and whose hellos it got (the child's line comes first).
 
 The bus comes from ``WSHUB_TEST_LAYERS`` / ``WSHUB_TEST_SETTINGS`` (see
@@ -18,6 +18,7 @@ The bus comes from ``WSHUB_TEST_LAYERS`` / ``WSHUB_TEST_SETTINGS`` (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -31,6 +32,7 @@ django.setup()
 from asgiref.sync import async_to_sync  # noqa: E402
 from channels.layers import get_channel_layer  # noqa: E402
 
+from tests.rig.timing import async_wait_until  # noqa: E402
 from wshub_channels import get_hub, signals  # noqa: E402
 
 
@@ -59,19 +61,23 @@ async def twin(wait: float) -> dict[str, Any]:
     layer = hub.layer
     channel = await layer.new_channel()
     await layer.group_add("twins", channel)
-    await asyncio.sleep(wait)
-    await layer.group_send("twins", {"type": "hello", "pid": os.getpid()})
-    answers = await layer.gather_call("node_info", timeout=wait)
-    gathered = sorted(a["info"]["pid"] for a in answers if isinstance(a, dict))
-    got = []
-    try:
-        while True:
-            message = await asyncio.wait_for(layer.receive(channel), wait)
-            got.append(message["pid"])
-    except TimeoutError:
-        pass
-    await asyncio.sleep(wait)  # let the twin read our hello before we leave
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30 * wait
+    with contextlib.suppress(TimeoutError):  # until the twin's beat is heard (and reported)
+        await async_wait_until(
+            lambda: bool(hub.heartbeat.duplicates), 30 * wait, interval=wait / 20
+        )
     duplicates = sorted(pid for _, pid in hub.heartbeat.duplicates)
+    await asyncio.sleep(wait)  # the twin hears ours, and joins its channel, meanwhile
+    await layer.group_send("twins", {"type": "hello", "pid": os.getpid()})
+    got = []
+    with contextlib.suppress(TimeoutError):
+        while len(got) < 2:
+            message = await asyncio.wait_for(layer.receive(channel), deadline - loop.time())
+            got.append(message["pid"])
+    answers = await layer.gather_call("node_info", timeout=5 * wait)
+    gathered = sorted(a["info"]["pid"] for a in answers if isinstance(a, dict))
+    await asyncio.sleep(3 * wait)  # stay while the twin gathers too
     await hub.shutdown()
     return {
         "pid": os.getpid(),
