@@ -74,3 +74,11 @@ class SamplingCollector(OldCollector):
 def test_a_completed_collector_keeps_its_sample_interval() -> None:
     found = load_metrics("tests.test_metrics.SamplingCollector")
     assert found.sample_interval == 2.0
+
+
+def test_only_collectors_that_count_bytes_make_senders_measure() -> None:
+    from wshub_channels.metrics import counts_bytes
+
+    assert not counts_bytes(NoopMetrics())
+    assert not counts_bytes(load_metrics("tests.test_metrics.OldCollector"))
+    assert counts_bytes(DebugMetrics())

@@ -165,9 +165,10 @@ class HubClient:
             await outbound.put(message, timeout)
             sent = True
         if sent:
-            metrics = self.hub.metrics
-            metrics.increment_messages_sent(1)
-            metrics.record_bytes_sent(data_size(frame_payload(message)))
+            hub = self.hub
+            hub.metrics.increment_messages_sent(1)
+            if hub.counts_bytes:
+                hub.metrics.record_bytes_sent(data_size(frame_payload(message)))
 
     async def send_data(self, data: Data, timeout: float | None = None) -> None:
         """Send ``str`` as a text frame and ``bytes`` as a binary frame; else ``TypeError``."""

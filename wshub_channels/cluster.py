@@ -225,11 +225,9 @@ class ClusterQueries(Lifecycle):
         missing: list[str] = []
         if self.mode == "server":
             counts.append((self.node_id, len(self._matching(room, user_id))))
-        if not self.layer.shared:
-            pass  # this node is the cluster
-        elif user_id is None and self.table_trusted(rooms=room is not None):
+        if self.layer.shared and user_id is None and self.table_trusted(rooms=room is not None):
             counts.extend(self.presence.node_counts(room))
-        else:
+        elif self.layer.shared:
             answers, missing = await self._gather("count_clients", room, user_id, timeout=timeout)
             counts.extend((a["node"], a["count"]) for a in answers)
         if node is not None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +32,7 @@ from . import signals
 from .errors import DuplicateNodeId
 from .layers.base import HubLayer
 from .layers.envelope import Kind, decode_presence, encode_presence
+from .layers.names import current_pid
 from .metrics import MetricsCollector
 from .presence import BeatPlanner, NodeInfo, PresenceTable
 from .registry import Registry
@@ -75,7 +75,7 @@ class Heartbeat:
         return {
             "node_id": self.layer.node_id,
             "host": socket.gethostname(),
-            "pid": os.getpid(),
+            "pid": current_pid(),
             "clients": len(registry),
             "users": registry.user_count(),
         }
@@ -167,13 +167,13 @@ class Heartbeat:
 
     def _on_beat(self, msg: dict[str, Any]) -> None:
         mine = msg.get("node_id") == self.layer.node_id
-        if mine and msg.get("pid") == os.getpid():
+        if mine and msg.get("pid") == current_pid():
             return  # our own beat, back from the bus
         now = asyncio.get_running_loop().time()
         result = self.table.beat(msg, now)
         key = (msg["node_id"], msg["pid"])
         if mine:
-            self._duplicate(key, msg["host"], os.getpid())
+            self._duplicate(key, msg["host"], current_pid())
         elif result.twin is not None:
             self._duplicate(key, msg["host"], result.twin.pid)
         if result.new:
@@ -181,12 +181,12 @@ class Heartbeat:
             self._beat_soon()
         if result.want_full and now - self._asked.get(key, -1e9) >= self._interval:
             self._asked[key] = now
-            body = {"node_id": self.layer.node_id, "pid": os.getpid()}
+            body = {"node_id": self.layer.node_id, "pid": current_pid()}
             body.update(target=key[0], target_pid=key[1])
             spawn(self._send("sync", body), "presence sync request")
 
     def _me(self) -> tuple[str, int]:
-        return (self.layer.node_id, os.getpid())
+        return (self.layer.node_id, current_pid())
 
     def table_info(self, key: tuple[str, int]) -> NodeInfo:
         return next(n for n in self.table.nodes(rooms=False) if (n.node_id, n.pid) == key)

@@ -163,7 +163,7 @@ class Hub(ClusterQueries):
     def _count_sent(self, sent: int, data: Data, started: float) -> None:
         metrics = self.metrics
         metrics.increment_messages_sent(sent)
-        if sent:
+        if sent and self.counts_bytes:
             metrics.record_bytes_sent(sent * data_size(data))
         metrics.record_broadcast_duration(time.perf_counter() - started)
 

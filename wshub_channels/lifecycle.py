@@ -27,7 +27,7 @@ from .hooks import load_hooks
 from .layers.base import HubLayer
 from .layers.envelope import Envelope
 from .message import Message
-from .metrics import HubSample, load_metrics, set_active_collector
+from .metrics import HubSample, counts_bytes, load_metrics, set_active_collector
 from .middleware import MiddlewareChain
 from .presence import PresenceTable
 from .publisher import is_publisher_loop, on_home_loop
@@ -75,6 +75,7 @@ class Lifecycle(Stopping):
         self.config = settings.config
         self.limits = settings.limits
         self.metrics = load_metrics(settings.metrics)
+        self.counts_bytes = counts_bytes(self.metrics)  # sizes are measured only if so
         set_active_collector(self.metrics)
         self.hooks = load_hooks(settings.hooks)
         self.events = Events(self.hooks, self.metrics, self.stats)

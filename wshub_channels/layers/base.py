@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from typing import Any, ClassVar
 
@@ -34,7 +33,7 @@ from channels.exceptions import ChannelFull, MessageTooLarge
 from channels.layers import BaseChannelLayer
 
 from ..errors import ForeignChannel, LayerClosed
-from .envelope import Envelope, Kind, encode_envelope, pack_message, unpack_message
+from .envelope import Envelope, Kind, pack_message, unpack_message
 from .local import LocalChannels
 from .names import channel_node, random_token
 from .node import BusNode
@@ -153,8 +152,7 @@ class HubLayer(BusNode, BaseChannelLayer):
             node = self._remote_owner(channel)
             if node is not None:
                 await self.start()
-                env = encode_envelope(Kind.DIRECT, self.node_id, channel, data, os.getpid())
-                self.check_wire_size(env)
+                env = self.envelope(Kind.DIRECT, channel, data)
                 await self._publish(self.node_subject(node), env)
                 return
             now = time.monotonic()

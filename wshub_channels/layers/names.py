@@ -24,6 +24,7 @@ __all__ = [
     "MAX_FREE_NAME",
     "NODE_ID_LENGTH",
     "channel_node",
+    "current_pid",
     "make_node_id",
     "process_inbox",
     "random_token",
@@ -41,6 +42,26 @@ _NODE_ID_RE = re.compile(rf"^[a-z0-9-]{{{NODE_ID_LENGTH}}}$")
 _MAX_PLAIN_TOKEN = 96
 
 
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def current_pid() -> int:
+    """This process's pid, without a system call (kept current across forks).
+
+    Every envelope carries it, so that two processes sharing a node id tell
+    their own echoes from each other's messages.
+    """
+    return _pid
+
+
 def process_inbox(base: str) -> str:
     """``base`` plus this process's pid: a reply address no other process has.
 
@@ -48,7 +69,7 @@ def process_inbox(base: str) -> str:
     a layer was built (and sharing its node id) still get replies, and each
     other's requests, apart.
     """
-    return f"{base}.p{os.getpid()}"
+    return f"{base}.p{_pid}"
 
 
 def random_token(length: int) -> str:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -41,7 +40,7 @@ from .. import errors
 from ..log import Throttle
 from .envelope import Envelope, UnknownEnvelopeVersion, decode_envelope, encode_envelope
 from .interest import Interest
-from .names import make_node_id, subject_token
+from .names import current_pid, make_node_id, subject_token
 from .rpc import Op, RemoteOps
 from .stats import LayerStats
 from .transport import BusStatus, Transport
@@ -194,9 +193,7 @@ class BusNode:
     async def publish(self, subject: str, kind: int, target: str, payload: bytes) -> None:
         """Publish one envelope on the bus (the hub's entry to the transport)."""
         await self.start()
-        env = encode_envelope(kind, self.node_id, target, payload, os.getpid())
-        self.check_wire_size(env)
-        await self._publish(subject, env)
+        await self._publish(subject, self.envelope(kind, target, payload))
 
     async def publish_and_deliver(
         self, subject: str, kind: int, target: str, payload: bytes, deliver: Deliver
@@ -231,8 +228,7 @@ class BusNode:
         if not transport.shared:
             await deliver()
             return [] if group is None else await transport.store_group_members(group)
-        env = encode_envelope(kind, self.node_id, target, payload, os.getpid())
-        self.check_wire_size(env)
+        env = self.envelope(kind, target, payload)
         wire: Coroutine[Any, Any, list[str] | None]
         if group is None:
             wire = self._on_wire(subject, transport.publish(subject, env))
@@ -245,6 +241,12 @@ class BusNode:
         finally:
             stored = await sending
         return stored or []
+
+    def envelope(self, kind: int, target: str, payload: bytes) -> bytes:
+        """One envelope from this process; ``MessageTooLarge`` if the bus cannot carry it."""
+        env = encode_envelope(kind, self.node_id, target, payload, current_pid())
+        self.check_wire_size(env)
+        return env
 
     async def _publish(self, subject: str, data: bytes) -> None:
         await self._on_wire(subject, self.transport.publish(subject, data))
@@ -329,7 +331,7 @@ class BusNode:
             self.stats.bad_envelopes += 1
             self._drop_log.warning("ignoring bus message on %s: %s", subject, exc)
             return
-        if env.origin != self.node_id or (env.sender is not None and env.sender != os.getpid()):
+        if env.origin != self.node_id or (env.sender is not None and env.sender != current_pid()):
             # Not our own echo; a twin (our node id, another pid) is reported by presence.
             self._on_envelope(env)
 

@@ -32,6 +32,7 @@ __all__ = [
     "MetricsCollector",
     "NoopMetrics",
     "active_collector",
+    "counts_bytes",
     "load_metrics",
     "set_active_collector",
 ]
@@ -277,6 +278,12 @@ class _Completed:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def counts_bytes(collector: MetricsCollector) -> bool:
+    """False when ``record_bytes_sent`` does nothing, so senders need not measure."""
+    method = getattr(collector, "record_bytes_sent", None)
+    return getattr(method, "__func__", method) not in (None, NoopMetrics.record_bytes_sent, _noop)
 
 
 def load_metrics(path: str | None) -> MetricsCollector:
