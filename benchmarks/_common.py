@@ -38,6 +38,13 @@ MICRO = "\u00b5"
 # ----------------------------------------------------------------- the machine
 
 
+def import_this_tree() -> None:
+    """Make the package of this repository (not an installed copy) the one imported."""
+    root = str(REPO_ROOT)
+    if root not in sys.path:
+        sys.path.insert(1, root)
+
+
 def cpu_model() -> str:
     """The CPU's marketing name, from /proc/cpuinfo where there is one."""
     try:

@@ -779,9 +779,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def prepare_imports() -> None:
     """Make the package in this repository importable and give Django settings."""
-    root = str(_common.REPO_ROOT)
-    if root not in sys.path:
-        sys.path.insert(1, root)
+    _common.import_this_tree()
     if not os.environ.get("DJANGO_SETTINGS_MODULE"):
         from django.conf import settings
 

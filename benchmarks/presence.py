@@ -784,9 +784,7 @@ async def benchmark(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    root = str(_common.REPO_ROOT)
-    if root not in sys.path:
-        sys.path.insert(1, root)
+    _common.import_this_tree()
     configure_django(f"bench-presence-{uuid.uuid4().hex[:8]}", 60.0)
     text, results = asyncio.run(benchmark(args))
     print(text)
