@@ -73,7 +73,7 @@ def test_bearer_token(header: str | None, token: str | None) -> None:
     assert bearer_token(header) == token
 
 
-def _ask(host: str | None, token: str | None, **headers: str) -> tuple[bool, int]:
+def _ask(host: str | None, token: str | None, /, **headers: str) -> tuple[bool, int]:
     found = drain_permission(host, {k.replace("_", "-"): v for k, v in headers.items()}, token)
     return found.allowed, found.status
 
@@ -111,3 +111,49 @@ def test_a_wrong_or_missing_token_is_unauthorized() -> None:
     assert _ask("10.1.2.3", "tok", authorization="Bearer nope") == (False, 401)
     assert _ask("127.0.0.1", "tok", authorization="Bearer nope") == (False, 401)
     assert _ask("10.1.2.3", "tok", authorization="Basic tok") == (False, 401)
+
+
+def test_a_browser_on_loopback_needs_the_token() -> None:
+    """A page open in a browser on the host (same origin) cannot drain without the token."""
+    page = {"origin": "http://127.0.0.1:8000", "host": "127.0.0.1:8000"}
+    assert _ask("127.0.0.1", None, **page) == (False, 403)
+    assert _ask("127.0.0.1", None, sec_fetch_site="same-origin", host="127.0.0.1:8000") == (
+        False,
+        403,
+    )
+    assert _ask("127.0.0.1", "tok", **page) == (False, 401)
+    assert _ask("127.0.0.1", "tok", authorization="Bearer tok", **page) == (True, 202)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "http://evil.example", "host": "127.0.0.1:8000"},
+        {"origin": "http://127.0.0.1:3000", "host": "127.0.0.1:8000"},  # another local port
+        {"origin": "http://localhost:8000", "host": "127.0.0.1:8000"},
+        {"origin": "null", "host": "127.0.0.1:8000"},
+        {"origin": "http://127.0.0.1:8000"},  # no Host to compare with
+        {"sec_fetch_site": "cross-site"},
+        {"sec_fetch_site": "same-site", "host": "127.0.0.1:8000"},
+        {
+            "sec_fetch_site": "cross-site",
+            "origin": "http://127.0.0.1:8000",
+            "host": "127.0.0.1:8000",
+        },
+    ],
+)
+def test_a_cross_site_request_is_refused_even_with_the_token(headers: dict[str, str]) -> None:
+    """A page of another origin may never drain, even if it somehow holds the token."""
+    assert _ask("127.0.0.1", None, **headers) == (False, 403)
+    assert _ask("127.0.0.1", "tok", authorization="Bearer tok", **headers) == (False, 403)
+
+
+def test_tls_sets_the_default_port_of_origin_and_host() -> None:
+    page = {"origin": "https://hub.example", "host": "hub.example:443", "authorization": "Bearer t"}
+    found = drain_permission("10.0.0.1", page, "t", secure=True)
+    assert (found.allowed, found.status) == (True, 202)
+    plain = {**page, "host": "hub.example"}  # over plain http the Host means port 80
+    found = drain_permission("10.0.0.1", plain, "t", secure=False)
+    assert (found.allowed, found.status) == (False, 403)
+    found = drain_permission("10.0.0.1", plain, "t", secure=True)
+    assert (found.allowed, found.status) == (True, 202)

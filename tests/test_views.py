@@ -44,7 +44,9 @@ class Answer:
 
 async def _drainz(web: AsyncClient, addr: str, **headers: str) -> Answer:
     """POST /drainz through Django's ASGI handler as a client at ``addr`` with ``headers``."""
-    raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    raw = [
+        (name.lower().replace("_", "-").encode(), value.encode()) for name, value in headers.items()
+    ]
     comm = HttpCommunicator(get_asgi_application(), "POST", "/drainz", headers=raw)
     comm.scope["client"] = [addr, 40000]  # the address the server saw
     answer = Answer(await comm.get_response(timeout=scaled(2)))
@@ -124,3 +126,19 @@ async def test_drainz_on_a_hub_that_is_not_running_answers_409(web: AsyncClient)
     assert response.status_code == 409 and response.json()["state"] == "stopped"
     status, body = await _get(web, "/healthz")
     assert (status, body["alive"], body["state"]) == (503, False, "stopped")
+
+
+async def test_drainz_refuses_a_cross_site_page_on_the_host(web: AsyncClient) -> None:
+    """A browser page of another origin posting from loopback is refused; the hub runs on."""
+    await get_hub(ALIAS).start()
+    cross = {"Origin": "http://127.0.0.1:3000", "Host": "127.0.0.1:8000"}
+    response = await _drainz(web, "127.0.0.1", **cross)
+    assert response.status_code == 403 and "cross-site" in response.json()["error"]
+    response = await _drainz(web, "127.0.0.1", Sec_Fetch_Site="cross-site")
+    assert response.status_code == 403
+    response = await _drainz(web, "127.0.0.1", **cross, Authorization="Bearer t0ken")
+    assert response.status_code == 403
+    same = {"Origin": "http://127.0.0.1:8000", "Host": "127.0.0.1:8000"}
+    response = await _drainz(web, "127.0.0.1", **same)  # a browser, no token
+    assert response.status_code == 401
+    assert get_hub(ALIAS).state == "running"

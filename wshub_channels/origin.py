@@ -12,9 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.utils.module_loading import import_string
-
-__all__ = ["OriginCheck", "allow_all_origins", "allow_origins", "allow_same_origin", "resolve"]
+__all__ = [
+    "OriginCheck",
+    "allow_all_origins",
+    "allow_origins",
+    "allow_same_origin",
+    "resolve",
+    "same_origin",
+]
 
 OriginCheck = Callable[[Mapping[str, Any]], bool]
 
@@ -34,6 +39,19 @@ def _host_port(netloc: str, scheme: str) -> tuple[str, int | None]:
     return (parts.hostname or "").lower(), port
 
 
+def same_origin(origin: str, host: str, secure: bool) -> bool:
+    """True when an ``Origin`` header names the same host and port as a ``Host`` header.
+
+    ``secure`` says whether the request came over TLS (it sets the default
+    port of either side). An opaque origin (``null``) is never the same.
+    """
+    parts = urlsplit(origin)
+    if not parts.hostname:
+        return False
+    origin_hp = _host_port(parts.netloc, parts.scheme or ("https" if secure else "http"))
+    return origin_hp == _host_port(host, "https" if secure else "http")
+
+
 def allow_all_origins(scope: Mapping[str, Any]) -> bool:
     """Allow every origin."""
     return True
@@ -47,13 +65,7 @@ def allow_same_origin(scope: Mapping[str, Any]) -> bool:
     host = _header(scope, b"host")
     if host is None:
         return False
-    parts = urlsplit(origin)
-    if not parts.hostname:
-        return False
-    secure = scope.get("scheme") in ("wss", "https")
-    origin_hp = _host_port(parts.netloc, parts.scheme or ("https" if secure else "http"))
-    host_hp = _host_port(host, "https" if secure else "http")
-    return origin_hp == host_hp
+    return same_origin(origin, host, scope.get("scheme") in ("wss", "https"))
 
 
 def allow_origins(*origins: str, require: bool = False) -> OriginCheck:
@@ -72,6 +84,8 @@ def allow_origins(*origins: str, require: bool = False) -> OriginCheck:
 def resolve(check: str | OriginCheck) -> OriginCheck:
     """Return the origin check a dotted path names, or the callable itself."""
     if isinstance(check, str):
+        from django.utils.module_loading import import_string
+
         found: OriginCheck = import_string(check)
         return found
     return check

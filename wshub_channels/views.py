@@ -13,7 +13,9 @@ starts on first use) and reports ``starting``.
 answers 202 at once with the health JSON; under ``HubApplication`` the
 process exits once the drain is over. It is allowed from loopback, or with
 ``Authorization: Bearer <WSHUB["DRAIN_TOKEN"]>`` (see
-:func:`~wshub_channels.drain.drain_permission`); otherwise 401 or 403.
+:func:`~wshub_channels.drain.drain_permission`); otherwise 401 or 403. A
+request from a browser (``Origin`` or ``Sec-Fetch-*`` headers) needs the
+token even from loopback, and a cross-site one is refused with 403 always.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
 async def drainz(request: HttpRequest) -> JsonResponse:
     headers = {name.lower(): value for name, value in request.headers.items()}
     permission = drain_permission(
-        request.META.get("REMOTE_ADDR"), headers, get_settings().drain_token
+        request.META.get("REMOTE_ADDR"), headers, get_settings().drain_token, request.is_secure()
     )
     if not permission.allowed:
         logger.warning(
