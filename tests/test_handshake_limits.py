@@ -21,8 +21,8 @@ from django.test import override_settings
 
 from tests.inprocess import WAIT, Clients, hub_clients
 from tests.rig.timing import async_wait_until
-from wshub_channels import HubConsumer, get_hub
-from wshub_channels.errors import MaxUserConnectionsReached
+from wshub_channels import HubConsumer, get_hub, signals
+from wshub_channels.errors import MaxUserConnectionsReached, Unauthorized
 from wshub_channels.hooks import Hooks
 from wshub_channels.hub import Hub
 from wshub_channels.layers.base import GROUPS
@@ -55,6 +55,8 @@ class Named(HubConsumer):
             await self.set_user_id(query["user"][0])
         if "boom" in query:
             raise RuntimeError("boom in before_connect")
+        if "deny" in query:
+            raise Unauthorized("denied")
         if "hold" in query and gate is not None:
             await gate.wait()
 
@@ -132,10 +134,20 @@ async def test_an_unexpected_handshake_error_refuses_and_frees_the_slot(
     clients: Clients, consumer: type[HubConsumer], query: str, error: str
 ) -> None:
     """5 handshakes failing with any exception under max_connections=2 leave room for 2."""
+    signalled: list[str] = []
+
+    async def on_hub_error(sender: Any, client: Any, **kwargs: Any) -> None:
+        signalled.append(type(kwargs["error"]).__name__)
+
+    signals.hub_error.connect(on_hub_error, weak=False)
     wshub = {"LIMITS": {"max_connections": 2}, "HOOKS": f"{HERE}.BoomHooks", "METRICS": METRICS}
     with override_settings(WSHUB=wshub):
-        for _ in range(5):
-            await refused(clients, consumer, query)
+        try:
+            for _ in range(5):
+                await refused(clients, consumer, query)
+        finally:
+            signals.hub_error.disconnect(on_hub_error)
+        assert signalled == [error] * 5
         assert_no_slot_held()
         assert errors == [error] * 5  # reported to on_error
         stats = hub().metrics.stats()
@@ -215,6 +227,23 @@ async def test_concurrent_handshakes_of_one_user_respect_the_limit(clients: Clie
         assert await first.receive_from(timeout=WAIT) == f"id:{first.client.id}"  # type: ignore[union-attr]
         assert len(hub().get_clients_by_user_id("A")) == 1
         assert_no_slot_held()
+
+
+async def test_plain_refusals_after_set_user_id_free_the_moved_slot(clients: Clients) -> None:
+    """Unauthorized or the limit, after a user id was set in before_connect: no slot kept."""
+    with override_settings(
+        WSHUB={"LIMITS": {"max_connections_per_user": 1, "max_connections": 2}, "METRICS": METRICS}
+    ):
+        for _ in range(3):
+            await refused(clients, Named, "user=A&deny=1")
+        assert_no_slot_held()
+        await clients.connect(Named, "user=A")
+        await refused(clients, Named, "user=A")
+        assert_no_slot_held()
+        refusals = hub().metrics.stats()
+        assert refusals["refused_Unauthorized"] == 3
+        assert refusals["refused_MaxUserConnectionsReached"] == 1
+        assert errors == []  # plain refusals are not errors
 
 
 # -- set_user_id after connect -------------------------------------------------------------
