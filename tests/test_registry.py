@@ -88,17 +88,74 @@ def test_reservations_count_toward_the_connection_limits() -> None:
     registry, interest, _ = _registry("a")
     limits = Limits(max_connections=3, max_connections_per_user=2)
     registry.reserve("u1", limits)
-    registry.reserve(None, limits)
+    anonymous = registry.reserve(None, limits)
     with pytest.raises(MaxConnectionsReached):
         registry.reserve(None, limits)
-    registry.unreserve(None)
+    assert registry.pending == 2 and registry.pending_users == {"u1": 1}
+    registry.unreserve(anonymous)
     interest.add(USERS, "u1", "a", 0)
     with pytest.raises(MaxUserConnectionsReached):
         registry.reserve("u1", limits)  # one connected + one pending = 2
-    registry.unreserve("u1")
-    registry.reserve("u1", limits)
+    assert registry.pending == 1 and registry.pending_users == {"u1": 1}  # refused: unchanged
     with pytest.raises(MaxUserConnectionsReached):
-        registry.check_user_limit("u1", limits, pending=1)
+        registry.check_user_limit("u1", limits)  # counts the handshake in progress
+    registry.check_user_limit("u2", limits)
+
+
+def test_a_slot_is_given_back_once() -> None:
+    """unreserve releases a slot under its user id once; a second call changes nothing."""
+    registry, _, _ = _registry()
+    limits = Limits(max_connections=1)
+    slot = registry.reserve("u1", limits)
+    assert slot.held and slot.user_id == "u1"
+    assert registry.unreserve(slot) is True
+    assert registry.unreserve(slot) is False
+    assert not slot.held
+    assert registry.pending == 0 and registry.pending_users == {}
+    registry.reserve(None, limits)  # the one slot is free again
+    assert registry.pending == 1
+
+
+def test_moving_a_slot_checks_the_new_user_and_frees_the_old() -> None:
+    """move counts the slot under the new id (limit checked there) and no longer the old."""
+    registry, _, _ = _registry("a")
+    limits = Limits(max_connections_per_user=1)
+    slot = registry.reserve("scope-user", limits)
+    registry.move(slot, "u1", limits)
+    assert slot.user_id == "u1" and registry.pending_users == {"u1": 1}
+    registry.reserve("scope-user", limits)  # not locked out by the moved slot
+    registry.move(slot, "u1", limits)  # to the same id: nothing to check
+    registry.move(slot, None, limits)
+    assert registry.pending_users == {"scope-user": 1}
+    registry.move(slot, "u2", limits)
+    registry.unreserve(slot)
+    assert registry.pending == 1 and registry.pending_users == {"scope-user": 1}
+
+
+def test_a_refused_move_changes_nothing() -> None:
+    """At the new user's limit (connections or other handshakes), move raises and keeps the slot."""
+    registry, interest, _ = _registry("a")
+    limits = Limits(max_connections_per_user=1)
+    interest.add(USERS, "taken", "a", 0)
+    other = registry.reserve("busy", limits)
+    slot = registry.reserve("mine", limits)
+    for full in ("taken", "busy"):
+        with pytest.raises(MaxUserConnectionsReached):
+            registry.move(slot, full, limits)
+        assert slot.user_id == "mine" and slot.held
+        assert registry.pending_users == {"busy": 1, "mine": 1}
+    registry.unreserve(other)
+    registry.move(slot, "busy", limits)
+    assert registry.pending_users == {"busy": 1}
+
+
+def test_moving_a_released_slot_only_records_the_id() -> None:
+    """A slot already given back counts nowhere; move just notes the id."""
+    registry, _, _ = _registry()
+    slot = registry.reserve("u1", Limits())
+    registry.unreserve(slot)
+    registry.move(slot, "u2", Limits(max_connections_per_user=1))
+    assert slot.user_id == "u2" and registry.pending == 0 and registry.pending_users == {}
 
 
 def test_join_checks_rooms_per_client_and_clients_per_room() -> None:

@@ -29,6 +29,7 @@ from .types import AsgiMessage, AsgiSend, Connection, Data
 
 if TYPE_CHECKING:
     from .hub import Hub
+    from .registry import Slot
 
 __all__ = ["HubClient"]
 
@@ -45,6 +46,7 @@ class HubClient:
     scope: dict[str, Any]
     base_send: Any
     _outbound: Outbound | None = None
+    _slot: Slot | None = None  # the connection slot held from handshake to registration
     _closed_at: datetime | None = None
     _accepted = False
     connected_since: datetime | None = None  # when the handshake was accepted (UTC)
@@ -75,12 +77,23 @@ class HubClient:
         return value
 
     async def set_user_id(self, user_id: str | None) -> None:
-        """Set (or clear, with None) the user id; the hub indexes it cluster-wide."""
+        """Set (or clear, with None) the user id; the hub indexes it cluster-wide.
+
+        Raises ``MaxUserConnectionsReached`` when ``user_id`` has no connection
+        left here; nothing changes then (the old id and its lookups stay).
+        During the handshake the connection slot moves to the new id.
+        """
         new = None if user_id is None else validate_user_id(user_id)
         old = self.user_id
+        if old == new:
+            return
+        hub: Hub | None = self.__dict__.get("hub")
+        slot = self._slot
+        if hub is not None and slot is not None and slot.held:
+            hub.move_reservation(slot, new)
+        elif hub is not None:
+            await hub.change_user(self._me, old, new)
         self.__dict__["_user_id"] = new
-        if old != new:
-            await self.hub.change_user(self._me, old, new)
 
     @property
     def metadata(self) -> dict[str, Any]:

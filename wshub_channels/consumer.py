@@ -16,9 +16,10 @@ connection survives them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from asgiref.typing import WebSocketConnectEvent, WebSocketDisconnectEvent, WebSocketReceiveEvent
 from channels.exceptions import StopConsumer
@@ -124,35 +125,35 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
     async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
         hub = self.hub = get_hub(self.channel_layer_alias)
         self.last_seen = clock()
-        reserved = False
-        try:
-            await hub.start()
-            hub.check_accepting()
-            if not resolve_origin(hub.config.check_origin)(self.scope):
-                hub.metrics.increment_errors("origin_rejected")
-                raise Unauthorized("origin not allowed")
-            hub.reserve(self.user_id)
-            reserved = True
-            await hub.events.check(self, "connect")
-        except (HubError, PermissionError) as exc:
-            if reserved:
-                hub.unreserve(self.user_id)
-            hub.stats.rejected_handshakes += 1
-            hub.metrics.increment_handshakes_refused(type(exc).__name__)
-            logger.info("handshake rejected (%s): %s", type(exc).__name__, exc)
-            await self._asgi_send({"type": "websocket.close", "code": 1008})
-            raise StopConsumer() from None
-        for group in self.groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
-        self._accepted = True
-        self.connected_since = datetime.now(UTC)
-        self._outbound = Outbound(
-            cast(AsgiSend, self.base_send), hub.config, self._dropped, self._overflow_disconnect
-        )
-        self._buckets = _buckets(hub.limits, self.last_seen)
-        hub.unreserve(self.user_id)
-        await hub.register(self, self._outbound)
+        try:  # the slot reserved here is given back on every path, cancellation included
+            try:
+                await hub.start()
+                hub.check_accepting()
+                if not resolve_origin(hub.config.check_origin)(self.scope):
+                    hub.metrics.increment_errors("origin_rejected")
+                    raise Unauthorized("origin not allowed")
+                self._slot = hub.reserve(self.user_id)
+                await hub.events.check(self, "connect")
+                for group in self.groups:
+                    await self.channel_layer.group_add(group, self.channel_name)
+                await self.accept()
+            except (HubError, PermissionError) as exc:
+                logger.info("handshake rejected (%s): %s", type(exc).__name__, exc)
+                await self._refuse(exc)
+            except Exception as exc:
+                logger.debug("handshake of %s failed", self.channel_name, exc_info=exc)
+                await hub.events.report_error(self, exc, "handshake_error")
+                await self._refuse(exc)
+            self._accepted = True
+            self.connected_since = datetime.now(UTC)
+            self._outbound = Outbound(
+                cast(AsgiSend, self.base_send), hub.config, self._dropped, self._overflow_disconnect
+            )
+            self._buckets = _buckets(hub.limits, self.last_seen)
+            await hub.register(self, self._outbound, self._slot)  # the slot becomes the client
+        finally:
+            if self._slot is not None:
+                hub.unreserve(self._slot)
         hub.metrics.increment_connections()
         try:
             await hub.events.notify(
@@ -162,6 +163,19 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
             # The limit became known only after accept: close with 1013 (try again later).
             logger.info("closing %s after accept: %s", self.id, exc)
             await self.close(CLOSE_TRY_AGAIN, "connection limit")
+
+    async def _refuse(self, exc: Exception) -> NoReturn:
+        """Refuse the handshake: count it, free the channel and its groups, close (403)."""
+        hub = self.hub
+        hub.stats.rejected_handshakes += 1
+        hub.metrics.increment_handshakes_refused(type(exc).__name__)
+        try:
+            await hub.layer.release_channel(self.channel_name)  # and the groups joined so far
+        except Exception as error:
+            _error_log.warning("refused handshake %s kept its channel: %r", self.id, error)
+        with contextlib.suppress(Exception):  # the socket may be gone already
+            await self._asgi_send({"type": "websocket.close", "code": CLOSE_POLICY})
+        raise StopConsumer() from None
 
     async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
         data: str | bytes | None = message.get("text")

@@ -32,7 +32,7 @@ from .middleware import MiddlewareChain
 from .presence import PresenceTable
 from .publisher import is_publisher_loop, on_home_loop
 from .ratelimit import clock
-from .registry import USERS, OutboundQueue, Registry
+from .registry import USERS, OutboundQueue, Registry, Slot
 from .roomevents import RoomEvents
 from .stopping import Stopping
 from .tasks import spawn
@@ -232,20 +232,40 @@ class Lifecycle(Stopping):
 
     # -- admission and registration (called by the consumer) --------------------------------
 
-    def reserve(self, user_id: str | None) -> None:
-        """Hold a connection slot for a handshake, or raise the limit it would break."""
+    def reserve(self, user_id: str | None) -> Slot:
+        """Hold a connection slot for a handshake, or raise the limit it would break.
+
+        The caller gives the slot back with :meth:`unreserve` or
+        :meth:`register`, on every path (``try``/``finally``).
+        """
         try:
-            self.registry.reserve(user_id, self.limits)
+            return self.registry.reserve(user_id, self.limits)
         except Exception:
             self.metrics.increment_errors("connection_limit")
             raise
 
-    def unreserve(self, user_id: str | None) -> None:
-        """Give back a slot taken by :meth:`reserve`."""
-        self.registry.unreserve(user_id)
+    def unreserve(self, slot: Slot) -> None:
+        """Give back a slot taken by :meth:`reserve` (again is a no-op)."""
+        self.registry.unreserve(slot)
 
-    async def register(self, client: Connection, queue: OutboundQueue) -> None:
-        """Make an accepted client reachable: by id, by user, and through its queue."""
+    def move_reservation(self, slot: Slot, user_id: str | None) -> None:
+        """Count a handshake's slot under ``user_id``, or raise and change nothing."""
+        try:
+            self.registry.move(slot, user_id, self.limits)
+        except Exception:
+            self.metrics.increment_errors("connection_limit")
+            raise
+
+    async def register(
+        self, client: Connection, queue: OutboundQueue, slot: Slot | None = None
+    ) -> None:
+        """Make an accepted client reachable: by id, by user, and through its queue.
+
+        ``slot`` (the handshake's) becomes the connection in the same step, so
+        no other handshake can take its place in between.
+        """
+        if slot is not None:
+            self.registry.unreserve(slot)
         self.registry.add(client, queue)
         if client.user_id is not None:
             await self.layer.add_interest(USERS, client.user_id, client.id)
@@ -266,11 +286,13 @@ class Lifecycle(Stopping):
         await self._left_rooms(client, rooms)
 
     async def change_user(self, client: Connection, old: str | None, new: str | None) -> None:
-        """Move a registered client from user ``old`` to ``new`` (either may be None)."""
+        """Move a registered client from user ``old`` to ``new`` (either may be None).
+
+        Raises ``MaxUserConnectionsReached`` (counting ``new``'s handshakes in
+        progress) before anything changes: a refused client stays under ``old``.
+        """
         if client.id not in self.registry:
             return
-        if old is not None:
-            await self.layer.discard_interest(USERS, old, client.id)
         if new is not None:
             try:
                 self.registry.check_user_limit(new, self.limits)
@@ -278,3 +300,5 @@ class Lifecycle(Stopping):
                 self.metrics.increment_errors("connection_limit")
                 raise
             await self.layer.add_interest(USERS, new, client.id)
+        if old is not None:
+            await self.layer.discard_interest(USERS, old, client.id)

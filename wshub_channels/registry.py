@@ -21,7 +21,7 @@ from .errors import MaxConnectionsReached, MaxRoomsReached, MaxUserConnectionsRe
 from .layers.interest import Interest
 from .types import AsgiMessage, Connection
 
-__all__ = ["ROOMS", "USERS", "OutboundQueue", "Registry"]
+__all__ = ["ROOMS", "USERS", "OutboundQueue", "Registry", "Slot"]
 
 #: The interest namespace of hub rooms (never the Channels group namespace).
 ROOMS = "r"
@@ -41,6 +41,23 @@ class OutboundQueue(Protocol):
     def push(self, message: AsgiMessage) -> bool: ...
 
     async def offer(self, message: AsgiMessage, timeout: float) -> None: ...
+
+
+class Slot:
+    """A connection slot held by one handshake, counted under ``user_id`` while ``held``.
+
+    Only :class:`Registry` changes it: :meth:`Registry.move` when the user id
+    changes during the handshake, :meth:`Registry.unreserve` once.
+    """
+
+    __slots__ = ("held", "user_id")
+
+    def __init__(self, user_id: str | None) -> None:
+        self.user_id = user_id
+        self.held = True
+
+    def __repr__(self) -> str:
+        return f"Slot(user_id={self.user_id!r}, held={self.held})"
 
 
 class Registry:
@@ -129,32 +146,78 @@ class Registry:
 
     # -- limits and reservations ---------------------------------------------------------
 
-    def reserve(self, user_id: str | None, limits: Limits) -> None:
-        """Hold a connection slot for a handshake, or raise the limit it would break."""
+    @property
+    def pending(self) -> int:
+        """How many connection slots handshakes in progress hold."""
+        return self._pending
+
+    @property
+    def pending_users(self) -> dict[str, int]:
+        """User id -> slots held for it by handshakes in progress (a copy)."""
+        return dict(self._pending_users)
+
+    def reserve(self, user_id: str | None, limits: Limits) -> Slot:
+        """Hold a connection slot for a handshake, or raise the limit it would break.
+
+        The slot counts toward ``max_connections`` and, under ``user_id``,
+        toward ``max_connections_per_user`` until :meth:`unreserve`.
+        """
         cap = limits.max_connections
         if cap and len(self._clients) + self._pending >= cap:
             raise MaxConnectionsReached(f"this node holds {cap} connections")
         if user_id is not None:
-            held = self._pending_users.get(user_id, 0)
-            self.check_user_limit(user_id, limits, pending=held)
-            self._pending_users[user_id] = held + 1
+            self.check_user_limit(user_id, limits)
+            self._hold(user_id)
         self._pending += 1
+        return Slot(user_id)
 
-    def unreserve(self, user_id: str | None) -> None:
-        """Give back a slot taken by :meth:`reserve`."""
+    def unreserve(self, slot: Slot) -> bool:
+        """Give back ``slot`` (under the user id it is held for now); False if already given."""
+        if not slot.held:
+            return False
+        slot.held = False
         self._pending -= 1
-        if user_id is not None:
-            left = self._pending_users.get(user_id, 1) - 1
-            if left > 0:
-                self._pending_users[user_id] = left
-            else:
-                self._pending_users.pop(user_id, None)
+        if slot.user_id is not None:
+            self._release(slot.user_id)
+        return True
 
-    def check_user_limit(self, user_id: str, limits: Limits, pending: int = 0) -> None:
-        """Raise ``MaxUserConnectionsReached`` if ``user_id`` has no slot left here."""
+    def move(self, slot: Slot, user_id: str | None, limits: Limits) -> None:
+        """Count ``slot`` under ``user_id`` from now on, or raise and change nothing.
+
+        Raises ``MaxUserConnectionsReached`` when ``user_id`` has no slot left
+        here. A slot already given back only records the new id.
+        """
+        if user_id == slot.user_id:
+            return
+        if slot.held:
+            if user_id is not None:
+                self.check_user_limit(user_id, limits)
+                self._hold(user_id)
+            if slot.user_id is not None:
+                self._release(slot.user_id)
+        slot.user_id = user_id
+
+    def check_user_limit(self, user_id: str, limits: Limits) -> None:
+        """Raise ``MaxUserConnectionsReached`` if ``user_id`` has no slot left here.
+
+        A user's slots are its connections here and its handshakes in progress.
+        """
         cap = limits.max_connections_per_user
-        if cap and len(self._interest.members(USERS, user_id) or ()) + pending >= cap:
+        if not cap:
+            return
+        held = len(self._interest.members(USERS, user_id) or ())
+        if held + self._pending_users.get(user_id, 0) >= cap:
             raise MaxUserConnectionsReached(f"user {user_id!r} has {cap} connections here")
+
+    def _hold(self, user_id: str) -> None:
+        self._pending_users[user_id] = self._pending_users.get(user_id, 0) + 1
+
+    def _release(self, user_id: str) -> None:
+        left = self._pending_users.get(user_id, 0) - 1
+        if left > 0:
+            self._pending_users[user_id] = left
+        else:
+            self._pending_users.pop(user_id, None)
 
     def check_join(self, client_id: str, room: str, limits: Limits) -> None:
         """Raise ``MaxRoomsReached`` or ``RoomFull`` if ``client_id`` may not join ``room``."""
