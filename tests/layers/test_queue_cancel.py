@@ -131,9 +131,24 @@ def _lost(layer: HubLayer) -> int:
     return int(getattr(layer.stats, "receive_lost", 0))  # (the counter is new)
 
 
-async def test_a_message_put_back_keeps_its_place(make: Make) -> None:
-    """A message a cancelled receive had taken is read again before the ones sent after it."""
-    layer, sender = make(), make()
+async def test_redis_a_message_put_back_keeps_its_place(redis_url: str) -> None:
+    """A message a cancelled receive had taken is read again before the ones sent after it.
+
+    (Redis only: on NATS a nak'd message is redelivered at once, but another
+    reader's pull request may get a later message first.)
+    """
+    prefix = f"qp{uuid.uuid4().hex[:8]}"
+    layer = RedisHubLayer(hosts=[redis_url], prefix=prefix)
+    sender = RedisHubLayer(hosts=[redis_url], prefix=prefix)
+    try:
+        await _put_back_in_place(layer, sender)
+    finally:
+        await layer.flush()
+        await layer.close()
+        await sender.close()
+
+
+async def _put_back_in_place(layer: HubLayer, sender: HubLayer) -> None:
     channel = "cancel.order"
     span = await _warm(layer, sender, channel)
     rng = random.Random(7)
@@ -143,8 +158,8 @@ async def test_a_message_put_back_keeps_its_place(make: Make) -> None:
         await sender.send(channel, {"n": 2 * attempt + 1})
         first = await _cancelled_receive(layer, channel, rng.uniform(0, 2 * span))
         if first is None:
-            first = await asyncio.wait_for(layer.receive(channel), scaled(ACK_WAIT + 2))
-        second = await asyncio.wait_for(layer.receive(channel), scaled(ACK_WAIT + 2))
+            first = await asyncio.wait_for(layer.receive(channel), scaled(2))
+        second = await asyncio.wait_for(layer.receive(channel), scaled(2))
         assert [first["n"], second["n"]] == [2 * attempt, 2 * attempt + 1]
         put_back = int(getattr(layer.stats, "receive_put_back", 0))
         if put_back >= 3:
