@@ -202,14 +202,18 @@ class HubLayer(BusNode, BaseChannelLayer):
         pop = asyncio.ensure_future(self.transport.queue_pop(channel, self.get_capacity(channel)))
         self._pops.add(pop)
         try:
-            return await pop
+            data = await pop
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if pop.cancelled() and (current is None or not current.cancelling()):
                 raise _closed() from None  # cancelled by close(), not by our caller
+            if pop.done() and not pop.cancelled() and pop.exception() is None:
+                self.transport.queue_unpop(pop.result())  # cancelled just after the hand-over
             raise
         finally:
             self._pops.discard(pop)
+        self.transport.queue_delivered(data)
+        return data
 
     # -- Channels API: groups ------------------------------------------------------
 

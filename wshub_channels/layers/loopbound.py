@@ -146,6 +146,29 @@ class LoopBoundTransport(Transport):
     async def queue_pop(self, channel: str, capacity: int) -> bytes:
         return await self._on_home(self._queue_pop, channel, capacity)
 
+    def queue_delivered(self, data: bytes) -> None:
+        self._call_home(self._queue_delivered, data)
+
+    def queue_unpop(self, data: bytes) -> None:
+        self._call_home(self._queue_unpop, data)
+
+    def _call_home(self, fn: Callable[[bytes], None], data: bytes) -> None:
+        """Run ``fn(data)`` on the home loop: here, or soon there."""
+        home = self.home
+        if home is None or home is asyncio.get_running_loop():
+            fn(data)
+        elif not home.is_closed():
+            home.call_soon_threadsafe(fn, data)
+        else:
+            self.report("receive_lost", ConnectionError("the bus's event loop has closed"))
+
+    def _queue_delivered(self, data: bytes) -> None:
+        """Settle a delivered pop; on the home loop."""
+
+    def _queue_unpop(self, data: bytes) -> None:
+        """Put back a popped message whose receive was cancelled; on the home loop."""
+        Transport.queue_unpop(self, data)
+
     async def store_group_add(self, group: str, channel: str, expiry: float) -> None:
         await self._on_home(self._store_group_add, group, channel, expiry)
 

@@ -34,13 +34,18 @@ class LayerStats:
     bus_up: int = 0  # times it was (re)established
     subscriber_dropped: int = 0  # times the broker cut our subscriber off (output buffer)
     slow_consumer: int = 0  # bus messages the client dropped because this node read too slowly
+    receive_put_back: int = 0  # messages a cancelled receive had taken and gave back to the broker
+    receive_lost: int = 0  # messages the broker handed to a receive that was cancelled, not kept
+    holds_recovered: int = 0  # hold lists of dead receivers whose messages went back (Redis)
+    ack_timeouts: int = 0  # acks the broker did not confirm in time (NATS; may redeliver)
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
 
     def record_event(self, event: str, error: BaseException | None, log: Throttle) -> None:
         """Count and log one transport event: "down", "up", "dropped", "slow_consumer",
-        "expired" or "bad_frame"."""
+        "expired", "bad_frame", "put_back", "receive_lost", "hold_recovered" or
+        "ack_timeout"."""
         if event == "down":
             self.bus_down += 1
             logger.warning("bus connection lost: %r", error)
@@ -58,3 +63,21 @@ class LayerStats:
         elif event == "bad_frame":
             self.bad_envelopes += 1
             log.warning("ignoring a malformed bus frame: %r", error)
+        else:
+            self._record_receive_event(event, error, log)
+
+    def _record_receive_event(self, event: str, error: BaseException | None, log: Throttle) -> None:
+        """Count and log what happened to a message a normal-channel receive was handed."""
+        if event == "put_back":
+            self.receive_put_back += 1
+        elif event == "receive_lost":
+            self.receive_lost += 1
+            log.warning("a cancelled receive lost a message the bus had handed over: %s", error)
+        elif event == "hold_recovered":
+            self.holds_recovered += 1
+            log.warning("recovered the messages of a receiver that stopped: %s", error)
+        elif event == "ack_timeout":
+            self.ack_timeouts += 1
+            log.warning("the bus did not confirm a receive's ack (it may redeliver): %r", error)
+        else:
+            logger.warning("unknown transport event %r: %r", event, error)

@@ -38,11 +38,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "BusStatus",
     "NoResponders",
+    "Popped",
     "Reporter",
     "RequestHandler",
     "Sink",
@@ -54,9 +55,18 @@ RequestHandler = Callable[[str, bytes], Awaitable[bytes | None]]
 #: ``report(event, error)``: event is "down", "up", "dropped" (the broker cut the
 #: subscriber off, e.g. at its output-buffer limit), "slow_consumer" (the client
 #: dropped a message because this node read too slowly), "expired" (a queued
-#: message) or "bad_frame" (a transport-level frame that could not be read).
+#: message), "bad_frame" (a transport-level frame that could not be read), and for
+#: normal-channel receives: "put_back" (a cancelled receive gave its message back),
+#: "receive_lost" (it could not), "hold_recovered" (a dead receiver's messages went
+#: back to their queue) or "ack_timeout" (the broker did not confirm an ack).
 Reporter = Callable[[str, BaseException | None], None]
 R = TypeVar("R")
+
+
+class Popped(bytes):
+    """A message a pop returned, with what its transport needs to settle it (``receipt``)."""
+
+    receipt: Any = None
 
 
 class NoResponders(LookupError):
@@ -169,6 +179,17 @@ class Transport(abc.ABC):
         cancelled while it waits loses no message: one it had taken from the
         broker goes back.
         """
+
+    def queue_delivered(self, data: bytes) -> None:
+        """The caller of :meth:`queue_pop` has ``data`` now (NATS acks it here)."""
+        return None
+
+    def queue_unpop(self, data: bytes) -> None:
+        """``data`` came back from :meth:`queue_pop` to a caller cancelled meanwhile.
+
+        Put it back when the bus can; this default counts it as lost.
+        """
+        self.report("receive_lost", LookupError("a popped message whose receive was cancelled"))
 
     @abc.abstractmethod
     async def store_group_add(self, group: str, channel: str, expiry: float) -> None:

@@ -7,13 +7,19 @@
 - **Expiry.** A message carries its deadline (8 bytes, ms since the epoch)
   before its data; a pop acks and skips expired ones and reports each as
   "expired" (the stream's ``max_age`` drops the rest unseen).
-- **Pops** make their own pull subscription on the channel's consumer, ask
-  for one message at a time and ack it as they hand it over (at most once).
-  A pop cancelled while it waits unsubscribes at once, so the server drops
-  its pull request and the next message goes to another reader; a message
-  caught in flight by the cancel comes back after ``ACK_WAIT``. A pop waits
-  through bus outages, binding again when the server lost the consumer
-  (within ``POP_WAIT`` of the reconnect).
+- **Pops** make their own pull subscription on the channel's consumer and
+  ask for one message at a time. A message is acked only once the receive's
+  caller has it (:meth:`WorkQueues.delivered`, in the background); an ack
+  the server does not confirm within the timeout is reported as
+  "ack_timeout" and not retried: if it never arrived, the server redelivers
+  the message after ``ACK_WAIT``, a duplicate. A pop cancelled while it
+  waits unsubscribes at once, so the server drops its pull request and the
+  next message goes to another reader; a message it had fetched, or that
+  came back to a caller cancelled meanwhile (:meth:`WorkQueues.unpop`), is
+  nak'd, so it is redelivered at once; one still in flight when the
+  subscription closed comes back after ``ACK_WAIT``. A pop waits through bus
+  outages, binding again when the server lost the consumer (within
+  ``POP_WAIT`` of the reconnect).
 
 Loop safety: belongs to the transport's home loop; every method must run there.
 """
@@ -30,8 +36,9 @@ from collections.abc import Sequence
 from django.core.exceptions import ImproperlyConfigured
 
 from ...log import Throttle
-from ..transport import Reporter
-from .client import JetStreamContext, js_errors, nats_errors
+from ...tasks import spawn
+from ..transport import Popped, Reporter
+from .client import JetStreamContext, Msg, js_errors, nats_errors
 from .streams import JETSTREAM_MISSING, Streams, no_jetstream
 
 __all__ = ["WorkQueues"]
@@ -55,6 +62,7 @@ class WorkQueues:
         self.timeout = timeout
         self.report = report
         self._log = Throttle(logger, 10.0)
+        self._settling: set[asyncio.Task[None]] = set()  # acks and naks in flight
 
     async def push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
         """Append to ``channel``; False when it holds ``capacity`` messages already."""
@@ -91,22 +99,25 @@ class WorkQueues:
         return [bool(result) for result in results]
 
     async def pop(self, channel: str, capacity: int) -> bytes:
-        """Wait for the next live message of ``channel``, through bus outages."""
+        """Wait for the next live message of ``channel``, through bus outages.
+
+        The message is returned unacked, as :class:`~..transport.Popped` with
+        the NATS message as its receipt: :meth:`delivered` acks it and
+        :meth:`unpop` naks it.
+        """
         sub: JetStreamContext.PullSubscription | None = None
+        popped: Popped | None = None
         try:
             while True:
                 binding = False
                 try:
                     if sub is None or not self.streams.bound(channel):
                         if sub is not None:
-                            await _drop(sub)
+                            await self._drop(sub)
                         sub, binding = None, True
                         sub = await self.streams.bind(channel, capacity)
                         binding = False
                     msg = (await sub.fetch(1, timeout=POP_WAIT))[0]
-                    # Handed over only once the server has the ack: an ack lost in a
-                    # reconnect would let the message be redelivered to another reader.
-                    await msg.ack_sync(timeout=self.timeout)
                 except nats_errors.TimeoutError:
                     continue
                 except (ConnectionError, nats_errors.Error) as exc:
@@ -119,16 +130,92 @@ class WorkQueues:
                     self.streams.forget(channel=channel)
                     await asyncio.sleep(RETRY)
                     continue
+                # No await from here to the return: a cancellation cannot come between.
                 if len(msg.data) < _FRAME.size:  # not ours: published by something else
+                    self.ack_later(msg)
                     self.report("bad_frame", ValueError(f"short message on {msg.subject}"))
                     continue
                 (deadline,) = _FRAME.unpack_from(msg.data)
-                if deadline > time.time() * 1000:
-                    return msg.data[_FRAME.size :]
-                self.report("expired", None)
+                if deadline <= time.time() * 1000:
+                    self.ack_later(msg)
+                    self.report("expired", None)
+                    continue
+                popped = Popped(memoryview(msg.data)[_FRAME.size :])
+                popped.receipt = msg
+                return popped
         finally:
-            if sub is not None:
-                await _drop(sub)
+            if sub is not None and popped is None:
+                # Ended while a pull request may be out: the server may still send its
+                # message here. Keep listening (in the background) until the request
+                # has expired, naking what comes, so nothing waits out ACK_WAIT.
+                self._track(spawn(self._linger(sub), "nats receive wind-down"))
+            elif sub is not None:
+                await self._drop(sub)
+
+    def delivered(self, popped: bytes) -> None:
+        """The receive's caller has the message: ack it (in the background)."""
+        msg = getattr(popped, "receipt", None)
+        if msg is not None:
+            self.ack_later(msg)
+
+    def unpop(self, popped: bytes) -> None:
+        """The receive was cancelled as the message came back: nak it, so it is redelivered."""
+        msg = getattr(popped, "receipt", None)
+        if msg is not None:
+            self._track(spawn(self._nak(msg), "nats nak of a cancelled receive"))
+
+    def ack_later(self, msg: Msg) -> None:
+        """Ack ``msg`` in the background, once; a timeout is counted, not retried."""
+        self._track(spawn(self._ack(msg), "nats ack"))
+
+    async def settle(self) -> None:
+        """Wait for the acks and naks still in flight (each bounded by the timeout)."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _ack(self, msg: Msg) -> None:
+        try:
+            await msg.ack_sync(timeout=self.timeout)
+        except Exception as exc:
+            # Not retried: the server redelivers an ack it never got, after ACK_WAIT.
+            self.report("ack_timeout", exc)
+
+    async def _nak(self, msg: Msg) -> None:
+        try:
+            await msg.nak()
+        except Exception as exc:
+            self._log.warning(
+                "nak on %s failed: %r (redelivered after the ack wait)", msg.subject, exc
+            )
+            return
+        self.report("put_back", None)
+
+    async def _linger(self, sub: JetStreamContext.PullSubscription) -> None:
+        """Nak what reaches ``sub`` until its last pull request expires, then drop it."""
+        inner = getattr(sub, "_sub", None)
+        end = time.monotonic() + POP_WAIT + RETRY
+        while inner is not None and (left := end - time.monotonic()) > 0:
+            try:
+                msg = await inner.next_msg(timeout=left)
+            except Exception:
+                break  # timed out (the request expired) or the connection went
+            if msg.reply and not JetStreamContext.is_status_msg(msg):
+                await self._nak(msg)
+        await self._drop(sub)
+
+    async def _drop(self, sub: JetStreamContext.PullSubscription) -> None:
+        """Unsubscribe, first naking what a cancelled fetch left in the subscription."""
+        pending = getattr(getattr(sub, "_sub", None), "_pending_queue", None)
+        while pending is not None and not pending.empty():
+            msg = pending.get_nowait()
+            if msg.reply and not JetStreamContext.is_status_msg(msg):
+                await self._nak(msg)
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
     async def flush(self) -> None:
         """Empty every normal channel under the prefix."""
@@ -139,8 +226,3 @@ def _channel_full(error: js_errors.APIError) -> bool:
     """True for the one store failure that means "this channel is at capacity"."""
     description = str(getattr(error, "description", "") or "").lower()
     return getattr(error, "err_code", None) == _PER_SUBJECT_FULL and "per subject" in description
-
-
-async def _drop(sub: JetStreamContext.PullSubscription) -> None:
-    with contextlib.suppress(Exception):
-        await sub.unsubscribe()

@@ -114,6 +114,7 @@ class NatsTransport(LoopBoundTransport):
             logger.warning("NATS is not answering yet: %s", self._conn.last_error)
 
     async def _shut(self) -> None:
+        await self._queues.settle()  # acks of delivered messages first
         await self._members.stop()
         await self._conn.stop()
         self._forget()
@@ -235,6 +236,12 @@ class NatsTransport(LoopBoundTransport):
 
     async def _queue_pop(self, channel: str, capacity: int) -> bytes:
         return await self._queues.pop(channel, capacity)
+
+    def _queue_delivered(self, data: bytes) -> None:
+        self._queues.delivered(data)
+
+    def _queue_unpop(self, data: bytes) -> None:
+        self._queues.unpop(data)
 
     async def _store_group_add(self, group: str, channel: str, expiry: float) -> None:
         self._conn.connected()

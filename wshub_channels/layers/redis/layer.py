@@ -57,4 +57,6 @@ class RedisHubLayer(HubLayer):
         super().__init__(**kwargs)
 
     def make_transport(self) -> RedisTransport:
-        return RedisTransport(prefix=self.prefix, name=self.node_id, **self._redis_options)
+        return RedisTransport(
+            prefix=self.prefix, name=self.node_id, expiry=self.expiry, **self._redis_options
+        )

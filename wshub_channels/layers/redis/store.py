@@ -2,9 +2,10 @@
 
 - **Normal channels** are Redis lists of ``<13-digit deadline ms><message>``,
   pushed by a Lua script that drops expired heads and enforces capacity in
-  one step. A receive moves the head into a per-reader list with ``BLMOVE``,
-  so a receive cancelled mid-flight puts the message back instead of
-  losing it.
+  one step. A receive moves the head into its own hold list with ``BLMOVE``
+  (:mod:`.holds`): the hold has a TTL before the move, a receive cancelled
+  after the move gives the message back to the head of the queue, and the
+  holds of receivers that died are recovered by the next receive.
 - **Stored group members** (normal channels) are sorted sets scored by their
   expiry time.
 - **A group send's bus work** is one round trip: a non-transactional
@@ -26,8 +27,9 @@ from typing import Any
 
 from ...tasks import spawn
 from ..names import random_token
-from ..transport import Reporter
+from ..transport import Popped, Reporter
 from .client import NoScriptError, aioredis
+from .holds import ARM, ARM_SHA, CLAIM, LEASE_SLACK, UNCLAIM
 
 __all__ = ["RedisStore"]
 
@@ -54,9 +56,15 @@ class RedisStore:
     """Queues and stored memberships under ``prefix``, through the current command client."""
 
     def __init__(
-        self, prefix: str, pool_size: int, command_timeout: float, report: Reporter
+        self,
+        prefix: str,
+        pool_size: int,
+        command_timeout: float,
+        report: Reporter,
+        expiry: float = 60.0,
     ) -> None:
         self.prefix = prefix
+        self.expiry = expiry  # the layer's: how long a hold list may outlive its receive
         self.pool_size = pool_size
         self.command_timeout = command_timeout
         self.report = report
@@ -64,11 +72,15 @@ class RedisStore:
         #: The clients of blocking receives; built on first use.
         self.blocking: aioredis.Redis | None = None
         self._push: Any = None
+        self._claim: Any = None
+        self._give_back: Any = None
 
     def use(self, client: aioredis.Redis) -> None:
         """Send commands through ``client`` from now on."""
         self.client = client
         self._push = client.register_script(_PUSH)
+        self._claim = client.register_script(CLAIM)
+        self._give_back = client.register_script(UNCLAIM)
 
     def key(self, kind: str, name: str) -> str:
         return f"{self.prefix}:{kind}:{name}"
@@ -148,7 +160,8 @@ class RedisStore:
                 outcome.append(self._pushed(result))
         return outcome
 
-    async def queue_pop(self, channel: str) -> bytes:
+    def _blocking_client(self) -> aioredis.Redis:
+        """The client of blocking receives: a pool like the commands', with a longer timeout."""
         client = self.command_client()
         if self.blocking is None:
             pool = client.connection_pool
@@ -160,35 +173,91 @@ class RedisStore:
                 **kwargs,
             )
             self.blocking = aioredis.Redis.from_pool(blocking_pool)
-        key = self.key("q", channel)
-        hold = self.key("h", f"{channel}:{random_token(8)}")
-        while True:
-            blocking = self.blocking
-            if blocking is None:
-                raise ConnectionError("the Redis transport is closed")
-            try:
-                item = await blocking.blmove(key, hold, POP_BLOCK, "LEFT", "RIGHT")
-            except asyncio.CancelledError:
-                # Put back what the BLMOVE may have taken before the cancellation ends,
-                # so a close() that follows finds no command still in flight.
-                putting_back = spawn(self._put_back(hold, key), "redis receive put-back")
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(putting_back)
-                raise
-            if item is None:
-                continue
-            await client.delete(hold)
-            if int(item[:13]) <= time.time() * 1000:
-                self.report("expired", None)
-                continue
-            data = item[13:]
-            return data.encode() if isinstance(data, str) else data
+        return self.blocking
 
-    async def _put_back(self, hold: str, key: str) -> None:
-        """Return what a cancelled receive moved aside to the head of its queue."""
-        client = self.command_client()
-        while await client.lmove(hold, key, "RIGHT", "LEFT") is not None:
-            pass
+    async def queue_pop(self, channel: str) -> bytes:
+        """Wait for the next live message of ``channel``; see :mod:`.holds`.
+
+        Cancelled, or failing, after the move, the receive gives the message
+        back to the head of the queue before it ends; when even that fails,
+        the hold's lease runs out and the next receive recovers it, or (the
+        message was claimed already) it is counted as "receive_lost".
+        """
+        key, registry = self.key("q", channel), self.key("hs", channel)
+        hold = self.key("h", f"{channel}:{random_token(8)}")
+        item: bytes | None = None
+        try:
+            while True:
+                item = None
+                item = await self._move(key, hold, registry)
+                if item is None:
+                    continue
+                if not await self._claim(keys=[hold, registry]):
+                    item = None  # recovered by another receive: it is back in the queue
+                    continue
+                if int(item[:13]) <= time.time() * 1000:
+                    self.report("expired", None)
+                    continue
+                popped = Popped(memoryview(item)[13:])
+                popped.receipt = (key, hold, registry, item)
+                return popped
+        except BaseException:
+            # Give back what the move may have taken before this receive ends, so a
+            # close() that follows finds no command still in flight.
+            giving_back = spawn(self._unclaim(key, hold, registry, item), "redis receive give-back")
+            with contextlib.suppress(Exception):
+                await asyncio.shield(giving_back)
+            raise
+
+    async def _move(self, key: str, hold: str, registry: str) -> bytes | None:
+        """Arm the hold and ``BLMOVE`` into it, in one pipeline: the head message, or None."""
+        lease_ms = int((POP_BLOCK + self.command_timeout + LEASE_SLACK) * 1000)
+        async with self._blocking_client().pipeline(transaction=False) as pipe:
+            pipe.evalsha(ARM_SHA, 3, key, hold, registry, lease_ms, self._hold_ttl_ms())
+            pipe.blmove(key, hold, POP_BLOCK, "LEFT", "RIGHT")
+            armed, item = await pipe.execute(raise_on_error=False)
+        if isinstance(item, Exception):
+            raise item
+        if isinstance(armed, NoScriptError):
+            # Redis lost its scripts (a restart). The claim works on an unarmed hold too.
+            await self.command_client().script_load(ARM)
+        elif isinstance(armed, Exception):
+            raise armed
+        else:
+            self._recovered(key, *armed)
+        return item if isinstance(item, bytes) or item is None else str(item).encode()
+
+    def _hold_ttl_ms(self) -> int:
+        return int((self.expiry + POP_BLOCK + self.command_timeout + LEASE_SLACK) * 1000)
+
+    def _recovered(self, key: str, messages: int, expired: int, holds: int) -> None:
+        for _ in range(int(holds)):
+            self.report("hold_recovered", LookupError(f"{messages} message(s) back in {key}"))
+        for _ in range(int(expired)):
+            self.report("expired", None)
+
+    async def unpop(self, popped: bytes) -> None:
+        """Put back, at the head of its queue, a message whose receive was cancelled."""
+        receipt = getattr(popped, "receipt", None)
+        if receipt is None:
+            self.report("receive_lost", LookupError("a popped message without its receipt"))
+            return
+        await self._unclaim(*receipt)
+
+    async def _unclaim(self, key: str, hold: str, registry: str, item: bytes | None) -> None:
+        """Give back what a receive that ended early held (its hold, or its claimed copy)."""
+        try:
+            moved, expired = await self._give_back(
+                keys=[key, hold, registry], args=[self._hold_ttl_ms(), item or b""]
+            )
+        except Exception as exc:
+            if item is not None:  # it may have been claimed: then this copy was the last
+                self.report("receive_lost", exc)
+            raise
+        for _ in range(int(moved)):
+            self.report("put_back", None)
+        for _ in range(int(expired)):
+            self.report("expired", None)
 
     async def flush(self) -> None:
         """Delete every key under the prefix."""

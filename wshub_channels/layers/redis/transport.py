@@ -60,6 +60,7 @@ class RedisTransport(LoopBoundTransport):
         connect_timeout: float = 2.0,
         command_timeout: float = 2.0,
         ping_interval: float = 5.0,
+        expiry: float = 60.0,
     ) -> None:
         super().__init__()
         if not hosts:
@@ -74,7 +75,7 @@ class RedisTransport(LoopBoundTransport):
         self._inbox_base = f"{prefix}.i.{name}.{random_token(8)}"
         self.inbox = process_inbox(self._inbox_base)
         self._host_index = 0
-        self._store = RedisStore(prefix, pool_size, command_timeout, self._report)
+        self._store = RedisStore(prefix, pool_size, command_timeout, self._report, expiry)
         self._requests = PubSubRequests(self.inbox, self._publish_counted)
         self._subscriber = Subscriber(
             connection=self._subscriber_connection,
@@ -224,6 +225,9 @@ class RedisTransport(LoopBoundTransport):
 
     async def _queue_pop(self, channel: str, capacity: int) -> bytes:
         return await self._store.queue_pop(channel)  # one list per channel: capacity is the push's
+
+    def _queue_unpop(self, data: bytes) -> None:
+        spawn(self._store.unpop(data), "redis put-back of a cancelled receive")
 
     async def _store_group_add(self, group: str, channel: str, expiry: float) -> None:
         await self._store.group_add(group, channel, expiry)
