@@ -320,20 +320,22 @@ class BusNode:
     # -- inbound --------------------------------------------------------------------
 
     def _on_bus(self, subject: str, data: bytes) -> None:
-        """The transport's sink: decode once, drop echoes, then :meth:`_on_envelope`."""
+        """The transport's sink: decode once, drop echoes, then :meth:`_on_envelope`.
+
+        A bad envelope (or payload) never raises out of here: it is counted in
+        ``bad_envelopes`` and logged, throttled, without a traceback.
+        """
         try:
             env = decode_envelope(data)
+            if env.origin == self.node_id and (env.sender is None or env.sender == current_pid()):
+                return  # our own echo; a twin (our node id, another pid) is presence's
+            self._on_envelope(env)
         except UnknownEnvelopeVersion as exc:
             self.stats.unknown_version += 1
             self._drop_log.warning("ignoring bus message on %s: %s", subject, exc)
-            return
-        except ValueError as exc:
+        except (ValueError, TypeError, KeyError) as exc:
             self.stats.bad_envelopes += 1
-            self._drop_log.warning("ignoring bus message on %s: %s", subject, exc)
-            return
-        if env.origin != self.node_id or (env.sender is not None and env.sender != current_pid()):
-            # Not our own echo; a twin (our node id, another pid) is reported by presence.
-            self._on_envelope(env)
+            self._drop_log.warning("ignoring a bad bus message on %s: %r", subject, exc)
 
     def _on_envelope(self, env: Envelope) -> None:
         """Deliver an envelope from another node; here, everything goes to the hub."""
