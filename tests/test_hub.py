@@ -23,6 +23,7 @@ from wshub_channels.errors import (
     AlreadyInRoom,
     ClientNotFound,
     EmptyRoomName,
+    InvalidName,
     MaxRoomsReached,
     NotInRoom,
     RoomFull,
@@ -337,6 +338,23 @@ async def test_room_errors_already_in_not_in_and_empty_name(clients: Peers) -> N
         await h.broadcast_to_room("", "x")
     assert client.rooms == frozenset({"r"})
     assert h.room_count("r") == 1
+
+
+async def test_names_that_are_not_strict_utf8_are_refused_at_the_edge(clients: Peers) -> None:
+    """A room or user id with a lone surrogate raises InvalidName and changes nothing, so
+    the node's heartbeat (which carries its rooms) still encodes."""
+    a = await clients.peer(rooms=("r",))
+    h = hub()
+    client = h.get_client(a.id)
+    assert client is not None
+    with pytest.raises(InvalidName, match="UTF-8"):
+        await h.join_room(a.id, "x\ud800")
+    with pytest.raises(InvalidName, match="UTF-8"):
+        await client.set_user_id("u\udfff")
+    with pytest.raises(InvalidName, match="UTF-8"):
+        await h.broadcast_to_room("x\ud800", "x")
+    assert client.rooms == frozenset({"r"}) and client.user_id is None
+    await h.heartbeat.publish("beat")
 
 
 async def test_room_full_and_max_rooms_reached_from_limits(clients: Peers) -> None:

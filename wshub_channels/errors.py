@@ -22,6 +22,7 @@ __all__ = [
     "HubNotStarted",
     "HubStopped",
     "HubTimeout",
+    "InvalidLayerName",
     "InvalidName",
     "LayerClosed",
     "MaxConnectionsReached",
@@ -49,7 +50,15 @@ class AlreadyInRoom(HubError):
 
 
 class InvalidName(HubError, ValueError):
-    """A room name or user id is not a ``str`` of 1 to 256 characters."""
+    """A room name or user id is not a ``str`` of 1 to 256 characters in strict UTF-8."""
+
+
+class InvalidLayerName(InvalidName, TypeError):
+    """A group or channel name breaks the Channels rules or is not strict UTF-8.
+
+    A ``TypeError``, as the Channels layer spec wants, and an :class:`InvalidName`,
+    as the hub's callers catch.
+    """
 
 
 class EmptyRoomName(InvalidName):

@@ -167,3 +167,30 @@ def test_malformed_presence_raises_value_error(payload: bytes) -> None:
     """A presence message without a str op and a dict info raises ValueError."""
     with pytest.raises(ValueError):
         decode_presence(payload)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [1, "2", Kind.GROUP, "n", "g", b""],  # minor
+        [1, 2, "1", "n", "g", b""],  # kind
+        [1, 2, True, "n", "g", b""],  # kind: a bool is not a kind
+        [1, 2, Kind.GROUP, 5, "g", b""],  # origin
+        [1, 2, Kind.GROUP, "n", None, b""],  # target
+        [1, 2, Kind.GROUP, "n", "g", "text"],  # payload
+        [1, 2, Kind.DIRECT, "n", "c!x", [1, 2]],  # payload
+    ],
+)
+def test_every_envelope_field_is_type_checked(fields: list[Any]) -> None:
+    """A field of the wrong type makes the envelope malformed: ValueError, not a crash later."""
+    with pytest.raises(ValueError, match="malformed envelope"):
+        decode_envelope(msgpack.packb(fields, use_bin_type=True))
+
+
+@pytest.mark.parametrize("body", [[1, 2], "text", 7, None, {b"type": "x"}])
+def test_unpack_message_refuses_what_is_not_a_message(body: Any) -> None:
+    """A Channels message is a dict with str keys; anything else raises ValueError."""
+    with pytest.raises(ValueError, match="not a Channels message"):
+        unpack_message(msgpack.packb(body, use_bin_type=True))
+    with pytest.raises(ValueError):
+        unpack_message(b"\xc1")

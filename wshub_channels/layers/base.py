@@ -35,7 +35,7 @@ from channels.layers import BaseChannelLayer
 from ..errors import ForeignChannel, LayerClosed
 from .envelope import Envelope, Kind, pack_message, unpack_message
 from .local import LocalChannels
-from .names import channel_node, random_token
+from .names import channel_node, check_layer_name, random_token
 from .node import BusNode
 from .stats import LayerStats
 from .transport import NoResponders
@@ -129,7 +129,15 @@ class HubLayer(BusNode, BaseChannelLayer):
             await asyncio.wait(ours, timeout=self.request_timeout)
         await super().close()
 
-    # -- Channels API: channels ----------------------------------------------------
+    # -- Channels API: names and channels -------------------------------------------
+
+    def require_valid_channel_name(self, name: object, receive: bool = False) -> bool:
+        """Channels' check plus strict UTF-8; :class:`InvalidLayerName` (a TypeError)."""
+        return check_layer_name(name, "channel name", super().require_valid_channel_name, receive)
+
+    def require_valid_group_name(self, name: object) -> bool:
+        """Channels' check plus strict UTF-8; :class:`InvalidLayerName` (a TypeError)."""
+        return check_layer_name(name, "group name", super().require_valid_group_name)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """Return a new ``!`` channel owned by this node: ``<prefix>.<node_id>!<random>``.
@@ -173,9 +181,10 @@ class HubLayer(BusNode, BaseChannelLayer):
 
         A cancelled receive on a ``!`` channel frees the channel and its
         memberships after ``release_grace`` seconds, unless a new receive on it
-        starts first. A ``!`` channel that names another node raises
-        :class:`~wshub_channels.errors.ForeignChannel` at once: only its owner
-        can read it. :meth:`close` ends a waiting receive with
+        starts first. A ``!`` channel this layer's :meth:`new_channel` did not
+        hand out (it names another node, or no node at all) raises
+        :class:`~wshub_channels.errors.ForeignChannel` at once: nobody here
+        could ever fill it. :meth:`close` ends a waiting receive with
         :class:`~wshub_channels.errors.LayerClosed`.
         """
         self.require_valid_channel_name(channel)
@@ -183,11 +192,8 @@ class HubLayer(BusNode, BaseChannelLayer):
             await self.start()
             return unpack_message(await self._pop(channel))
         node = channel_node(channel)
-        if node is not None and node != self.node_id:
-            raise ForeignChannel(
-                f"channel {channel!r} belongs to another node ({node}); "
-                "only the node that made it can receive on it"
-            )
+        if node != self.node_id:
+            raise _foreign(channel, node)
         queue = self._local.open(channel)
         self._local.cancel_release(channel)
         try:
@@ -336,11 +342,12 @@ class HubLayer(BusNode, BaseChannelLayer):
             self._interest.discard(GROUPS, group, channel)
 
     def _deliver_direct(self, channel: str, data: bytes) -> None:
+        message = unpack_message(data)  # first: a bad payload is a bad envelope
         queue = self._local.get(channel)
         if queue is None:
             self.stats.no_channel_drops += 1
             self._drop_log.warning("dropped a message for unknown local channel %s", channel)
-        elif not queue.put(unpack_message(data), time.monotonic()):
+        elif not queue.put(message, time.monotonic()):
             self.stats.full_drops += 1
             self._drop_log.warning("dropped a message for full channel %s", channel)
 
@@ -373,6 +380,18 @@ class HubLayer(BusNode, BaseChannelLayer):
         if node is None or node == self.node_id or not self.shared:
             return None
         return node
+
+
+def _foreign(channel: str, node: str | None) -> ForeignChannel:
+    if node is None:
+        return ForeignChannel(
+            f"channel {channel!r} was not made by this layer's new_channel (it names no "
+            "node), so nothing here could ever receive on it"
+        )
+    return ForeignChannel(
+        f"channel {channel!r} belongs to another node ({node}); "
+        "only the node that made it can receive on it"
+    )
 
 
 def _closed() -> LayerClosed:

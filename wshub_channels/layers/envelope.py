@@ -104,16 +104,27 @@ def encode_envelope(
 def decode_envelope(data: bytes) -> Envelope:
     """Decode envelope bytes; raise ``UnknownEnvelopeVersion`` or ``ValueError``.
 
-    A seventh field that is not an int (minor 0 and 1 sent nil) gives
-    ``sender=None``; fields past the seventh are ignored.
+    Every field is type-checked here, once, so that no later step sees a
+    wrong type: the minor version and kind are ints, origin and target str,
+    the payload bytes. A seventh field that is not an int (minor 0 and 1 sent
+    nil) gives ``sender=None``; fields past the seventh are ignored.
     """
     fields = unpack_value(data, "envelope")
     if not isinstance(fields, list) or len(fields) < _FIELDS:
-        raise ValueError("malformed envelope")
-    if fields[0] != ENVELOPE_MAJOR:
-        raise UnknownEnvelopeVersion(f"envelope major version {fields[0]!r} is not supported")
-    sender = fields[6] if len(fields) > _FIELDS and isinstance(fields[6], int) else None
-    return Envelope(fields[2], fields[3], fields[4], fields[5], sender)
+        raise ValueError("malformed envelope: not a list of six fields or more")
+    major, minor, kind, origin, target, payload = fields[:_FIELDS]
+    if major != ENVELOPE_MAJOR:
+        raise UnknownEnvelopeVersion(f"envelope major version {major!r} is not supported")
+    if not (_is_int(minor) and _is_int(kind)):
+        raise ValueError("malformed envelope: the minor version and kind must be ints")
+    if not (isinstance(origin, str) and isinstance(target, str) and isinstance(payload, bytes)):
+        raise ValueError("malformed envelope: origin and target must be str, payload bytes")
+    sender = fields[6] if len(fields) > _FIELDS and _is_int(fields[6]) else None
+    return Envelope(kind, origin, target, payload, sender)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def encode_hub_payload(data: str | bytes, excluded: Iterable[str]) -> bytes:
@@ -203,5 +214,12 @@ def pack_message(message: Any) -> bytes:
 
 
 def unpack_message(data: bytes) -> dict[str, Any]:
-    """Decode message bytes made by :func:`pack_message`."""
-    return msgpack.unpackb(data, raw=False)  # type: ignore[no-any-return]
+    """Decode message bytes made by :func:`pack_message`.
+
+    Raises ``ValueError`` for bytes that are not a Channels message (a dict
+    with str keys), so a bad payload from the bus never reaches a consumer.
+    """
+    message = unpack_value(data, "message")
+    if not isinstance(message, dict) or not all(type(key) is str for key in message):
+        raise ValueError("the payload is not a Channels message (a dict with str keys)")
+    return message

@@ -10,6 +10,7 @@ run in a single process.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -18,6 +19,8 @@ from .channelqueue import ChannelQueue
 from .transport import BusStatus, NoResponders, Transport
 
 __all__ = ["InMemoryHubLayer", "MemoryBus", "MemoryTransport"]
+
+logger = logging.getLogger("wshub_channels.layers")
 
 
 class MemoryBus:
@@ -65,8 +68,14 @@ class MemoryTransport(Transport):
         return BusStatus(connected=self.connected)
 
     async def publish(self, subject: str, data: bytes) -> None:
+        """Hand ``data`` to every subscriber; one that fails never stops the others."""
         for transport in tuple(self.bus.subscriptions.get(subject, ())):
-            transport.sink(subject, data)
+            try:
+                transport.sink(subject, data)
+            except (ValueError, TypeError) as exc:
+                transport.report("bad_frame", exc)
+            except Exception:
+                logger.exception("delivering a message from %s failed", subject)
 
     async def publish_group(self, subject: str, data: bytes, group: str) -> list[str]:
         await self.publish(subject, data)

@@ -1,9 +1,14 @@
 """Names: validation of rooms and user ids, node ids, and the subject encoder.
 
+Every name the hub puts on the bus must encode as strict UTF-8 (no lone
+surrogates, which msgpack cannot carry); this module is the one place that
+checks it (:func:`require_utf8`, an ``isascii`` test for nearly every name).
 Channel and group names follow the Channels spec (``BaseChannelLayer`` checks
-them and raises ``TypeError``). Rooms and user ids are free strings: any
-non-empty ``str`` of at most :data:`MAX_FREE_NAME` characters, Unicode
-included. Every name that reaches a bus subject goes through
+them) and :func:`check_layer_name` adds strict UTF-8, raising
+:class:`~wshub_channels.errors.InvalidLayerName` (a ``TypeError``, as the
+spec wants, and an ``InvalidName``). Rooms and user ids are free strings:
+any non-empty ``str`` of at most :data:`MAX_FREE_NAME` characters in strict
+UTF-8, Unicode included. Every name that reaches a bus subject goes through
 :func:`subject_token`, the one encoder shared by all backends, so that NATS
 (which splits on ``.`` and rejects spaces, ``*`` and ``>``) and Redis see the
 same safe tokens. This module is pure and thread-safe.
@@ -16,18 +21,22 @@ import hashlib
 import os
 import re
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
-from ..errors import EmptyRoomName, InvalidName
+from ..errors import EmptyRoomName, InvalidLayerName, InvalidName
 
 __all__ = [
     "MAX_FREE_NAME",
     "NODE_ID_LENGTH",
     "channel_node",
+    "check_layer_name",
     "current_pid",
     "make_node_id",
     "process_inbox",
     "random_token",
+    "require_utf8",
     "subject_token",
     "validate_room",
     "validate_user_id",
@@ -104,12 +113,41 @@ def channel_node(channel: str) -> str | None:
     return token if _NODE_ID_RE.match(token) else None
 
 
+def require_utf8(name: str, what: str, error: type[InvalidName] = InvalidName) -> str:
+    """Return ``name`` if it encodes as strict UTF-8, else raise ``error`` naming ``what``.
+
+    Fast for ASCII names (one ``isascii``); others are encoded once.
+    """
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(
+            f"{what} {name!r} is not strict UTF-8 (a lone surrogate at {exc.start})"
+        ) from None
+    return name
+
+
+def check_layer_name(name: Any, what: str, spec: Callable[..., object], *args: Any) -> bool:
+    """Run the Channels check ``spec(name, *args)``, then :func:`require_utf8`.
+
+    Either failing raises :class:`~wshub_channels.errors.InvalidLayerName`.
+    """
+    try:
+        spec(name, *args)
+    except TypeError as exc:
+        raise InvalidLayerName(str(exc)) from None
+    require_utf8(name, what, InvalidLayerName)
+    return True
+
+
 def _check_free_name(name: object, what: str) -> str:
     if not isinstance(name, str):
         raise InvalidName(f"{what} must be a str, not {type(name).__name__}")
     if len(name) > MAX_FREE_NAME:
         raise InvalidName(f"{what} is {len(name)} characters long; the limit is {MAX_FREE_NAME}")
-    return name
+    return require_utf8(name, what)
 
 
 def validate_room(room: object) -> str:

@@ -41,7 +41,7 @@ from ..log import Throttle
 from .envelope import Envelope, UnknownEnvelopeVersion, decode_envelope, encode_envelope
 from .interest import Interest
 from .names import current_pid, make_node_id, subject_token
-from .rpc import Op, RemoteOps
+from .rpc import Op, RemoteOps, encode_error
 from .stats import LayerStats
 from .transport import BusStatus, Transport
 
@@ -87,7 +87,7 @@ class BusNode:
         self._started = False
         self.transport = self.make_transport()
         self.transport.set_sink(self._on_bus)
-        self.transport.set_request_handler(self._rpc.handle)
+        self.transport.set_request_handler(self._answer)
         self.transport.set_reporter(self._on_transport_event)
 
     def make_transport(self) -> Transport:
@@ -310,6 +310,22 @@ class BusNode:
         wait = self.request_timeout if timeout is None else timeout
         return await self._rpc.gather(self._request, self.cluster_subject, op, args, wait, expect)
 
+    async def _answer(self, subject: str, body: bytes) -> bytes | None:
+        """The transport's request handler: an op's answer, or an error the bus can carry.
+
+        An answer larger than the bus takes becomes a ``MessageTooLarge`` answer,
+        so the caller hears at once instead of waiting out its timeout.
+        """
+        answer = await self._rpc.handle(subject, body)
+        limit = self.transport.max_payload
+        if answer is not None and limit is not None and len(answer) > limit:
+            too_large = MessageTooLarge(
+                f"the answer is {len(answer)} bytes; the bus takes at most {limit}"
+            )
+            self._drop_log.warning("answer on %s not sent: %s", subject, too_large)
+            return encode_error(too_large)
+        return answer
+
     async def _request(
         self, subject: str, data: bytes, timeout: float, max_replies: int | None = 1
     ) -> list[bytes]:
@@ -320,20 +336,22 @@ class BusNode:
     # -- inbound --------------------------------------------------------------------
 
     def _on_bus(self, subject: str, data: bytes) -> None:
-        """The transport's sink: decode once, drop echoes, then :meth:`_on_envelope`."""
+        """The transport's sink: decode once, drop echoes, then :meth:`_on_envelope`.
+
+        A bad envelope (or payload) never raises out of here: it is counted in
+        ``bad_envelopes`` and logged, throttled, without a traceback.
+        """
         try:
             env = decode_envelope(data)
+            if env.origin == self.node_id and (env.sender is None or env.sender == current_pid()):
+                return  # our own echo; a twin (our node id, another pid) is presence's
+            self._on_envelope(env)
         except UnknownEnvelopeVersion as exc:
             self.stats.unknown_version += 1
             self._drop_log.warning("ignoring bus message on %s: %s", subject, exc)
-            return
-        except ValueError as exc:
+        except (ValueError, TypeError, KeyError) as exc:
             self.stats.bad_envelopes += 1
-            self._drop_log.warning("ignoring bus message on %s: %s", subject, exc)
-            return
-        if env.origin != self.node_id or (env.sender is not None and env.sender != current_pid()):
-            # Not our own echo; a twin (our node id, another pid) is reported by presence.
-            self._on_envelope(env)
+            self._drop_log.warning("ignoring a bad bus message on %s: %r", subject, exc)
 
     def _on_envelope(self, env: Envelope) -> None:
         """Deliver an envelope from another node; here, everything goes to the hub."""

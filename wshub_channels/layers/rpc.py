@@ -21,6 +21,7 @@ from typing import Any
 from channels.exceptions import ChannelFull, MessageTooLarge
 
 from .. import errors
+from ..log import Throttle
 from .envelope import pack_value, unpack_value
 from .transport import NoResponders
 
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("wshub_channels.layers")
+_unencodable = Throttle(logger, 10.0)
 
 Op = Callable[..., Awaitable[Any]]
 #: ``request(subject, data, timeout, max_replies)``, as ``Transport.request``.
@@ -46,6 +48,7 @@ _BUILTIN_ERRORS: dict[str, type[Exception]] = {
     "TypeError": TypeError,
     "ValueError": ValueError,
     "ChannelFull": ChannelFull,
+    "MessageTooLarge": MessageTooLarge,
 }
 
 
@@ -74,8 +77,18 @@ def encode_result(result: Any) -> bytes:
 
 
 def encode_error(error: BaseException) -> bytes:
-    """Return the answer carrying an op's error, by class name and message."""
-    return pack_value([False, type(error).__name__, str(error)])
+    """Return the answer carrying an op's error, by class name and message.
+
+    Never raises: a message that is not strict UTF-8 travels with its lone
+    surrogates escaped (``\\ud800``).
+    """
+    try:
+        message = str(error)
+    except Exception:
+        message = repr(error)
+    if not message.isascii():
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return pack_value([False, type(error).__name__, message])
 
 
 def decode_answer(body: bytes) -> Any:
@@ -138,6 +151,8 @@ class RemoteOps:
         """Run the call in ``body`` and return its answer: the transport's request handler.
 
         Returns None (answer without a body) for a gather of an unknown op.
+        Never raises: an op's error, and a result that cannot be encoded (as
+        ``TypeError``), become error answers, so the caller hears at once.
         """
         try:
             name, args = decode_call(body)
@@ -154,7 +169,11 @@ class RemoteOps:
             result = await op(*args)
         except Exception as exc:
             return encode_error(exc)
-        return encode_result(result)
+        try:
+            return encode_result(result)  # in the error path: a bad answer is an error reply
+        except Exception as exc:
+            _unencodable.warning("the answer to %r cannot be encoded: %r", name, exc)
+            return encode_error(TypeError(f"the answer to {name!r} cannot be encoded: {exc}"))
 
     async def call(
         self,

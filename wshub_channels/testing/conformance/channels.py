@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from channels.layers import BaseChannelLayer
 
-from ...errors import LayerClosed
+from ...errors import ForeignChannel, LayerClosed
 from ..timing import scaled
 from .io import LayerFactory, recv, still_waiting
 
@@ -60,16 +60,39 @@ class ChannelCases:
     async def test_receive_on_another_instances_channel_fails_at_once(
         self, make_layer: LayerFactory
     ) -> None:
-        """receive() on a ``!`` channel owned by another instance raises ValueError at once."""
+        """receive() on a ``!`` channel another instance handed out raises ForeignChannel
+        (a ValueError) at once."""
         layer, other = make_layer(), make_layer()
         foreign = await other.new_channel()
-        with pytest.raises(ValueError, match="another node"):
+        with pytest.raises(ForeignChannel, match="another node"):
             await asyncio.wait_for(layer.receive(foreign), scaled(1))
 
-    async def test_bang_channel_without_a_node_is_local(self, layer: BaseChannelLayer) -> None:
-        """A ``!`` name that names no node is a plain local channel, as on stock layers."""
-        await layer.send("conformance.plain!abc", {"type": "local"})
-        assert await recv(layer, "conformance.plain!abc") == {"type": "local"}
+    @pytest.mark.parametrize(
+        "name", ["not-client-prefix!local_part", "conformance.plain!abc", "bare!", "a.b.c!"]
+    )
+    async def test_receive_on_a_channel_never_handed_out_fails_at_once(
+        self, layer: BaseChannelLayer, name: str
+    ) -> None:
+        """receive() on a ``!`` channel that new_channel never returned raises
+        ForeignChannel at once, whatever its prefix: nothing could ever fill it."""
+        with pytest.raises(ForeignChannel):
+            await asyncio.wait_for(layer.receive(name), scaled(1))
+
+    async def test_receive_on_own_channels_works_after_a_release(
+        self, make_layer: LayerFactory
+    ) -> None:
+        """A channel this instance handed out stays its own: after its reader was
+        cancelled and the channel released, a new receive on it still works."""
+        layer = make_layer(release_grace=0.01)
+        channel = await layer.new_channel()
+        waiter = asyncio.ensure_future(layer.receive(channel))
+        assert await still_waiting(waiter)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await asyncio.sleep(scaled(0.1))
+        await layer.send(channel, {"type": "back"})
+        assert await recv(layer, channel) == {"type": "back"}
 
     async def test_close_ends_waiting_receives(self, make_layer: LayerFactory) -> None:
         """close() ends receives waiting on ``!`` and normal channels with LayerClosed.
