@@ -68,7 +68,7 @@ class Named(HubConsumer):
 
 
 class BadGroup(Named):
-    """Its second group name is invalid: group_add raises TypeError."""
+    """Its second group name is invalid: group_add raises InvalidLayerName (a TypeError)."""
 
     groups = ["handshake-ok", "not a valid group name!"]
 
@@ -125,7 +125,7 @@ async def refused(clients: Clients, consumer: type[HubConsumer], query: str = ""
     [
         (Named, "boom=1", "RuntimeError"),
         (Named, "hubboom=1", "ValueError"),
-        (BadGroup, "", "TypeError"),
+        (BadGroup, "", "InvalidLayerName"),
         (BadAccept, "", "OSError"),
     ],
     ids=["before_connect", "hub-hook", "group_add", "accept"],

@@ -30,6 +30,7 @@ from .client import HubClient
 from .config import Limits
 from .errors import (
     HubError,
+    InvalidName,
     MaxConnectionsReached,
     MaxUserConnectionsReached,
     RateLimitExceeded,
@@ -139,6 +140,8 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
                 await self.accept()
             except (HubError, PermissionError) as exc:
                 logger.info("handshake rejected (%s): %s", type(exc).__name__, exc)
+                if isinstance(exc, InvalidName):  # a bad room, user or group name: a bug
+                    await hub.events.report_error(self, exc, "handshake_error")
                 await self._refuse(exc)
             except Exception as exc:
                 logger.debug("handshake of %s failed", self.channel_name, exc_info=exc)
