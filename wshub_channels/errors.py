@@ -22,6 +22,7 @@ __all__ = [
     "HubNotStarted",
     "HubStopped",
     "HubTimeout",
+    "InvalidFrame",
     "InvalidName",
     "LayerClosed",
     "MaxConnectionsReached",
@@ -50,6 +51,11 @@ class AlreadyInRoom(HubError):
 
 class InvalidName(HubError, ValueError):
     """A room name or user id is not a ``str`` of 1 to 256 characters."""
+
+
+class InvalidFrame(HubError, ValueError):
+    """A frame to send cannot go on the wire: text holding a lone surrogate
+    (``"\\ud800"``), which UTF-8 cannot encode. Nothing was sent to anyone."""
 
 
 class EmptyRoomName(InvalidName):
