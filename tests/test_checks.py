@@ -47,6 +47,29 @@ def test_message_size_above_server_limit_is_w001() -> None:
 
 
 @override_settings(
+    WSHUB={
+        "CONFIG": {"max_message_size": 64 * 1024},
+        "LIMITS": {"max_bytes_per_second": 16 * 1024, "burst": 2},
+    }
+)
+def test_byte_bucket_smaller_than_max_message_size_is_w003() -> None:
+    """A byte bucket (rate x burst) below max_message_size warns W003 with both figures."""
+    message = _ids()["wshub_channels.W003"]
+    assert "max_bytes_per_second" in message and "32768" in message and "65536" in message
+
+
+@override_settings(
+    WSHUB={
+        "CONFIG": {"max_message_size": 64 * 1024},
+        "LIMITS": {"max_bytes_per_second": 64 * 1024},  # burst 0: one second's worth
+    }
+)
+def test_byte_bucket_that_holds_a_whole_message_passes() -> None:
+    """A bucket of one second's worth that holds max_message_size raises no W003."""
+    assert "wshub_channels.W003" not in _ids()
+
+
+@override_settings(
     WSHUB={"CONFIG": {"max_message_size": 2 * 1024 * 1024, "compression": True}},
     INSTALLED_APPS=[
         "daphne",

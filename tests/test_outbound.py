@@ -10,7 +10,7 @@ import pytest
 from tests.rig.timing import async_wait_until, t
 from wshub_channels.config import Config, DropPolicy
 from wshub_channels.errors import ConnectionClosed, SendBufferFull
-from wshub_channels.outbound import AsgiMessage, Outbound, text_frame
+from wshub_channels.outbound import AsgiMessage, Outbound, client_gone, text_frame
 from wshub_channels.sendqueue import Frame
 
 pytestmark = pytest.mark.unit
@@ -19,7 +19,14 @@ pytestmark = pytest.mark.unit
 class FakeSend:
     """An ASGI send that records frames; with ``block`` it suspends until ``release()``."""
 
-    def __init__(self, *, block: bool = False, sleeps: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        block: bool = False,
+        sleeps: int = 0,
+        errors: dict[Frame, BaseException] | None = None,
+    ) -> None:
+        self.errors = errors or {}  # frame -> what writing it raises (after the sleeps)
         self.started: list[Frame] = []
         self.written: list[Frame] = []
         self.cancelled = 0
@@ -43,6 +50,8 @@ class FakeSend:
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+        if frame in self.errors:
+            raise self.errors[frame]
         self.written.append(frame)
 
 
@@ -52,11 +61,20 @@ class Harness:
     def __init__(self, send: Any, **config: Any) -> None:
         self.send = send
         self.drops: list[Frame] = []
-        self.disconnects = 0
-        self.out = Outbound(send, Config(**config), self.drops.append, self._disconnect)
+        self.reasons: list[str] = []  # the drop reason of each of drops, in step
+        self.disconnects = 0  # slow-client close requests
+        self.failures: list[BaseException] = []  # failed-write close requests
+        self.out = Outbound(send, Config(**config), self._drop, self._close_request)
 
-    def _disconnect(self) -> None:
-        self.disconnects += 1
+    def _drop(self, frame: Frame, reason: str) -> None:
+        self.drops.append(frame)
+        self.reasons.append(reason)
+
+    def _close_request(self, error: BaseException | None) -> None:
+        if error is None:
+            self.disconnects += 1
+        else:
+            self.failures.append(error)
 
     def push(self, *frames: Frame) -> list[bool]:
         return [self.out.push(text_frame(frame)) for frame in frames]
@@ -124,7 +142,8 @@ async def test_a_write_past_write_timeout_disconnects_the_client() -> None:
     h.push("stuck", "behind")
     await async_wait_until(lambda: h.disconnects > 0, t(2), what="the disconnect")
     assert h.disconnects == 1 and h.out.closed and h.out.queued == 0
-    assert h.send.cancelled == 1 and h.send.written == []
+    assert h.send.cancelled == 1 and h.send.written == [] and h.failures == []
+    assert h.drops == ["behind"] and h.reasons == ["disconnect"]  # abandoned, and counted
     with pytest.raises(ConnectionClosed):
         h.push("after")
 
@@ -149,18 +168,21 @@ async def test_flush_gives_up_at_its_timeout() -> None:
     assert h.send.written == [] and h.out.queued == 1 and not h.out.closed
 
 
-async def test_close_abandons_queued_frames() -> None:
-    """After close(), queued frames are never written and push raises ConnectionClosed."""
+async def test_close_abandons_queued_frames_and_reports_each_dropped() -> None:
+    """After close(), queued frames are never written, each is reported dropped with
+    the close's reason (once), and push raises ConnectionClosed."""
     h = Harness(FakeSend(block=True))
     h.push("a", "b", "c")
+    h.out.close("shutdown")
     h.out.close()
     assert h.out.closed and h.out.queued == 0
+    assert h.drops == ["b", "c"] and h.reasons == ["shutdown", "shutdown"]
     with pytest.raises(ConnectionClosed):
         h.push("d")
     h.send.release()  # the write in flight finishes; nothing follows it
     await async_wait_until(lambda: h.send.written == ["a"], t(2), what="the write in flight")
     await settle()
-    assert h.send.written == ["a"] and h.drops == []
+    assert h.send.written == ["a"] and h.drops == ["b", "c"]
 
 
 async def full(**config: Any) -> Harness:
@@ -242,11 +264,11 @@ async def test_offer_waits_for_room_then_queues() -> None:
 
 
 async def test_offer_on_a_closed_connection_does_nothing() -> None:
-    """offer() after close neither raises nor reports a drop."""
+    """offer() after close neither raises nor reports a drop of its own."""
     h = await full()
     h.out.close()
     await h.out.offer(text_frame("d"), t(0.05))
-    assert h.drops == [] and h.out.queued == 0
+    assert h.drops == ["b", "c"] and h.out.queued == 0
 
 
 @pytest.mark.parametrize(
@@ -263,7 +285,8 @@ async def test_push_on_a_full_queue_applies_the_drop_policy(
     """Each policy reports its drop through on_drop; only DISCONNECT asks to disconnect."""
     h = await full(drop_policy=policy)
     assert h.push("d") == [accepted]
-    assert h.drops == dropped
+    assert h.drops == dropped and h.reasons == [policy.value]
+    assert h.out.sent == 3 + accepted  # a frame the policy refused is not counted as sent
     assert h.disconnects == (1 if policy is DropPolicy.DISCONNECT else 0)
     h.send.release()
     await h.out.flush(t(2))
@@ -288,3 +311,120 @@ async def test_coalescing_writes_a_burst_at_the_end_of_the_loop_iteration() -> N
     h.push("e")
     await h.out.flush(t(2))  # flush does not wait for the loop to turn
     assert h.send.written[-1] == "e"
+
+
+# -- failed writes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sleeps", [0, 2], ids=["at-once", "after-suspending"])
+async def test_a_failed_write_asks_to_close_once_and_reports_the_queue_dropped(
+    sleeps: int,
+) -> None:
+    """A write that raises (not a client gone) asks the owner to close with the error,
+    once; every frame queued behind it is reported dropped as write_failed."""
+    error = UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
+    h = Harness(FakeSend(sleeps=sleeps, errors={"bad": error}), coalesce_writes=False)
+    h.push("ok")
+    await h.out.flush(t(2))
+    if sleeps:
+        h.push("bad", "q1", "q2")  # the write suspends first: two frames queue behind it
+    else:
+        h.push("bad")  # fails inside push, before anything can queue
+    await async_wait_until(lambda: h.out.closed, t(2), what="the failed write")
+    assert h.failures == [error] and h.disconnects == 0
+    assert h.drops == (["q1", "q2"] if sleeps else []) and set(h.reasons) <= {"write_failed"}
+    with pytest.raises(ConnectionClosed):
+        h.push("after")
+    assert h.send.written == ["ok"] and h.failures == [error]
+
+
+async def test_a_write_that_fails_in_the_queue_task_reports_the_rest() -> None:
+    """A queued frame whose write raises: the frames behind it are dropped as write_failed."""
+    boom = RuntimeError("server refused the frame")
+    h = Harness(FakeSend(sleeps=2, errors={"b": boom}))
+    h.push("a", "b", "c", "d")
+    await async_wait_until(lambda: h.out.closed, t(2), what="the failed write")
+    assert h.send.written == ["a"] and h.failures == [boom]
+    assert h.drops == ["c", "d"] and h.reasons == ["write_failed", "write_failed"]
+
+
+class ClientDisconnected(OSError):
+    """What uvicorn raises once the client has gone."""
+
+
+class ConnectionClosedOK(Exception):
+    """Named as websockets names a closed connection."""
+
+
+@pytest.mark.parametrize(
+    "gone",
+    [
+        ClientDisconnected(),
+        ConnectionResetError(),
+        ConnectionClosedOK(),
+        RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'."),
+    ],
+    ids=repr,
+)
+async def test_a_client_gone_is_not_a_write_failure(gone: BaseException) -> None:
+    """The errors servers raise once the socket is closed stop the queue quietly: no
+    close request (the server reports the disconnect); the rest is dropped as closed."""
+    assert client_gone(gone)
+    h = Harness(FakeSend(sleeps=1, errors={"a": gone}))
+    h.push("a", "b")
+    await async_wait_until(lambda: h.out.closed, t(2), what="the stop")
+    assert h.failures == [] and h.disconnects == 0
+    assert h.drops == ["b"] and h.reasons == ["closed"]
+
+
+def test_real_failures_are_not_taken_for_a_client_gone() -> None:
+    """An encoding error or an unexpected RuntimeError is a write failure."""
+    assert not client_gone(UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed"))
+    assert not client_gone(RuntimeError("something else"))
+    assert not client_gone(ValueError("Got invalid WebSocket reply message"))
+
+
+# -- the byte budget ---------------------------------------------------------------------------
+
+
+async def test_the_byte_budget_drops_behind_a_stuck_write() -> None:
+    """Behind a suspended write, frames queue until send_queue_bytes, then drop."""
+    h = Harness(FakeSend(block=True), send_queue_size=100, send_queue_bytes=10)
+    assert h.push("in-flight", "aaaaa", "bbbbb", "c") == [True, True, True, False]
+    assert h.drops == ["c"] and h.out.queued == 2 and h.out.queued_bytes == 10
+    h.send.release()
+    await h.out.flush(t(2))
+    assert h.send.written == ["in-flight", "aaaaa", "bbbbb"] and h.out.queued_bytes == 0
+
+
+async def test_a_frame_over_the_budget_to_an_idle_client_is_written_at_once() -> None:
+    """The budget bounds what waits: a large frame to an idle client goes straight out."""
+    h = Harness(FakeSend(), send_queue_bytes=4)
+    assert h.push("x" * 100) == [True]
+    assert h.send.written == ["x" * 100] and h.drops == []
+
+
+async def test_put_waits_for_byte_room_and_returns_whether_it_queued() -> None:
+    """put(timeout=) waits until the bytes fit; put() without one returns False on a drop."""
+    h = Harness(FakeSend(block=True), send_queue_size=100, send_queue_bytes=6)
+    h.push("in-flight", "aaaaa")
+    assert await h.out.put(text_frame("bb")) is False
+    waiting = asyncio.ensure_future(h.out.put(text_frame("cc"), timeout=t(5)))
+    await settle()
+    assert not waiting.done()
+    h.send.release()
+    assert await asyncio.wait_for(waiting, t(2)) is True
+    await h.out.flush(t(2))
+    assert h.send.written == ["in-flight", "aaaaa", "cc"] and h.drops == ["bb"]
+
+
+async def test_put_for_a_frame_over_the_budget_waits_until_the_client_is_idle() -> None:
+    """A frame larger than the budget has room once nothing is queued or in flight."""
+    h = Harness(FakeSend(block=True), send_queue_bytes=4)
+    h.push("a")
+    waiting = asyncio.ensure_future(h.out.put(text_frame("x" * 10), timeout=t(5)))
+    await settle()
+    h.send.release()
+    assert await asyncio.wait_for(waiting, t(2)) is True
+    await h.out.flush(t(2))
+    assert h.send.written == ["a", "x" * 10]

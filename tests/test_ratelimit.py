@@ -16,9 +16,25 @@ def test_token_bucket_allows_burst_then_rate() -> None:
     bucket = TokenBucket(rate=2, capacity=3, now=0)
     assert [bucket.take(1, 0) for _ in range(4)] == [True, True, True, False]
     assert bucket.take(1, 0.5) and not bucket.take(1, 0.5)
-    assert not bucket.take(10, 100)  # cost above capacity never passes
     with pytest.raises(ValueError):
         TokenBucket(rate=0, capacity=1, now=0)
+
+
+def test_a_cost_above_capacity_passes_once_from_a_full_bucket_into_debt() -> None:
+    """A frame larger than the bucket is not refused forever: a full bucket lets it
+    through and goes negative; nothing passes until the debt is paid back."""
+    bucket = TokenBucket(rate=10, capacity=5, now=0)
+    assert bucket.take(25, 0) and bucket.tokens == -20
+    assert not bucket.take(1, 0) and not bucket.take(25, 0)
+    assert not bucket.take(1, 2.0)  # refilled to 0: still short of one token
+    assert bucket.take(1, 2.1) and not bucket.take(25, 2.1)  # not full: no second debt
+    assert bucket.take(25, 100)  # full again: one more
+
+
+def test_a_partly_full_bucket_still_refuses_what_it_cannot_cover() -> None:
+    """Only a full bucket runs into debt; otherwise cost above tokens is refused."""
+    bucket = TokenBucket(rate=1, capacity=5, now=0)
+    assert bucket.take(1, 0) and not bucket.take(5, 0) and bucket.tokens == 4
 
 
 def test_rate_limits_share_the_monotonic_clock() -> None:

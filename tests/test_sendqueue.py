@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wshub_channels.config import Config, DropPolicy
-from wshub_channels.sendqueue import Frame, Offer, SendQueue, utf8_size
+from wshub_channels.sendqueue import Frame, Offer, SendQueue, frame_size, utf8_size
 
 pytestmark = pytest.mark.unit
 
@@ -189,3 +189,101 @@ def test_from_config_and_bad_arguments() -> None:
             SendQueue(bad)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="coalesce_max_bytes"):
             SendQueue(1, coalesce_max_bytes=bad)  # type: ignore[arg-type]
+
+
+# -- the byte budget -----------------------------------------------------------------------
+
+
+def test_frame_size_counts_utf8_bytes_for_text_and_length_for_binary() -> None:
+    """The one size function: UTF-8 bytes of text, length of binary."""
+    assert frame_size("aé") == 3 and frame_size(b"\x00" * 4) == 4 and frame_size("") == 0
+
+
+def test_queued_bytes_follow_offers_and_takes() -> None:
+    """queued_bytes is the sum of the queued frames' sizes, down again as they leave."""
+    queue = SendQueue(10, maxbytes=100)
+    queue.offer("é" * 5)
+    queue.offer(b"12345")
+    assert queue.queued_bytes == 15
+    assert queue.next_frame() == "é" * 5 and queue.queued_bytes == 5
+    queue.clear()
+    assert queue.queued_bytes == 0
+
+
+def test_drop_newest_applies_when_the_byte_budget_would_be_exceeded() -> None:
+    """Under drop_newest a frame that would take the queue over its bytes is dropped."""
+    queue = SendQueue(100, DropPolicy.DROP_NEWEST, maxbytes=10)
+    assert queue.offer("aaaa").queued and queue.offer("bbbb").queued
+    assert queue.offer("ccc") == Offer(queued=False, dropped="ccc")
+    assert queue.offer("dd").queued  # 10 bytes: exactly the budget
+    assert drain(queue) == ["aaaa", "bbbb", "dd"]
+
+
+def test_drop_oldest_evicts_oldest_frames_until_the_new_one_fits() -> None:
+    """Under drop_oldest, as many of the oldest frames go as the new frame needs."""
+    queue = SendQueue(100, DropPolicy.DROP_OLDEST, maxbytes=10)
+    for text in ("aaa", "bbb", "ccc"):
+        queue.offer(text)
+    offer = queue.offer("dddddd")
+    assert offer.queued and offer.dropped == "aaa" and offer.evicted == ("bbb",)
+    assert offer.dropped_frames == ("aaa", "bbb")
+    assert drain(queue) == ["ccc", "dddddd"] and queue.queued_bytes == 0
+
+
+def test_disconnect_applies_when_the_byte_budget_would_be_exceeded() -> None:
+    """Under disconnect a frame over the byte budget asks to disconnect."""
+    queue = SendQueue(100, DropPolicy.DISCONNECT, maxbytes=4)
+    queue.offer("aaa")
+    assert queue.offer("bb") == Offer(queued=False, dropped="bb", disconnect=True)
+
+
+@pytest.mark.parametrize("policy", [DropPolicy.DROP_NEWEST, DropPolicy.DROP_OLDEST])
+def test_a_frame_larger_than_the_whole_budget_is_dropped_and_keeps_the_queue(
+    policy: DropPolicy,
+) -> None:
+    """A frame that could never fit is dropped alone: drop_oldest evicts nothing for it."""
+    queue = SendQueue(100, policy, maxbytes=8)
+    queue.offer("keep")
+    assert queue.offer("x" * 9) == Offer(queued=False, dropped="x" * 9)
+    assert drain(queue) == ["keep"]
+
+
+def test_a_frame_larger_than_the_whole_budget_disconnects_under_disconnect() -> None:
+    """Under disconnect, a frame that could never fit asks to disconnect."""
+    queue = SendQueue(100, DropPolicy.DISCONNECT, maxbytes=8)
+    assert queue.offer(b"x" * 9) == Offer(queued=False, dropped=b"x" * 9, disconnect=True)
+
+
+def test_fits_reports_room_for_a_frame_of_that_size() -> None:
+    """fits(size) is False once the count or the bytes would go over."""
+    queue = SendQueue(2, maxbytes=10)
+    queue.offer("aaaaaa")
+    assert queue.fits(4) and not queue.fits(5)
+    queue.offer("b")
+    assert not queue.fits(0)
+
+
+def test_no_byte_budget_with_maxbytes_zero() -> None:
+    """maxbytes=0 bounds the queue by count only."""
+    queue = SendQueue(3, maxbytes=0)
+    assert queue.offer("x" * 10_000_000).queued and queue.fits(10**12)
+
+
+def test_coalescing_keeps_the_byte_count_right() -> None:
+    """A coalesced frame takes its parts' bytes out of the count."""
+    queue = SendQueue(10, coalesce=True, coalesce_max_bytes=5, maxbytes=100)
+    for text in ("ab", "cd", "efgh"):
+        queue.offer(text)
+    assert queue.next_frame() == "ab\ncd" and queue.queued_bytes == 4
+    assert queue.next_frame() == "efgh" and queue.queued_bytes == 0
+
+
+def test_from_config_takes_the_byte_budget_and_bad_budgets_are_refused() -> None:
+    """send_queue_bytes reaches the queue (default 8 MiB); a negative budget is refused."""
+    assert SendQueue.from_config(Config()).maxbytes == 8 * 1024 * 1024
+    assert SendQueue.from_config(Config(send_queue_bytes=0)).maxbytes == 0
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="maxbytes"):
+            SendQueue(1, maxbytes=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="send_queue_bytes"):
+            Config(send_queue_bytes=bad).validate()  # type: ignore[arg-type]

@@ -8,6 +8,9 @@
   message the ASGI server passes (daphne: 1 MiB, uvicorn: 16 MiB).
 - ``wshub_channels.W002``: ``compression`` is on but daphne, which has no
   permessage-deflate, is installed.
+- ``wshub_channels.W003``: the per-connection byte bucket
+  (``max_bytes_per_second`` x ``burst``) is smaller than ``max_message_size``:
+  a frame that size is let through only from a full bucket, into debt.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ UVICORN_MAX_MESSAGE = 16 * 1024 * 1024
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Report an invalid ``WSHUB`` (E001) and server limits it exceeds (W001, W002)."""
+    """Report an invalid ``WSHUB`` (E001), server limits it exceeds (W001, W002) and a
+    byte rate limit smaller than one message (W003)."""
     reset_settings()
     try:
         hub_settings = get_settings()
@@ -61,6 +65,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="wshub_channels.W002",
             )
         )
+    limits = hub_settings.limits
+    if limits.max_bytes_per_second:
+        bucket = limits.max_bytes_per_second * (limits.burst or 1.0)
+        if bucket < config.max_message_size:
+            found.append(
+                Warning(
+                    f"WSHUB['LIMITS'] max_bytes_per_second x burst is {bucket:g} bytes, less "
+                    f"than WSHUB['CONFIG']['max_message_size'] ({config.max_message_size}); "
+                    "a frame that large passes only from a full bucket, which it leaves in debt.",
+                    hint="Raise max_bytes_per_second or burst, or lower max_message_size.",
+                    id="wshub_channels.W003",
+                )
+            )
     return found
 
 

@@ -22,7 +22,7 @@ from .errors import ConnectionClosed
 from .layers.envelope import pack_message
 from .layers.names import channel_node, validate_user_id
 from .log import Throttle
-from .message import dump_json
+from .message import check_text, dump_json
 from .outbound import Outbound, data_size, frame_payload, text_frame
 from .queries import ClientInfo
 from .types import AsgiMessage, AsgiSend, Connection, Data
@@ -175,8 +175,7 @@ class HubClient:
         if timeout is None:
             sent = outbound.push(message)
         else:
-            await outbound.put(message, timeout)
-            sent = True
+            sent = await outbound.put(message, timeout)
         if sent:
             hub = self.hub
             hub.metrics.increment_messages_sent(1)
@@ -184,19 +183,25 @@ class HubClient:
                 hub.metrics.record_bytes_sent(data_size(frame_payload(message)))
 
     async def send_data(self, data: Data, timeout: float | None = None) -> None:
-        """Send ``str`` as a text frame and ``bytes`` as a binary frame; else ``TypeError``."""
-        if not isinstance(data, (str, bytes)):
+        """Send ``str`` as a text frame and ``bytes`` as a binary frame; else ``TypeError``.
+
+        Text that UTF-8 cannot encode (a lone surrogate) raises ``InvalidFrame``,
+        as in every text send, and nothing is sent.
+        """
+        if isinstance(data, str):
+            check_text(data)
+        elif not isinstance(data, bytes):
             raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
         await self._enqueue(text_frame(data), timeout)
 
     async def send_text(self, text: str, timeout: float | None = None) -> None:
-        await self._enqueue({"type": "websocket.send", "text": text}, timeout)
+        await self._enqueue({"type": "websocket.send", "text": check_text(text)}, timeout)
 
     async def send_binary(self, data: bytes, timeout: float | None = None) -> None:
         await self._enqueue({"type": "websocket.send", "bytes": bytes(data)}, timeout)
 
     async def send_json(self, obj: Any, timeout: float | None = None) -> None:
-        await self.send_text(dump_json(obj), timeout)
+        await self._enqueue({"type": "websocket.send", "text": dump_json(obj)}, timeout)
 
     async def send_raw_json(self, raw: bytes | str, timeout: float | None = None) -> None:
         """Send already-encoded JSON as a text frame."""
@@ -219,7 +224,16 @@ class HubClient:
         """Close after queued frames are written; the client leaves every lookup at once."""
         await self._close(code, reason, flush=True)
 
-    async def _close(self, code: int | bool | None, reason: str | None, flush: bool) -> None:
+    def _drop_reason(self, reason: str = "closed") -> str:
+        """The drop reason for frames abandoned now: "shutdown" while the hub stops."""
+        if reason == "closed" and self.hub.state != "running":
+            return "shutdown"
+        return reason
+
+    async def _close(
+        self, code: int | bool | None, reason: str | None, flush: bool, dropped: str = "closed"
+    ) -> None:
+        """Close with ``code``; frames still queued are reported dropped for ``dropped``."""
         code = 1000 if code is None or code is True else int(code)
         message: AsgiMessage = {"type": "websocket.close", "code": code}
         if reason:
@@ -235,7 +249,7 @@ class HubClient:
         if outbound is not None and not outbound.closed:
             if flush:
                 await outbound.flush(self.hub.config.write_timeout)
-            outbound.close()
+            outbound.close(self._drop_reason(dropped))
         try:
             await self._asgi_send(message)
         except Exception as exc:

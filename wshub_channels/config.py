@@ -40,7 +40,8 @@ class Config:
     """Per-connection behaviour. Defaults follow the Go library where it has one."""
 
     max_message_size: int = 512 * 1024  # inbound frame limit; larger frames close with 1009
-    send_queue_size: int = 256  # outbound queue bound per connection
+    send_queue_size: int = 256  # outbound queue bound per connection, in frames
+    send_queue_bytes: int = 8 * 1024 * 1024  # ... and in bytes of payload (0: no byte bound)
     write_timeout: float = 10.0  # seconds a single socket write may take (uvicorn)
     idle_timeout: float = 0.0  # close a client silent this long (0: never)
     compression: bool = False  # ask the server for permessage-deflate where it can
@@ -67,6 +68,9 @@ class Config:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        value = self.send_queue_bytes
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"send_queue_bytes must be an int >= 0, got {value!r}")
         for name in ("write_timeout", "idle_timeout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
@@ -79,6 +83,9 @@ class Config:
 
     def with_send_queue_size(self, size: int) -> Config:
         return replace(self, send_queue_size=size)
+
+    def with_send_queue_bytes(self, size: int) -> Config:
+        return replace(self, send_queue_bytes=size)
 
     def with_write_timeout(self, seconds: float) -> Config:
         return replace(self, write_timeout=seconds)

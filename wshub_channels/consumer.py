@@ -50,9 +50,11 @@ __all__ = ["HubConsumer", "JsonHubConsumer", "dump_json"]
 
 logger = logging.getLogger("wshub_channels.consumer")
 _error_log = Throttle(logger, 5.0)
+_write_log = Throttle(logger, 5.0)  # failed writes: a bad frame can hit a whole room at once
 
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 
 
@@ -234,7 +236,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
         if self._closed_at is None:
             self._closed_at = datetime.now(UTC)
         if self._outbound is not None:
-            self._outbound.close()
+            self._outbound.close(self._drop_reason())
         if hasattr(self, "hub"):
             await self.hub.unregister(self)
         layer = self.channel_layer
@@ -249,17 +251,41 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     # -- drops ----------------------------------------------------------------------------------
 
-    def _dropped(self, data: Data) -> None:
+    def _dropped(self, data: Data, reason: str | None = None) -> None:
+        """Count one discarded outbound frame under ``reason`` (default: the drop policy)
+        and tell ``on_send_dropped`` and ``send_dropped``, if anyone listens."""
         hub = self.hub
         hub.stats.send_dropped += 1
-        hub.metrics.increment_messages_dropped_for(hub.config.drop_policy.value)
+        hub.metrics.increment_messages_dropped_for(reason or hub.config.drop_policy.value)
         overridden = type(self).on_send_dropped is not HubConsumer.on_send_dropped
         if hub.events.wants_drop_report(self, overridden):
             spawn(hub.events.notify(self, "send_dropped", data, data=data), "send-dropped hooks")
 
-    def _overflow_disconnect(self) -> None:
-        _error_log.warning("closing slow client %s (1013): outbound queue full", self.id)
-        spawn(self._close(CLOSE_TRY_AGAIN, "send queue full", flush=False), "slow-client close")
+    def _overflow_disconnect(self, error: BaseException | None = None) -> None:
+        """The outbound queue asks to end the connection: a slow client, or a failed write."""
+        if error is not None:
+            self._write_failed(error)
+            return
+        _error_log.warning(
+            "closing slow client %s (1013): outbound queue full or a write timed out", self.id
+        )
+        spawn(
+            self._close(CLOSE_TRY_AGAIN, "send queue full", flush=False, dropped="disconnect"),
+            "slow-client close",
+        )
+
+    def _write_failed(self, error: BaseException) -> None:
+        """A write the server refused: close with 1011 (4011 under daphne), then run the
+        disconnect path at once, so nobody waits on a socket that takes no frames."""
+        self.hub.metrics.increment_errors("write_failed")
+        _write_log.warning("closing %s (1011): a write failed: %r", self.id, error)
+        spawn(self._end_after_write_failure(), "write-failed close")
+
+    async def _end_after_write_failure(self) -> None:
+        try:
+            await self._close(CLOSE_INTERNAL_ERROR, "write failed", flush=False)
+        finally:
+            await self.finish(CLOSE_INTERNAL_ERROR)
 
 
 def _buckets(limits: Limits, now: float) -> list[tuple[TokenBucket, bool]]:

@@ -22,6 +22,7 @@ __all__ = [
     "HubNotStarted",
     "HubStopped",
     "HubTimeout",
+    "InvalidFrame",
     "InvalidLayerName",
     "InvalidName",
     "LayerClosed",
@@ -59,6 +60,11 @@ class InvalidLayerName(InvalidName, TypeError):
     A ``TypeError``, as the Channels layer spec wants, and an :class:`InvalidName`,
     as the hub's callers catch.
     """
+
+
+class InvalidFrame(HubError, ValueError):
+    """A frame to send cannot go on the wire: text holding a lone surrogate
+    (``"\\ud800"``), which UTF-8 cannot encode. Nothing was sent to anyone."""
 
 
 class EmptyRoomName(InvalidName):

@@ -32,7 +32,7 @@ from .layers.base import HubLayer
 from .layers.envelope import Envelope, Kind, decode_hub_payload, encode_hub_payload
 from .layers.names import channel_node, validate_room, validate_user_id
 from .layers.transport import NoResponders
-from .message import dump_json
+from .message import check_text, dump_json
 from .outbound import data_size, text_frame
 from .publisher import on_home_loop
 from .registry import ROOMS, USERS, OutboundQueue
@@ -95,6 +95,8 @@ class Hub(ClusterQueries):
     @on_home_loop
     async def send_to_client(self, client: Any, data: Data, timeout: float | None = None) -> None:
         """Send ``data`` to one client anywhere; raise ``ClientNotFound`` if no node has it."""
+        if isinstance(data, str):
+            check_text(data)
         local, client_id, node = await self._resolve(client)
         if local is not None:
             await local.send_data(data, timeout=timeout)
@@ -111,7 +113,9 @@ class Hub(ClusterQueries):
         exclude: Iterable[Any],
         timeout: float | None,
     ) -> None:
-        if not isinstance(data, (str, bytes)):
+        if isinstance(data, str):
+            check_text(data)  # InvalidFrame before anyone gets anything
+        elif not isinstance(data, bytes):
             raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
         await self.start()
         excluded = {c if isinstance(c, str) else c.id for c in exclude}
@@ -145,9 +149,8 @@ class Hub(ClusterQueries):
         started = time.perf_counter()
         message = text_frame(data)
         waits = [queue.offer(message, timeout) for queue in self._recipients(ns, name, excluded)]
-        if waits:
-            await asyncio.gather(*waits)
-        self._count_sent(len(waits), data, started)
+        accepted = sum(await asyncio.gather(*waits)) if waits else 0
+        self._count_sent(accepted, data, started)
 
     def _push(
         self, ns: str | None, name: str, data: Data, excluded: set[str] | frozenset[str]
@@ -156,8 +159,7 @@ class Hub(ClusterQueries):
         message = text_frame(data)  # one dict shared by every recipient
         sent = 0
         for queue in self._recipients(ns, name, excluded):
-            queue.push(message)
-            sent += 1
+            sent += queue.push(message)  # a frame the drop policy refused is not sent
         self._count_sent(sent, data, started)
 
     def _count_sent(self, sent: int, data: Data, started: float) -> None:

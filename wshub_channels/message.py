@@ -1,4 +1,11 @@
-"""Message: one frame received from a client; and the compact JSON the hub sends."""
+"""Message: one frame received from a client; and the text the hub sends.
+
+Text the hub sends always encodes as UTF-8: :func:`check_text` refuses a
+string holding a lone surrogate (valid JSON can carry one, as ``"\\ud800"``)
+with :class:`~wshub_channels.errors.InvalidFrame`, rather than altering the
+text, and every text send (``send_text``, ``send_json``, the hub's
+broadcasts, room and user sends, and :func:`dump_json`) applies it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Message", "dump_json"]
+from .errors import InvalidFrame
+
+__all__ = ["Message", "check_text", "dump_json"]
+
+
+def check_text(text: str) -> str:
+    """Return ``text`` if UTF-8 can encode it; raise ``InvalidFrame`` if it holds a lone
+    surrogate. ASCII text is answered without encoding anything."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidFrame(
+            f"text holds a lone surrogate at index {exc.start} ({text[exc.start]!r}), "
+            "which UTF-8 cannot encode"
+        ) from None
+    return text
 
 
 def dump_json(obj: Any) -> str:
-    """Encode ``obj`` as compact JSON text (what ``send_json`` and ``broadcast_json`` send)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    """Encode ``obj`` as compact JSON text (what ``send_json`` and ``broadcast_json`` send).
+
+    Raises ``InvalidFrame`` when a string in ``obj`` holds a lone surrogate.
+    """
+    return check_text(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,19 @@ its drop policies and coalescing are the pure
 - With coalescing on, frames always go through the queue and are written
   once the current loop iteration ends, so a burst leaves as few frames.
 
-A fan-out therefore never waits on one slow client. A full queue applies the
-drop policy; every dropped frame is reported through ``on_drop``, and the
-``DISCONNECT`` policy, like a write that takes longer than
-``Config.write_timeout``, calls ``on_overflow_disconnect`` (once).
+A fan-out therefore never waits on one slow client. A queue that would go
+over ``Config.send_queue_size`` frames or ``Config.send_queue_bytes`` bytes
+applies the drop policy. The owner hears of two things:
+
+- ``on_drop(frame, reason)`` for every frame discarded, whatever the cause:
+  the drop policy (``drop_newest``, ``drop_oldest``, ``disconnect``), or the
+  queue abandoned with the connection (``disconnect`` for a slow client,
+  ``write_failed``, ``closed``, or the reason given to :meth:`Outbound.close`).
+- ``on_close_request(error)``, at most once, when the connection must end:
+  ``None`` for a slow client (the ``DISCONNECT`` policy, or a write longer
+  than ``Config.write_timeout``), or the exception of a write that failed.
+  A write that fails because the client has gone (:func:`client_gone`) asks
+  nothing: the server reports that disconnect itself.
 
 Not thread-safe: use from the connection's event loop.
 """
@@ -32,41 +41,26 @@ from typing import Any
 
 from .config import Config
 from .errors import ConnectionClosed, SendBufferFull
-from .sendqueue import Frame, Offer, SendQueue
+from .frames import client_gone, data_size, frame_payload, text_frame
+from .sendqueue import Frame, Offer, SendQueue, frame_size
 from .types import AsgiMessage, AsgiSend
 
 __all__ = [
     "AsgiMessage",
     "AsgiSend",
+    "CloseRequest",
     "DropHandler",
     "Outbound",
+    "client_gone",
     "data_size",
     "frame_payload",
     "text_frame",
 ]
 
-DropHandler = Callable[[Frame], None]
-
-
-def text_frame(data: str | bytes) -> AsgiMessage:
-    """Return the ASGI message for ``data``: text for ``str``, binary for ``bytes``."""
-    if isinstance(data, str):
-        return {"type": "websocket.send", "text": data}
-    return {"type": "websocket.send", "bytes": data}
-
-
-def data_size(data: str | bytes) -> int:
-    """The size of a frame's payload on the wire, in bytes."""
-    return len(data.encode("utf-8")) if isinstance(data, str) else len(data)
-
-
-def frame_payload(message: AsgiMessage) -> Frame:
-    """The text or bytes a ``websocket.send`` message carries."""
-    text: str | None = message.get("text")
-    if text is not None:
-        return text
-    data: bytes | None = message.get("bytes")
-    return b"" if data is None else data
+#: ``on_drop(frame, reason)``: one frame discarded, and why (a drop reason).
+DropHandler = Callable[[Frame, str], None]
+#: ``on_close_request(error)``: end the connection (None: a slow client).
+CloseRequest = Callable[[BaseException | None], None]
 
 
 class Outbound:
@@ -83,8 +77,8 @@ class Outbound:
         "_send",
         "_task",
         "_write_timeout",
+        "on_close_request",
         "on_drop",
-        "on_overflow_disconnect",
         "sent",
     )
 
@@ -93,14 +87,14 @@ class Outbound:
         send: AsgiSend,
         config: Config,
         on_drop: DropHandler,
-        on_overflow_disconnect: Callable[[], None],
+        on_close_request: CloseRequest,
     ) -> None:
         self._send = send
         self._queue = SendQueue.from_config(config)
         self._coalesce = config.coalesce_writes
         self._write_timeout = config.write_timeout or None
         self.on_drop = on_drop
-        self.on_overflow_disconnect = on_overflow_disconnect
+        self.on_close_request = on_close_request
         self._busy = False  # a write is in flight, or a task is writing the queue
         self._closed = False
         self.sent = 0  # messages accepted for sending (a drop is not counted)
@@ -117,6 +111,11 @@ class Outbound:
     def queued(self) -> int:
         """How many frames wait in the queue (a write in flight is not counted)."""
         return len(self._queue)
+
+    @property
+    def queued_bytes(self) -> int:
+        """The payload bytes waiting in the queue."""
+        return self._queue.queued_bytes
 
     # -- queueing ----------------------------------------------------------------------
 
@@ -136,48 +135,60 @@ class Outbound:
         self.sent += accepted
         return accepted
 
-    async def put(self, message: AsgiMessage, timeout: float | None = None) -> None:
+    async def put(self, message: AsgiMessage, timeout: float | None = None) -> bool:
         """Queue ``message``; with ``timeout``, wait for room instead of dropping.
 
-        Raises ``SendBufferFull`` if the queue stays full for ``timeout`` seconds,
-        and ``ConnectionClosed`` once the connection is closed. Without a timeout
-        a full queue applies the drop policy, as ``push`` does.
+        Raises ``SendBufferFull`` if there is no room for it for ``timeout``
+        seconds, and ``ConnectionClosed`` once the connection is closed.
+        Without a timeout a full queue applies the drop policy, as ``push``
+        does. Returns what ``push`` returns: False if the policy discarded it.
         """
-        if timeout is not None and not await self._wait_for_room(timeout):
+        if timeout is not None and not await self._wait_for_room(message, timeout):
             if self._closed:
                 raise ConnectionClosed("the connection is closed")
             raise SendBufferFull(f"outbound queue stayed full for {timeout:g}s")
-        self.push(message)
+        return self.push(message)
 
-    async def offer(self, message: AsgiMessage, timeout: float) -> None:
+    async def offer(self, message: AsgiMessage, timeout: float) -> bool:
         """Queue ``message``, waiting up to ``timeout`` for room; never raises.
 
-        If the queue is still full after ``timeout``, the drop policy applies
+        If there is still no room after ``timeout``, the drop policy applies
         as in ``push``: the dropped message goes to ``on_drop`` like any drop.
-        Once the connection is closed this does nothing.
+        Once the connection is closed this does nothing. Returns True if the
+        message was accepted.
         """
         if self._closed:
-            return
-        await self._wait_for_room(timeout)
-        if not self._closed:
-            self.push(message)
+            return False
+        await self._wait_for_room(message, timeout)
+        return not self._closed and self.push(message)
 
     def _apply(self, offer: Offer) -> bool:
         if offer.dropped is not None:
-            self.on_drop(offer.dropped)
+            reason = self._queue.policy.value
+            self.on_drop(offer.dropped, reason)
+            for frame in offer.evicted:
+                self.on_drop(frame, reason)
         if offer.disconnect:
-            self._request_disconnect()
+            self._request_close(None)
         if offer.queued:
             self._kick()
         return offer.queued
 
-    async def _wait_for_room(self, timeout: float) -> bool:
-        """True once the queue has room; False after ``timeout`` or once closed."""
-        queue = self._queue
-        if queue.full and not self._closed:
+    def _has_room(self, size: int) -> bool:
+        """True when a frame of ``size`` bytes would be written or queued, not dropped."""
+        if self._closed:
+            return False
+        if not self._busy and not self._coalesce and not self._queue:
+            return True  # written at once, whatever its size
+        return self._queue.fits(size)
+
+    async def _wait_for_room(self, message: AsgiMessage, timeout: float) -> bool:
+        """True once ``message`` has room; False after ``timeout`` or once closed."""
+        size = frame_size(frame_payload(message))
+        if not self._has_room(size) and not self._closed:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
-            while queue.full and not self._closed and loop.time() < deadline:
+            while not self._has_room(size) and not self._closed and loop.time() < deadline:
                 waiter: asyncio.Future[None] = loop.create_future()
                 self._room_waiters.append(waiter)
                 try:
@@ -189,7 +200,7 @@ class Outbound:
                     if waiter.cancelled():
                         with contextlib.suppress(ValueError):
                             self._room_waiters.remove(waiter)
-        return not queue.full and not self._closed
+        return self._has_room(size)
 
     def _room(self) -> None:
         """Wake every coroutine waiting for room; each checks again."""
@@ -199,10 +210,10 @@ class Outbound:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _request_disconnect(self) -> None:
+    def _request_close(self, error: BaseException | None) -> None:
         if not self._disconnect_requested:
             self._disconnect_requested = True
-            self.on_overflow_disconnect()
+            self.on_close_request(error)
 
     # -- writing ---------------------------------------------------------------------
 
@@ -283,17 +294,34 @@ class Outbound:
         finally:
             self._busy = False
             self._task = None
+            self._room()  # a frame too large for the queue has room once idle
 
     def _fail(self, exc: BaseException) -> None:
-        """A write failed: the connection takes no more frames."""
+        """A write failed: take no more frames, report the queue dropped, say why.
+
+        A write past ``write_timeout`` is a slow client; a client gone needs
+        nothing more; anything else asks the owner to close with the error.
+        """
         self._busy = False
         self._task = None
-        self._closed = True
-        self._queue.clear()
-        self._room()
+        if self._closed:  # closed while the write was in flight: nothing is left
+            self._room()
+            return
         if isinstance(exc, TimeoutError):
-            # A write took longer than write_timeout: the client is stuck.
-            self._request_disconnect()
+            self._abandon("disconnect")
+            self._request_close(None)
+        elif client_gone(exc):
+            self._abandon("closed")
+        else:
+            self._abandon("write_failed")
+            self._request_close(exc)
+
+    def _abandon(self, reason: str) -> None:
+        """Close, and report every queued frame dropped for ``reason``."""
+        self._closed = True
+        for frame in self._queue.take_all():
+            self.on_drop(frame, reason)
+        self._room()
 
     # -- flush and close ----------------------------------------------------------------
 
@@ -314,15 +342,15 @@ class Outbound:
             else:
                 await asyncio.sleep(0)
 
-    def close(self) -> None:
-        """Take no more frames and abandon the queued ones.
+    def close(self, reason: str = "closed") -> None:
+        """Take no more frames and abandon the queued ones, each reported dropped
+        for ``reason``; a second close does nothing.
 
         A write already in flight is left to finish (within ``write_timeout``);
         nothing is written after it. Waiters for room wake up.
         """
-        self._closed = True
-        self._queue.clear()
-        self._room()
+        if not self._closed:
+            self._abandon(reason)
 
 
 async def _resume(coro: Coroutine[Any, Any, None], yielded: Any) -> None:

@@ -19,7 +19,10 @@ class TokenBucket:
     """Allows ``rate`` units per second on average and bursts of up to ``capacity``.
 
     ``take(cost, now)`` returns True and spends ``cost`` tokens when enough are
-    available; otherwise it spends nothing and returns False. Not thread-safe.
+    available; otherwise it spends nothing and returns False. A cost larger
+    than ``capacity`` could never be covered: it passes when the bucket is
+    full and leaves it in debt (``tokens`` below zero), so nothing more passes
+    until the debt is paid back at ``rate``. Not thread-safe.
     """
 
     __slots__ = ("capacity", "rate", "tokens", "updated")
@@ -37,7 +40,7 @@ class TokenBucket:
         if elapsed > 0:
             self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
             self.updated = now
-        if cost > self.tokens:
+        if cost > self.tokens and self.tokens < self.capacity:
             return False
         self.tokens -= cost
         return True

@@ -196,6 +196,10 @@ class ControlConsumer(JsonHubConsumer):
             return HUB_ERRORS
         if op == "layer_stats":
             return hub.layer.stats.snapshot()
+        if op == "unencodable":
+            # Past the hub's own check, straight to the server: a write it must refuse.
+            assert self._outbound is not None
+            return self._outbound.push({"type": "websocket.send", "text": "x\ud800"})
         if op == "raise":
             raise RuntimeError("handler failure on purpose")
         if op == "json":

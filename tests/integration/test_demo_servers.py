@@ -187,3 +187,23 @@ def test_tabs_of_one_nickname_are_limited_per_node(server: AsgiServer) -> None:
             code, seen = closed_with(ninth)
         assert code == 4013
         assert not [m for m in seen if m["type"] == "hello"]
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"], indirect=True)
+def test_a_chat_line_with_a_lone_surrogate_reaches_nobody_and_the_room_carries_on(
+    server: AsgiServer,
+) -> None:
+    """A line holding "x\\ud800" (valid JSON UTF-8 cannot encode): its writer is told the line
+    was refused, the other person in the room still gets the next line."""
+    writer = with_nickname(server, f"w-{uuid.uuid4().hex[:6]}")
+    reader = with_nickname(server, f"r-{uuid.uuid4().hex[:6]}")
+    with chat_socket(server, writer) as ws_w, chat_socket(server, reader) as ws_r:
+        for ws in (ws_w, ws_r):
+            receive(ws, "hello")
+            ws.send(json.dumps({"type": "join", "room": "lobby"}))
+            receive(ws, "joined")
+        ws_w.send(json.dumps({"type": "say", "room": "lobby", "text": "x\ud800"}))
+        assert receive(ws_w, "error")["code"] == "bad_request"
+        ws_w.send(json.dumps({"type": "say", "room": "lobby", "text": "next"}))
+        assert receive(ws_r, "message")["text"] == "next"
+        assert receive(ws_w, "message")["text"] == "next"
