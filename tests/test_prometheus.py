@@ -106,5 +106,9 @@ def test_hub_samples_feed_bus_and_presence_series() -> None:
     assert value("wshub_bus_publishes_total") == publishes + 7
     assert value("wshub_bus_reconnects_total") >= 1
     assert value("wshub_bus_connected") == 0
+    lost = {name: value(f"wshub_bus_{name}_total") for name in ("bad_envelopes", "receives_lost")}
+    metrics.observe_hub(HubSample([], {"bad_envelopes": 2, "receive_lost": 1}, True, 3, 41))
+    assert value("wshub_bus_bad_envelopes_total") == lost["bad_envelopes"] + 2
+    assert value("wshub_bus_receives_lost_total") == lost["receives_lost"] + 1
     assert value("wshub_cluster_nodes") == 3 and value("wshub_cluster_clients") == 41
     assert value("wshub_outbound_queue_depth_bucket", le="2.0") >= 1

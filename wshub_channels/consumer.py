@@ -50,6 +50,8 @@ __all__ = ["HubConsumer", "JsonHubConsumer", "dump_json"]
 
 logger = logging.getLogger("wshub_channels.consumer")
 _error_log = Throttle(logger, 5.0)
+#: Refused handshakes: a storm of them logs one line every few seconds, with the count held back.
+_refusal_log = Throttle(logger, 5.0)
 _write_log = Throttle(logger, 5.0)  # failed writes: a bad frame can hit a whole room at once
 
 CLOSE_POLICY = 1008
@@ -141,7 +143,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
                     await self.channel_layer.group_add(group, self.channel_name)
                 await self.accept()
             except (HubError, PermissionError) as exc:
-                logger.info("handshake rejected (%s): %s", type(exc).__name__, exc)
+                _refusal_log.info("handshake rejected (%s): %s", type(exc).__name__, exc)
                 if isinstance(exc, InvalidName):  # a bad room, user or group name: a bug
                     await hub.events.report_error(self, exc, "handshake_error")
                 await self._refuse(exc)

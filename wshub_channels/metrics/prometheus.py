@@ -43,6 +43,11 @@ _BUS_COUNTERS = {
     "slow_consumer": "bus_slow_consumer_drops",
     "subscriber_dropped": "bus_output_buffer_drops",
     "unknown_version": "bus_unknown_envelope_versions",
+    "bad_envelopes": "bus_bad_envelopes",
+    "full_drops": "bus_full_drops",
+    "receive_put_back": "bus_receives_put_back",
+    "receive_lost": "bus_receives_lost",
+    "ack_timeouts": "bus_ack_timeouts",
 }
 
 
@@ -93,6 +98,11 @@ class _Series:
                 ("bus_slow_consumer_drops", "Bus messages dropped as this node read slowly"),
                 ("bus_output_buffer_drops", "Times the broker cut this node's subscriber off"),
                 ("bus_unknown_envelope_versions", "Envelopes of an unknown major version"),
+                ("bus_bad_envelopes", "Bus messages that failed to decode or type-check"),
+                ("bus_full_drops", "Channel-layer messages skipped at a full channel"),
+                ("bus_receives_put_back", "Messages a cancelled receive gave back to the broker"),
+                ("bus_receives_lost", "Messages a cancelled receive took and could not give back"),
+                ("bus_ack_timeouts", "Broker acks not confirmed in time (NATS; may redeliver)"),
             )
         }
 
