@@ -3,12 +3,12 @@
 Three parts, in one process and one event loop, with no broker:
 
 1. **Heartbeat sizes.** One node's beat at 10, 1,000 and 100,000 rooms, as
-   :class:`~wshub_channels.presence.BeatPlanner` plans it and as it goes on the
+   :class:`~wshub_channels.core.presence.BeatPlanner` plans it and as it goes on the
    bus (every message a presence envelope, ``encode_envelope`` around
    ``encode_presence``): a full table (bytes, messages, the largest message), a
    delta after 1% of the rooms changed, and an idle beat (nothing changed). Also
    the CPU to plan and encode a full beat, and to decode and apply it on a
-   receiving node's :class:`~wshub_channels.presence.PresenceTable`.
+   receiving node's :class:`~wshub_channels.core.presence.PresenceTable`.
 2. **Global counts.** A serving :class:`~wshub_channels.hub.Hub` on an
    ``InMemoryHubLayer`` whose presence table holds 5, 50, 100 and 500 simulated
    nodes (fed as heartbeat payloads through ``hub.heartbeat.receive``), each with
@@ -95,7 +95,7 @@ def beat_messages(
 
 def wire(messages: Sequence[dict[str, Any]]) -> list[bytes]:
     """Each message as the bus carries it: a presence envelope."""
-    from wshub_channels.layers.envelope import Kind, encode_envelope, encode_presence
+    from wshub_channels.core.wire import Kind, encode_envelope, encode_presence
 
     return [
         encode_envelope(
@@ -106,8 +106,8 @@ def wire(messages: Sequence[dict[str, Any]]) -> list[bytes]:
 
 
 def heartbeat_sizes(room_counts: Sequence[int], runs: int) -> list[dict[str, Any]]:
-    from wshub_channels.layers.envelope import decode_envelope, decode_presence
-    from wshub_channels.presence import BeatPlanner, PresenceTable
+    from wshub_channels.core.presence import BeatPlanner, PresenceTable
+    from wshub_channels.core.wire import decode_envelope, decode_presence
 
     rng = random.Random(12)
     out = []
@@ -230,9 +230,9 @@ async def one_table(
 ) -> dict[str, Any]:
     """Time the counts of one hub whose presence table holds ``nodes`` simulated nodes."""
     from wshub_channels.conf import parse_settings
-    from wshub_channels.hub import Hub
+    from wshub_channels.core.wire import encode_presence
+    from wshub_channels.hub.hub import Hub
     from wshub_channels.layers import InMemoryHubLayer
-    from wshub_channels.layers.envelope import encode_presence
 
     interval = 60.0
     layer = InMemoryHubLayer(bus=f"bench-presence-{uuid.uuid4().hex[:8]}")
@@ -361,9 +361,9 @@ def consumer_classes() -> dict[str, Any]:
 
 async def room_events(watchers: int, pairs: int, runs: int) -> dict[str, Any]:
     global OPTED_IN
-    from wshub_channels.hub import get_hub
-    from wshub_channels.layers.envelope import Kind, encode_envelope, pack_value
-    from wshub_channels.queries import RoomEvent
+    from wshub_channels.core.listing import RoomEvent
+    from wshub_channels.core.wire import Kind, encode_envelope, pack_value
+    from wshub_channels.hub.hub import get_hub
     from wshub_channels.testing import HubCommunicator
 
     classes = consumer_classes()
@@ -585,7 +585,7 @@ def events_table(data: dict[str, Any]) -> str:
 
 def cycle_text(rows: Sequence[dict[str, Any]]) -> str:
     """The average beat over one cycle of ``FULL_EVERY`` beats: one full, the rest deltas."""
-    from wshub_channels.presence import FULL_EVERY
+    from wshub_channels.core.presence import FULL_EVERY
 
     averages = "; ".join(
         f"{(r['full_bytes'] + (FULL_EVERY - 1) * r['delta_bytes']) / FULL_EVERY:,.0f} bytes "

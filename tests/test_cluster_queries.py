@@ -25,7 +25,7 @@ from django.test import override_settings
 from tests.inprocess import WAIT, Clients, Conn
 from tests.rig.timing import async_wait_until
 from wshub_channels import HubConsumer, RoomEvent, get_hub
-from wshub_channels.hub import Hub
+from wshub_channels.hub.hub import Hub
 from wshub_channels.layers import InMemoryHubLayer
 from wshub_channels.testing import scaled
 

@@ -22,10 +22,10 @@ from django.test import override_settings
 from tests.inprocess import WAIT, Clients, hub_clients
 from tests.rig.timing import async_wait_until
 from wshub_channels import HubConsumer, JsonHubConsumer, Message, get_hub, signals
-from wshub_channels import consumer as consumer_module
+from wshub_channels.connection import consumer as consumer_module
 from wshub_channels.errors import AuthenticationFailed, RateLimitExceeded, Unauthorized
 from wshub_channels.hooks import Hooks
-from wshub_channels.hub import Hub
+from wshub_channels.hub.hub import Hub
 from wshub_channels.types import Client
 
 pytestmark = pytest.mark.unit

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wshub_channels.drain import (
-    DRAIN_INTERVAL,
-    batches,
-    bearer_token,
-    closing_time,
-    drain_permission,
-    is_loopback,
-)
+from wshub_channels.core.access import bearer_token, drain_permission, is_loopback
+from wshub_channels.core.drain import DRAIN_INTERVAL, batches, closing_time
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,8 @@ from django.dispatch import Signal
 
 from wshub_channels import signals
 from wshub_channels.errors import MaxConnectionsReached, Unauthorized
-from wshub_channels.events import EVENT_SIGNALS, Events, HubStats
 from wshub_channels.hooks import Hooks
+from wshub_channels.hub.events import EVENT_SIGNALS, Events, HubStats
 from wshub_channels.metrics import DebugMetrics
 
 pytestmark = pytest.mark.unit

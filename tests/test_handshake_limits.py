@@ -24,7 +24,7 @@ from tests.rig.timing import async_wait_until
 from wshub_channels import HubConsumer, get_hub, signals
 from wshub_channels.errors import MaxUserConnectionsReached, Unauthorized
 from wshub_channels.hooks import Hooks
-from wshub_channels.hub import Hub
+from wshub_channels.hub.hub import Hub
 from wshub_channels.layers.base import GROUPS
 from wshub_channels.types import Client
 

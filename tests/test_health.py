@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wshub_channels.health import STATES, assess, scrub_secrets
+from wshub_channels.hub.health import STATES, assess, scrub_secrets
 from wshub_channels.layers.transport import BusStatus
 
 pytestmark = pytest.mark.unit

@@ -28,7 +28,7 @@ from wshub_channels.errors import (
     NotInRoom,
     RoomFull,
 )
-from wshub_channels.hub import Hub
+from wshub_channels.hub.hub import Hub
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.unit

@@ -9,9 +9,12 @@ import pytest
 
 from tests.rig.timing import async_wait_until, t
 from wshub_channels.config import Config, DropPolicy
+from wshub_channels.connection.gone import client_gone
+from wshub_channels.connection.outbound import Outbound
+from wshub_channels.core.frames import text_frame
+from wshub_channels.core.sendqueue import Frame
 from wshub_channels.errors import ConnectionClosed, SendBufferFull
-from wshub_channels.outbound import AsgiMessage, Outbound, client_gone, text_frame
-from wshub_channels.sendqueue import Frame
+from wshub_channels.types import AsgiMessage
 
 pytestmark = pytest.mark.unit
 

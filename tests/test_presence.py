@@ -14,9 +14,9 @@ import pytest
 from tests.rig.timing import async_wait_until
 from wshub_channels import signals
 from wshub_channels.conf import parse_settings
-from wshub_channels.hub import Hub
+from wshub_channels.core.presence import NodeInfo, PresenceTable
+from wshub_channels.hub.hub import Hub
 from wshub_channels.layers import InMemoryHubLayer
-from wshub_channels.presence import NodeInfo, PresenceTable
 from wshub_channels.testing import scaled
 
 INTERVAL = scaled(0.05)

@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from wshub_channels.presence import CHUNK_BYTES, BeatPlanner, PresenceTable, cut
+from wshub_channels.core.presence import CHUNK_BYTES, BeatPlanner, PresenceTable, cut
 
 pytestmark = pytest.mark.unit
 

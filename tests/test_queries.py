@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wshub_channels.queries import (
+from wshub_channels.core.listing import (
     ClientInfo,
     RoomEvent,
     buckets_for,

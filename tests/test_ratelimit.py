@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from wshub_channels.ratelimit import TokenBucket, clock
+from wshub_channels.core.ratelimit import TokenBucket, clock
 
 pytestmark = pytest.mark.unit
 

@@ -7,14 +7,13 @@ from typing import Any
 import pytest
 
 from wshub_channels.config import Limits
+from wshub_channels.core.membership import ROOMS, USERS, Interest, Registry
 from wshub_channels.errors import (
     MaxConnectionsReached,
     MaxRoomsReached,
     MaxUserConnectionsReached,
     RoomFull,
 )
-from wshub_channels.layers.interest import Interest
-from wshub_channels.registry import ROOMS, USERS, Registry
 
 pytestmark = pytest.mark.unit
 

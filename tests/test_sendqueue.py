@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wshub_channels.config import Config, DropPolicy
-from wshub_channels.sendqueue import Frame, Offer, SendQueue, frame_size, utf8_size
+from wshub_channels.core.sendqueue import Frame, Offer, SendQueue, frame_size, utf8_size
 
 pytestmark = pytest.mark.unit
 

@@ -22,8 +22,8 @@ from tests.inprocess import WAIT, Clients, hub_clients
 from tests.rig.timing import async_wait_until
 from tests.test_stopping import ALIAS, Leaver, closed_with
 from wshub_channels import get_hub
-from wshub_channels.hub import Hub
-from wshub_channels.shutdown import DrainOnSignal, SignalChain
+from wshub_channels.hub.hub import Hub
+from wshub_channels.hub.shutdown import DrainOnSignal, SignalChain
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.unit
@@ -98,7 +98,7 @@ def test_a_saved_default_action_ends_the_process_with_the_signal() -> None:
     """With SIG_DFL saved, chain() raises SIGTERM again: the process dies of it (143)."""
     script = (
         "import signal\n"
-        "from wshub_channels.shutdown import SignalChain\n"
+        "from wshub_channels.hub.shutdown import SignalChain\n"
         "chain = SignalChain(signal.SIGTERM)\n"
         "chain.install(lambda s, f: None)\n"
         "signal.raise_signal(signal.SIGTERM)\n"  # ours: swallowed

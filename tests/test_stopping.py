@@ -17,8 +17,8 @@ import pytest
 from tests.inprocess import WAIT, Clients, Conn, hub_clients
 from wshub_channels import HubConsumer, get_hub, signals
 from wshub_channels.conf import parse_settings
-from wshub_channels.drain import DRAIN_INTERVAL
-from wshub_channels.hub import Hub
+from wshub_channels.core.drain import DRAIN_INTERVAL
+from wshub_channels.hub.hub import Hub
 from wshub_channels.layers import InMemoryHubLayer
 from wshub_channels.testing import HubCommunicator, scaled
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .config import Config, DropPolicy, Limits
-from .consumer import HubConsumer, JsonHubConsumer
+from .connection.consumer import HubConsumer, JsonHubConsumer
+from .core.listing import ClientInfo, ClusterPage, RoomEvent
+from .core.presence import NodeInfo
 from .errors import (
     AlreadyInRoom,
     AuthenticationFailed,
@@ -33,12 +35,10 @@ from .errors import (
     Unauthorized,
 )
 from .hooks import Hooks
-from .hub import Hub, get_hub
+from .hub.hub import Hub, get_hub
 from .message import Message
 from .middleware import MiddlewareChain
 from .origin import allow_all_origins, allow_origins, allow_same_origin
-from .presence import NodeInfo
-from .queries import ClientInfo, ClusterPage, RoomEvent
 from .types import Client
 
 __all__ = [

@@ -33,11 +33,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
+from .core.listing import ClientInfo
+from .core.presence import NodeInfo
 from .errors import ClientNotFound, HubError
-from .hub import Hub, get_hub
+from .hub.hub import Hub, get_hub
 from .models import Connection, Node, Room
-from .presence import NodeInfo
-from .queries import ClientInfo
 
 __all__ = ["ConnectionAdmin", "NodeAdmin", "RoomAdmin"]
 

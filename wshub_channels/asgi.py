@@ -13,7 +13,7 @@
   ``HubStopped``), stock consumers' included.
 - SIGTERM drains the hub, shuts it down, then lets the server exit; so does
   any other drain (``/drainz``, ``wshub_drain``, ``hub.drain()``). See
-  :mod:`wshub_channels.shutdown`.
+  :mod:`wshub_channels.hub.shutdown`.
 
 Without ``HubApplication`` the hub starts on first use instead, and nothing
 is wired to SIGTERM.
@@ -29,8 +29,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .errors import HubDraining, HubError, HubNotStarted, HubStopped
-from .hub import Hub, get_hub
-from .shutdown import SHUTDOWN_WAIT, DrainOnSignal
+from .hub.hub import Hub, get_hub
+from .hub.shutdown import SHUTDOWN_WAIT, DrainOnSignal
 
 __all__ = ["HubApplication"]
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
+from .core.ratelimit import TokenBucket, clock
 from .errors import RateLimitExceeded, Unauthorized
 from .message import Message
 from .metrics import MetricsCollector, active_collector
-from .ratelimit import TokenBucket, clock
 from .types import Client, Handler, Middleware
 
 __all__ = [

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+
+from .core.access import same_origin
 
 __all__ = [
     "OriginCheck",
@@ -18,7 +19,6 @@ __all__ = [
     "allow_origins",
     "allow_same_origin",
     "resolve",
-    "same_origin",
 ]
 
 OriginCheck = Callable[[Mapping[str, Any]], bool]
@@ -29,27 +29,6 @@ def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
-
-
-def _host_port(netloc: str, scheme: str) -> tuple[str, int | None]:
-    parts = urlsplit(f"{scheme}://{netloc}")
-    port = parts.port
-    if port is None:
-        port = {"http": 80, "ws": 80, "https": 443, "wss": 443}.get(scheme)
-    return (parts.hostname or "").lower(), port
-
-
-def same_origin(origin: str, host: str, secure: bool) -> bool:
-    """True when an ``Origin`` header names the same host and port as a ``Host`` header.
-
-    ``secure`` says whether the request came over TLS (it sets the default
-    port of either side). An opaque origin (``null``) is never the same.
-    """
-    parts = urlsplit(origin)
-    if not parts.hostname:
-        return False
-    origin_hp = _host_port(parts.netloc, parts.scheme or ("https" if secure else "http"))
-    return origin_hp == _host_port(host, "https" if secure else "http")
 
 
 def allow_all_origins(scope: Mapping[str, Any]) -> bool:

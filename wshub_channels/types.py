@@ -2,7 +2,7 @@
 
 :class:`Client` is the public face of one WebSocket connection: its id, user
 id, metadata and rooms, and the ways to send to it or close it.
-:class:`HubConsumer <wshub_channels.consumer.HubConsumer>` implements it, and
+:class:`HubConsumer <wshub_channels.connection.consumer.HubConsumer>` implements it, and
 hub lookups return those same objects for local clients. Code outside the
 consumer (the hub, hooks, middleware, signal receivers) types against this
 protocol and never imports the consumer.
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .message import Message
-from .queries import ClientInfo, RoomEvent
+if TYPE_CHECKING:  # annotations only: types stays at the bottom of the import graph
+    from .core.listing import ClientInfo, RoomEvent
+    from .message import Message
 
 __all__ = ["AsgiMessage", "AsgiSend", "Client", "Connection", "Data", "Handler", "Middleware"]
 
@@ -124,6 +125,6 @@ class Connection(Client, Protocol):
 
 
 #: A message handler: what middleware wraps, innermost the hub's dispatch.
-Handler = Callable[[Client, Message], Awaitable[None]]
+Handler = Callable[[Client, "Message"], Awaitable[None]]
 #: Takes a handler and returns one that wraps it.
 Middleware = Callable[[Handler], Handler]

@@ -13,7 +13,7 @@ starts on first use) and reports ``starting``.
 answers 202 at once with the health JSON; under ``HubApplication`` the
 process exits once the drain is over. It is allowed from loopback, or with
 ``Authorization: Bearer <WSHUB["DRAIN_TOKEN"]>`` (see
-:func:`~wshub_channels.drain.drain_permission`); otherwise 401 or 403. A
+:func:`~wshub_channels.core.access.drain_permission`); otherwise 401 or 403. A
 request from a browser (``Origin`` or ``Sec-Fetch-*`` headers) needs the
 token even from loopback, and a cross-site one is refused with 403 always.
 """
@@ -30,8 +30,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from .conf import get_settings
-from .drain import drain_permission
-from .hub import Hub, get_hub
+from .core.access import drain_permission
+from .hub.hub import Hub, get_hub
 from .publisher import is_temporary
 from .tasks import spawn
 

@@ -40,7 +40,7 @@ from wshub_channels import (
     RoomFull,
     Unauthorized,
 )
-from wshub_channels.consumer import dump_json
+from wshub_channels.connection.consumer import dump_json
 
 from .directory import directory_for
 from .identity import Identity, earlier_claim, read_identity

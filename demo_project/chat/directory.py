@@ -21,7 +21,7 @@ import weakref
 from typing import Any
 
 from wshub_channels import Hub, HubError
-from wshub_channels.consumer import dump_json
+from wshub_channels.connection.consumer import dump_json
 
 from .protocol import DEFAULT_ROOMS, MEMBERS_ROOM
 

@@ -26,7 +26,7 @@ from django.urls import path  # noqa: E402
 from tests.apps.policies import EVENTS, PolicyEcho  # noqa: E402
 from wshub_channels import JsonHubConsumer, RoomEvent, get_hub, signals  # noqa: E402
 from wshub_channels.asgi import HubApplication  # noqa: E402
-from wshub_channels.consumer import dump_json  # noqa: E402
+from wshub_channels.connection.consumer import dump_json  # noqa: E402
 
 NODE_EVENTS: list[list[str]] = []  # [["joined" | "left", node_id], ...] seen by this process
 

@@ -36,7 +36,7 @@ from tests.integration.peer import Peer
 from tests.integration.stalled import StalledClient
 from tests.rig.servers import AsgiKind, StartAsgiServer
 from tests.rig.timing import async_wait_until
-from wshub_channels.drain import DRAIN_INTERVAL
+from wshub_channels.core.drain import DRAIN_INTERVAL
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.integration

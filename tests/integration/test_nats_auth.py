@@ -18,7 +18,7 @@ import pytest
 from tests.rig.brokers import ServerHandle, start_nats_server
 from tests.rig.timing import async_wait_until
 from wshub_channels.conf import get_settings
-from wshub_channels.hub import Hub
+from wshub_channels.hub.hub import Hub
 from wshub_channels.layers import NatsHubLayer
 from wshub_channels.testing import scaled
 

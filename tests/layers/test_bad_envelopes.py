@@ -27,9 +27,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from wshub_channels.core.wire import Kind, encode_envelope
 from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.layers.base import GROUPS, HubLayer
-from wshub_channels.layers.envelope import Kind, encode_envelope
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.unit

@@ -12,7 +12,7 @@ from tests.rig.timing import async_wait_until
 from wshub_channels import signals
 from wshub_channels.conf import get_settings
 from wshub_channels.errors import BusUnavailable
-from wshub_channels.hub import Hub
+from wshub_channels.hub.hub import Hub
 from wshub_channels.layers import InMemoryHubLayer
 from wshub_channels.layers.memory import MemoryTransport
 from wshub_channels.layers.transport import Transport

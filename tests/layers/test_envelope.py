@@ -7,7 +7,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from wshub_channels.layers.envelope import (
+from wshub_channels.core.wire import (
     ENVELOPE_MAJOR,
     Envelope,
     Kind,

@@ -13,9 +13,9 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 
 from tests.rig.timing import async_wait_until
+from wshub_channels.core.names import channel_node
+from wshub_channels.core.wire import Kind, encode_envelope
 from wshub_channels.layers import InMemoryHubLayer
-from wshub_channels.layers.envelope import Kind, encode_envelope
-from wshub_channels.layers.names import channel_node
 from wshub_channels.testing import scaled
 
 

@@ -9,7 +9,7 @@ import msgpack
 import pytest
 
 from tests.rig.timing import async_wait_until
-from wshub_channels.layers.envelope import Kind, encode_envelope
+from wshub_channels.core.wire import Kind, encode_envelope
 from wshub_channels.layers.inbox import (
     REPLY,
     REQUEST,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wshub_channels.layers.interest import Interest
+from wshub_channels.core.membership import Interest
 
 pytestmark = pytest.mark.unit
 

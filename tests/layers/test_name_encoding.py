@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wshub_channels.core.names import subject_token, validate_room, validate_user_id
 from wshub_channels.errors import InvalidName
 from wshub_channels.layers import InMemoryHubLayer
-from wshub_channels.layers.names import subject_token, validate_room, validate_user_id
 
 pytestmark = pytest.mark.unit
 

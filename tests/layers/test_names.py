@@ -7,14 +7,14 @@ import re
 
 import pytest
 
-from wshub_channels.errors import EmptyRoomName, InvalidName
-from wshub_channels.layers.names import (
+from wshub_channels.core.names import (
     make_node_id,
     process_inbox,
     subject_token,
     validate_room,
     validate_user_id,
 )
+from wshub_channels.errors import EmptyRoomName, InvalidName
 
 pytestmark = pytest.mark.unit
 

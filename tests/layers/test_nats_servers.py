@@ -17,9 +17,9 @@ from tests.rig.brokers import ServerHandle, start_nats_server
 from tests.rig.servers import free_port
 from tests.rig.timing import async_wait_until
 from wshub_channels.conf import get_settings
-from wshub_channels.hub import Hub
+from wshub_channels.core.wire import Envelope, Kind
+from wshub_channels.hub.hub import Hub
 from wshub_channels.layers import NatsHubLayer
-from wshub_channels.layers.envelope import Envelope, Kind
 from wshub_channels.testing import scaled
 from wshub_channels.testing.jetstream import delete_prefix_streams
 

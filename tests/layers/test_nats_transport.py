@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.rig.timing import async_wait_until
+from wshub_channels.core.names import subject_token
+from wshub_channels.core.wire import Envelope, Kind
 from wshub_channels.layers import NatsHubLayer
-from wshub_channels.layers.envelope import Envelope, Kind
-from wshub_channels.layers.names import subject_token
 from wshub_channels.layers.transport import NoResponders
 from wshub_channels.testing import scaled
 from wshub_channels.testing.jetstream import delete_prefix_streams

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from wshub_channels.core.wire import Envelope, Kind
 from wshub_channels.errors import BusUnavailable
 from wshub_channels.layers import InMemoryHubLayer
-from wshub_channels.layers.envelope import Envelope, Kind
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from tests.rig.brokers import ServerHandle, start_nats_server
 from tests.rig.servers import LOCALHOST, free_port
 from tests.rig.timing import wait_until
 from wshub_channels.conf import get_settings
-from wshub_channels.hub import Hub
+from wshub_channels.hub.hub import Hub
 from wshub_channels.layers import HubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.testing import scaled
 

@@ -32,10 +32,10 @@ from typing import Any, ClassVar
 from channels.exceptions import ChannelFull, MessageTooLarge
 from channels.layers import BaseChannelLayer
 
+from ..core.names import channel_node, check_layer_name, random_token
+from ..core.wire import Envelope, Kind, pack_message, unpack_message
 from ..errors import ForeignChannel, LayerClosed
-from .envelope import Envelope, Kind, pack_message, unpack_message
 from .local import LocalChannels
-from .names import channel_node, check_layer_name, random_token
 from .node import BusNode
 from .stats import LayerStats
 from .transport import NoResponders

@@ -23,8 +23,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
+from ..core.wire import pack_value, unpack_value
 from ..tasks import spawn
-from .envelope import pack_value, unpack_value
 from .transport import NoResponders, RequestHandler
 
 __all__ = [

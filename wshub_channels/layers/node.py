@@ -37,10 +37,10 @@ from typing import Any, TypeVar
 from channels.exceptions import MessageTooLarge
 
 from .. import errors
+from ..core.membership import Interest
+from ..core.names import current_pid, make_node_id, subject_token
+from ..core.wire import Envelope, UnknownEnvelopeVersion, decode_envelope, encode_envelope
 from ..log import Throttle
-from .envelope import Envelope, UnknownEnvelopeVersion, decode_envelope, encode_envelope
-from .interest import Interest
-from .names import current_pid, make_node_id, subject_token
 from .rpc import Op, RemoteOps, encode_error
 from .stats import LayerStats
 from .transport import BusStatus, Transport

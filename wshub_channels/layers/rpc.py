@@ -21,8 +21,8 @@ from typing import Any
 from channels.exceptions import ChannelFull, MessageTooLarge
 
 from .. import errors
+from ..core.wire import pack_value, unpack_value
 from ..log import Throttle
-from .envelope import pack_value, unpack_value
 from .transport import NoResponders
 
 __all__ = [

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from django.core.management.base import CommandError
 
 from ..errors import BusUnavailable, HubTimeout
-from ..hub import Hub, get_hub
+from ..hub.hub import Hub, get_hub
 from ..publisher import publisher_loop
 
 __all__ = ["SLACK", "bus_errors", "connected_hub", "run"]

@@ -47,7 +47,7 @@ class HubSample:
     since the previous sample;
     ``bus_connected`` is None on a bus nobody else shares; ``nodes`` and
     ``cluster_clients`` come from the presence table (None when it cannot
-    be trusted, see :mod:`wshub_channels.cluster`).
+    be trusted, see :mod:`wshub_channels.hub.cluster`).
     """
 
     queue_depths: list[int] = field(default_factory=list)

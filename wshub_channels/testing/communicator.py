@@ -22,8 +22,8 @@ from typing import Any, cast
 
 from channels.testing import WebsocketCommunicator
 
-from ..hub import Hub, get_hub
-from ..layers.names import random_token
+from ..core.names import random_token
+from ..hub.hub import Hub, get_hub
 from ..types import Client
 from .timing import scaled
 

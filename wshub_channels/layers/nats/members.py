@@ -30,9 +30,9 @@ from typing import Any, cast
 import msgpack
 from django.core.exceptions import ImproperlyConfigured
 
+from ...core.names import subject_token
 from ...log import Throttle
 from ...tasks import spawn
-from ..names import subject_token
 from .client import JetStreamContext, KeyValue, js_errors
 from .streams import JETSTREAM_MISSING, no_jetstream
 

@@ -23,7 +23,7 @@ import re
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ..names import subject_token
+from ...core.names import subject_token
 from .client import JetStreamContext, js_api, js_errors
 
 __all__ = ["ACK_WAIT", "JETSTREAM_MISSING", "Streams", "no_jetstream", "stream_safe"]

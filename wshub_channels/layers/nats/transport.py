@@ -27,9 +27,9 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+from ...core.names import process_inbox
 from ...tasks import spawn
 from ..loopbound import LoopBoundTransport
-from ..names import process_inbox
 from ..transport import BusStatus, RequestHandler
 from .client import Client, ConnectOptions, Msg, Subscription, confirm, server_version
 from .connection import Connection

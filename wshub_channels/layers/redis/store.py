@@ -25,8 +25,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ...core.names import random_token
 from ...tasks import spawn
-from ..names import random_token
 from ..transport import Popped, Reporter
 from .client import NoScriptError, aioredis
 from .holds import ARM, ARM_SHA, CLAIM, LEASE_SLACK, UNCLAIM

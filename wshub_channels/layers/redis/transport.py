@@ -32,10 +32,10 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from ...core.names import process_inbox, random_token
 from ...tasks import spawn
 from ..inbox import PubSubRequests
 from ..loopbound import LoopBoundTransport
-from ..names import process_inbox, random_token
 from ..transport import BusStatus
 from .client import aioredis, build_client, safe_host
 from .store import RedisStore

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...errors import ClientNotFound, InvalidName
-from ...hub import get_hub
+from ...hub.hub import get_hub
 from ..cli import SLACK, bus_errors, connected_hub, run
 
 __all__ = ["Command"]

@@ -18,9 +18,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...hub import get_hub
+from ...core.presence import NodeInfo
+from ...hub.hub import get_hub
 from ...layers.transport import NoResponders
-from ...presence import NodeInfo
 from ..cli import SLACK, bus_errors, connected_hub, run
 
 __all__ = ["Command"]

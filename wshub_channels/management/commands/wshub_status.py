@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ...hub import Hub, get_hub
+from ...hub.hub import Hub, get_hub
 from ..cli import SLACK, bus_errors, connected_hub, run
 
 __all__ = ["Command"]

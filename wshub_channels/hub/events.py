@@ -21,11 +21,11 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from . import signals
-from .hooks import Hooks
-from .log import Throttle
-from .metrics import MetricsCollector
-from .types import Client, Connection
+from .. import signals
+from ..hooks import Hooks
+from ..log import Throttle
+from ..metrics import MetricsCollector
+from ..types import Client, Connection
 
 __all__ = ["EVENT_SIGNALS", "Events", "HubStats"]
 

@@ -1,7 +1,7 @@
 """Presence: what a node says of itself, and the table of the other nodes (pure, no I/O).
 
 Every node publishes a heartbeat each ``PRESENCE_INTERVAL`` on the cluster
-subject and a goodbye when it shuts down (see :mod:`wshub_channels.heartbeat`).
+subject and a goodbye when it shuts down (see :mod:`wshub_channels.hub.heartbeat`).
 A heartbeat is one or more messages, each a dict:
 
 - ``node_id``, ``host``, ``pid``, ``clients``, ``users``: the node's totals,

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from .config import Config, DropPolicy
+from ..config import Config, DropPolicy
 
 __all__ = ["Frame", "Offer", "SendQueue", "frame_size", "utf8_size"]
 

@@ -2,7 +2,7 @@
 
 Every frame to a client goes through its :class:`Outbound`. The queue itself,
 its drop policies and coalescing are the pure
-:class:`~wshub_channels.sendqueue.SendQueue`; this module only drives writes:
+:class:`~wshub_channels.core.sendqueue.SendQueue`; this module only drives writes:
 
 - While nothing is queued or in flight, ``push`` steps the ASGI ``send``
   coroutine right away, inside the caller. A server whose ``send`` completes
@@ -39,23 +39,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from .config import Config
-from .errors import ConnectionClosed, SendBufferFull
-from .frames import client_gone, data_size, frame_payload, text_frame
-from .sendqueue import Frame, Offer, SendQueue, frame_size
-from .types import AsgiMessage, AsgiSend
+from ..config import Config
+from ..core.frames import frame_payload, text_frame
+from ..core.sendqueue import Frame, Offer, SendQueue, frame_size
+from ..errors import ConnectionClosed, SendBufferFull
+from ..types import AsgiMessage, AsgiSend
+from .gone import client_gone
 
-__all__ = [
-    "AsgiMessage",
-    "AsgiSend",
-    "CloseRequest",
-    "DropHandler",
-    "Outbound",
-    "client_gone",
-    "data_size",
-    "frame_payload",
-    "text_frame",
-]
+__all__ = ["CloseRequest", "DropHandler", "Outbound"]
 
 #: ``on_drop(frame, reason)``: one frame discarded, and why (a drop reason).
 DropHandler = Callable[[Frame, str], None]

@@ -17,26 +17,26 @@ import asyncio
 import logging
 import time
 
-from . import signals
-from .conf import HubSettings
-from .errors import BusUnavailable, HubDraining, HubStopped
+from .. import signals
+from ..conf import HubSettings
+from ..core.membership import USERS, OutboundQueue, Registry, Slot
+from ..core.presence import PresenceTable
+from ..core.ratelimit import clock
+from ..core.wire import Envelope
+from ..errors import BusUnavailable, HubDraining, HubStopped
+from ..hooks import load_hooks
+from ..layers.base import HubLayer
+from ..message import Message
+from ..metrics import HubSample, counts_bytes, load_metrics, set_active_collector
+from ..middleware import MiddlewareChain
+from ..publisher import is_publisher_loop, on_home_loop
+from ..tasks import spawn
+from ..types import Client, Connection, Handler
 from .events import Events, HubStats
 from .health import HealthStatus, assess
 from .heartbeat import Heartbeat
-from .hooks import load_hooks
-from .layers.base import HubLayer
-from .layers.envelope import Envelope
-from .message import Message
-from .metrics import HubSample, counts_bytes, load_metrics, set_active_collector
-from .middleware import MiddlewareChain
-from .presence import PresenceTable
-from .publisher import is_publisher_loop, on_home_loop
-from .ratelimit import clock
-from .registry import USERS, OutboundQueue, Registry, Slot
 from .roomevents import RoomEvents
 from .stopping import Stopping
-from .tasks import spawn
-from .types import Client, Connection, Handler
 
 __all__ = ["Lifecycle"]
 

@@ -1,9 +1,9 @@
-"""How a hub stops: drain, then shutdown (a mixin of :class:`~wshub_channels.lifecycle.Lifecycle`).
+"""How a hub stops: drain, then shutdown (a mixin of :class:`~.lifecycle.Lifecycle`).
 
 - :meth:`Stopping.drain` refuses new handshakes at once (the state turns
   ``draining``), lets clients leave on their own for up to
   ``DRAIN_TIMEOUT``, then closes the rest with 1001 (4001 under daphne) in
-  batches (:mod:`wshub_channels.drain`), each after its queued frames.
+  batches (:mod:`wshub_channels.core.drain`), each after its queued frames.
 - :meth:`Stopping.shutdown` closes whoever is left, runs every disconnect
   hook and signal, says goodbye to the cluster, closes the layer and
   enters ``stopped``.
@@ -22,14 +22,14 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from .conf import HubSettings
-from .drain import DRAIN_INTERVAL, batches
+from ..conf import HubSettings
+from ..core.drain import DRAIN_INTERVAL, batches
+from ..core.membership import Registry
+from ..layers.base import HubLayer
+from ..publisher import on_home_loop
+from ..tasks import spawn
+from ..types import Connection
 from .heartbeat import Heartbeat
-from .layers.base import HubLayer
-from .publisher import on_home_loop
-from .registry import Registry
-from .tasks import spawn
-from .types import Connection
 
 __all__ = ["CLOSE_GOING_AWAY", "Stopping"]
 

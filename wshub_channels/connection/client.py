@@ -1,6 +1,6 @@
 """The client side of a connection: identity, metadata, rooms, sends and close.
 
-:class:`HubClient` is the half of :class:`~wshub_channels.consumer.HubConsumer`
+:class:`HubClient` is the half of :class:`~wshub_channels.connection.consumer.HubConsumer`
 that implements :class:`~wshub_channels.types.Client`. Every frame to the
 client goes through its bounded outbound queue, the stock ``send`` included,
 so ordering holds between ``send`` and ``send_text``. Room membership is
@@ -18,18 +18,19 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import ConnectionClosed
-from .layers.envelope import pack_message
-from .layers.names import channel_node, validate_user_id
-from .log import Throttle
-from .message import check_text, dump_json
-from .outbound import Outbound, data_size, frame_payload, text_frame
-from .queries import ClientInfo
-from .types import AsgiMessage, AsgiSend, Connection, Data
+from ..core.frames import data_size, frame_payload, text_frame
+from ..core.listing import ClientInfo
+from ..core.names import channel_node, validate_user_id
+from ..core.wire import pack_message
+from ..errors import ConnectionClosed
+from ..log import Throttle
+from ..message import check_text, dump_json
+from ..types import AsgiMessage, AsgiSend, Connection, Data
+from .outbound import Outbound
 
 if TYPE_CHECKING:
-    from .hub import Hub
-    from .registry import Slot
+    from ..core.membership import Slot
+    from ..hub.hub import Hub
 
 __all__ = ["HubClient"]
 

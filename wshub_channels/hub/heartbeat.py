@@ -3,8 +3,8 @@
 A serving node publishes a heartbeat on the cluster subject every
 ``PRESENCE_INTERVAL`` and a goodbye when it shuts down; the format (totals
 in every message, room counts as a full table or a delta, in chunks) is
-described in :mod:`wshub_channels.presence`. Beats from the other nodes go
-into a :class:`~wshub_channels.presence.PresenceTable`; a node that misses
+described in :mod:`wshub_channels.core.presence`. Beats from the other nodes go
+into a :class:`~wshub_channels.core.presence.PresenceTable`; a node that misses
 three beats is evicted.
 
 Three presence ops travel: ``beat``, ``bye`` and ``sync`` (a node asking
@@ -28,15 +28,15 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from . import signals
-from .errors import DuplicateNodeId
-from .layers.base import HubLayer
-from .layers.envelope import Kind, decode_presence, encode_presence
-from .layers.names import current_pid
-from .metrics import MetricsCollector
-from .presence import BeatPlanner, NodeInfo, PresenceTable
-from .registry import Registry
-from .tasks import spawn
+from .. import signals
+from ..core.membership import Registry
+from ..core.names import current_pid
+from ..core.presence import BeatPlanner, NodeInfo, PresenceTable
+from ..core.wire import Kind, decode_presence, encode_presence
+from ..errors import DuplicateNodeId
+from ..layers.base import HubLayer
+from ..metrics import MetricsCollector
+from ..tasks import spawn
 
 __all__ = ["Heartbeat"]
 

@@ -1,14 +1,10 @@
-"""Drain policy (pure): how a draining node lets its clients go, and who may ask it to.
+"""Who may drain a node (pure): loopback, the bearer token, and browsers held apart.
 
-- **Batches.** Clients still connected when ``DRAIN_TIMEOUT`` has passed are
-  closed in batches of ``WSHUB["DRAIN_BATCH"]``, one batch every
-  :data:`DRAIN_INTERVAL` seconds, so that they do not all reconnect to the
-  other nodes at the same moment. :func:`batches` cuts the list and
-  :func:`closing_time` says how long the batches take.
-- **Who may drain.** ``POST /drainz`` is allowed from a loopback address
-  (a request relayed by a proxy is not) to a client that is not a browser,
-  or from anywhere with the bearer token of ``WSHUB["DRAIN_TOKEN"]``; a
-  cross-site browser request is always refused: :func:`drain_permission`.
+``POST /drainz`` is allowed from a loopback address (a request relayed by a
+proxy is not) to a client that is not a browser, or from anywhere with the
+bearer token of ``WSHUB["DRAIN_TOKEN"]``; a cross-site browser request is
+always refused: :func:`drain_permission`. :func:`same_origin` is the one
+``Origin``/``Host`` comparison, which the handshake's origin checks use too.
 
 No I/O, no Django, no asyncio.
 """
@@ -17,35 +13,24 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
-
-from .origin import same_origin
+from urllib.parse import urlsplit
 
 __all__ = [
     "BROWSER_HEADERS",
-    "DRAIN_INTERVAL",
     "FORWARDING_HEADERS",
     "Permission",
-    "batches",
     "bearer_token",
-    "closing_time",
     "cross_site",
     "drain_permission",
     "from_browser",
     "is_loopback",
+    "same_origin",
 ]
-
-T = TypeVar("T")
-
-#: Seconds between two batches of closes at the end of a drain.
-DRAIN_INTERVAL = 0.2
 
 #: Headers a reverse proxy adds: a request carrying one did not start on this host.
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
-
 
 #: Headers only browsers send: a request carrying one came from a web page or the address bar.
 BROWSER_HEADERS = ("origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest")
@@ -54,18 +39,25 @@ BROWSER_HEADERS = ("origin", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest
 _OWN_SITE = ("same-origin", "none")
 
 
-def batches(items: Sequence[T], size: int) -> list[Sequence[T]]:
-    """Cut ``items`` into consecutive batches of ``size`` (the last may be shorter)."""
-    if size < 1:
-        raise ValueError(f"batch size must be at least 1, not {size}")
-    return [items[start : start + size] for start in range(0, len(items), size)]
+def _host_port(netloc: str, scheme: str) -> tuple[str, int | None]:
+    parts = urlsplit(f"{scheme}://{netloc}")
+    port = parts.port
+    if port is None:
+        port = {"http": 80, "ws": 80, "https": 443, "wss": 443}.get(scheme)
+    return (parts.hostname or "").lower(), port
 
 
-def closing_time(clients: int, size: int, interval: float = DRAIN_INTERVAL) -> float:
-    """Seconds from the first batch of closes to the last, for ``clients`` clients."""
-    if clients <= 0:
-        return 0.0
-    return (math.ceil(clients / size) - 1) * interval
+def same_origin(origin: str, host: str, secure: bool) -> bool:
+    """True when an ``Origin`` header names the same host and port as a ``Host`` header.
+
+    ``secure`` says whether the request came over TLS (it sets the default
+    port of either side). An opaque origin (``null``) is never the same.
+    """
+    parts = urlsplit(origin)
+    if not parts.hostname:
+        return False
+    origin_hp = _host_port(parts.netloc, parts.scheme or ("https" if secure else "http"))
+    return origin_hp == _host_port(host, "https" if secure else "http")
 
 
 def is_loopback(host: str | None) -> bool:

@@ -3,7 +3,7 @@
 One hub exists per hub layer (so per process and ``WSHUB["CHANNEL_LAYER"]``);
 :func:`get_hub` returns it. Every send goes through the layer: one envelope
 is published for the other nodes when the bus is shared, and the local
-clients are served from this node's :class:`~wshub_channels.registry.Registry`
+clients are served from this node's :class:`~wshub_channels.core.membership.Registry`
 by one delivery loop, so a cluster behaves as one hub.
 
 Event loops: the hub belongs to the loop it started on (the server's). A
@@ -24,19 +24,19 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
+from ..conf import get_settings
+from ..core.frames import data_size, text_frame
+from ..core.membership import ROOMS, USERS, OutboundQueue
+from ..core.names import channel_node, validate_room, validate_user_id
+from ..core.wire import Envelope, Kind, decode_hub_payload, encode_hub_payload
+from ..errors import AlreadyInRoom, ClientNotFound, ConnectionClosed, NotInRoom
+from ..layers.base import HubLayer
+from ..layers.transport import NoResponders
+from ..message import check_text, dump_json
+from ..publisher import on_home_loop
+from ..types import Client, Connection, Data
 from .cluster import ClusterQueries
-from .conf import get_settings
-from .errors import AlreadyInRoom, ClientNotFound, ConnectionClosed, NotInRoom
 from .events import HubStats
-from .layers.base import HubLayer
-from .layers.envelope import Envelope, Kind, decode_hub_payload, encode_hub_payload
-from .layers.names import channel_node, validate_room, validate_user_id
-from .layers.transport import NoResponders
-from .message import check_text, dump_json
-from .outbound import data_size, text_frame
-from .publisher import on_home_loop
-from .registry import ROOMS, USERS, OutboundQueue
-from .types import Client, Connection, Data
 
 __all__ = ["Hub", "HubStats", "get_hub"]
 
@@ -49,8 +49,8 @@ class Hub(ClusterQueries):
 
     Global counts and cluster-wide queries (``global_client_count``,
     ``find_client``, ``cluster_clients``, ``nodes`` ...) come from
-    :class:`~wshub_channels.cluster.ClusterQueries`; start, drain, shutdown
-    and health from :class:`~wshub_channels.lifecycle.Lifecycle`.
+    :class:`~wshub_channels.hub.cluster.ClusterQueries`; start, drain, shutdown
+    and health from :class:`~wshub_channels.hub.lifecycle.Lifecycle`.
     """
 
     # -- sends -----------------------------------------------------------------------

@@ -35,15 +35,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import HubTimeout
-from .layers.names import channel_node, validate_room, validate_user_id
-from .layers.transport import NoResponders
-from .lifecycle import Lifecycle
-from .log import Throttle
-from .metrics import HubSample
-from .presence import NodeInfo, biggest_rooms
-from .publisher import on_home_loop
-from .queries import (
+from ..core.listing import (
     ClientInfo,
     ClusterPage,
     buckets_for,
@@ -51,7 +43,15 @@ from .queries import (
     plan_slices,
     user_digests,
 )
-from .types import Connection
+from ..core.names import channel_node, validate_room, validate_user_id
+from ..core.presence import NodeInfo, biggest_rooms
+from ..errors import HubTimeout
+from ..layers.transport import NoResponders
+from ..log import Throttle
+from ..metrics import HubSample
+from ..publisher import on_home_loop
+from ..types import Connection
+from .lifecycle import Lifecycle
 
 __all__ = ["ClusterQueries"]
 

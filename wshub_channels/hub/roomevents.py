@@ -3,11 +3,11 @@
 ``room_joined`` and ``room_left`` (the signals and ``on_room_join``) fire on
 the client's own node only. A consumer that wants its room's members told,
 wherever they are, opts in per room: :meth:`HubConsumer.room_presence
-<wshub_channels.consumer.HubConsumer.room_presence>` returns True for that
+<wshub_channels.connection.consumer.HubConsumer.room_presence>` returns True for that
 room. Then each join and leave (a disconnect included) of such a client is
 published once on the room's subject, and every other member of the room
 whose ``room_presence(room)`` is True gets :meth:`on_room_presence` with a
-:class:`~wshub_channels.queries.RoomEvent`, exactly once per event: local
+:class:`~wshub_channels.core.listing.RoomEvent`, exactly once per event: local
 members directly, remote members through the one envelope their node
 receives (a node never takes its own envelope back).
 
@@ -21,15 +21,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .errors import BusUnavailable
-from .layers.base import HubLayer
-from .layers.envelope import Envelope, Kind, pack_value, unpack_value
-from .log import Throttle
-from .metrics import MetricsCollector
-from .queries import RoomEvent
-from .registry import ROOMS, Registry
-from .tasks import spawn
-from .types import Connection
+from ..core.listing import RoomEvent
+from ..core.membership import ROOMS, Registry
+from ..core.wire import Envelope, Kind, pack_value, unpack_value
+from ..errors import BusUnavailable
+from ..layers.base import HubLayer
+from ..log import Throttle
+from ..metrics import MetricsCollector
+from ..tasks import spawn
+from ..types import Connection
 
 __all__ = ["RoomEvents"]
 

@@ -34,8 +34,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from ..tasks import spawn
 from .lifecycle import Lifecycle
-from .tasks import spawn
 
 __all__ = ["SHUTDOWN_WAIT", "DrainOnSignal", "SignalChain"]
 

@@ -2,14 +2,14 @@
 
 A ``HubConsumer`` is a stock ``AsyncWebsocketConsumer`` (``as_asgi()``,
 ``groups``, ``group_send`` handlers and ``send``/``close`` keep their meaning)
-that is also a hub client (:class:`~wshub_channels.client.HubClient`): it has
+that is also a hub client (:class:`~wshub_channels.connection.client.HubClient`): it has
 an id (its channel name), an optional user id, metadata, rooms, and a
 bounded outbound queue that every frame to it goes through.
 
 Connection order: handshake checks (hub state, origin, limits,
 ``before_connect``), then accept, then registration with the hub, then
 ``on_connect``. Each event runs the hub-wide hook, then the override here,
-then the signal (:mod:`wshub_channels.events`). Hooks and handlers that
+then the signal (:mod:`wshub_channels.hub.events`). Hooks and handlers that
 raise are reported to ``on_error`` and the ``hub_error`` signal; the
 connection survives them.
 """
@@ -25,10 +25,11 @@ from asgiref.typing import WebSocketConnectEvent, WebSocketDisconnectEvent, WebS
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import signals
-from .client import HubClient
-from .config import Limits
-from .errors import (
+from .. import signals
+from ..config import Limits
+from ..core.listing import RoomEvent
+from ..core.ratelimit import TokenBucket, clock
+from ..errors import (
     HubError,
     InvalidName,
     MaxConnectionsReached,
@@ -36,15 +37,14 @@ from .errors import (
     RateLimitExceeded,
     Unauthorized,
 )
-from .hub import get_hub
-from .log import Throttle
-from .message import Message, dump_json
-from .origin import resolve as resolve_origin
-from .outbound import AsgiSend, Outbound
-from .queries import RoomEvent
-from .ratelimit import TokenBucket, clock
-from .tasks import spawn
-from .types import Data
+from ..hub.hub import get_hub
+from ..log import Throttle
+from ..message import Message, dump_json
+from ..origin import resolve as resolve_origin
+from ..tasks import spawn
+from ..types import AsgiSend, Data
+from .client import HubClient
+from .outbound import Outbound
 
 __all__ = ["HubConsumer", "JsonHubConsumer", "dump_json"]
 
@@ -110,7 +110,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
 
         The same answer also subscribes the client to the others' announcements:
         it then gets :meth:`on_room_presence` when anyone joins or leaves
-        ``room``, on any node (see :mod:`wshub_channels.roomevents`). Default:
+        ``room``, on any node (see :mod:`wshub_channels.hub.roomevents`). Default:
         no room, so rooms cost no extra bus traffic.
         """
         return False
