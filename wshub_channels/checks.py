@@ -96,7 +96,7 @@ def check_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         cls = import_string(backend) if isinstance(backend, str) else type(backend)
     except ImportError:
         return []  # Channels reports unimportable backends itself
-    from .layers.base import HubLayer
+    from .layers import HubLayer
 
     if isinstance(cls, type) and issubclass(cls, HubLayer):
         return []

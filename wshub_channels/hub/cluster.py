@@ -46,7 +46,7 @@ from ..core.listing import (
 from ..core.names import channel_node, validate_room, validate_user_id
 from ..core.presence import NodeInfo, biggest_rooms
 from ..errors import HubTimeout
-from ..layers.transport import NoResponders
+from ..layers import NoResponders
 from ..log import Throttle
 from ..metrics import HubSample
 from ..publisher import on_home_loop

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from ..layers.transport import BusStatus
+from ..layers import BusStatus
 
 __all__ = ["STATES", "HealthStatus", "assess", "scrub_secrets"]
 

@@ -34,7 +34,7 @@ from ..core.names import current_pid
 from ..core.presence import BeatPlanner, NodeInfo, PresenceTable
 from ..core.wire import Kind, decode_presence, encode_presence
 from ..errors import DuplicateNodeId
-from ..layers.base import HubLayer
+from ..layers import HubLayer
 from ..metrics import MetricsCollector
 from ..tasks import spawn
 

@@ -30,8 +30,7 @@ from ..core.membership import ROOMS, USERS, OutboundQueue
 from ..core.names import channel_node, validate_room, validate_user_id
 from ..core.wire import Envelope, Kind, decode_hub_payload, encode_hub_payload
 from ..errors import AlreadyInRoom, ClientNotFound, ConnectionClosed, NotInRoom
-from ..layers.base import HubLayer
-from ..layers.transport import NoResponders
+from ..layers import HubLayer, NoResponders
 from ..message import check_text, dump_json
 from ..publisher import on_home_loop
 from ..types import Client, Connection, Data

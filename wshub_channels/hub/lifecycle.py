@@ -25,7 +25,7 @@ from ..core.ratelimit import clock
 from ..core.wire import Envelope
 from ..errors import BusUnavailable, HubDraining, HubStopped
 from ..hooks import load_hooks
-from ..layers.base import HubLayer
+from ..layers import HubLayer
 from ..message import Message
 from ..metrics import HubSample, counts_bytes, load_metrics, set_active_collector
 from ..middleware import MiddlewareChain

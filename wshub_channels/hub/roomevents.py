@@ -25,7 +25,7 @@ from ..core.listing import RoomEvent
 from ..core.membership import ROOMS, Registry
 from ..core.wire import Envelope, Kind, pack_value, unpack_value
 from ..errors import BusUnavailable
-from ..layers.base import HubLayer
+from ..layers import HubLayer
 from ..log import Throttle
 from ..metrics import MetricsCollector
 from ..tasks import spawn

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from ..conf import HubSettings
 from ..core.drain import DRAIN_INTERVAL, batches
 from ..core.membership import Registry
-from ..layers.base import HubLayer
+from ..layers import HubLayer
 from ..publisher import on_home_loop
 from ..tasks import spawn
 from ..types import Connection

@@ -1,5 +1,8 @@
 """Hub channel layers: one shared core (``base``) and one thin transport per bus.
 
+This package's own names are the layers' face: the hub and the other surfaces
+import only these, never a module inside ``layers/``.
+
 ``InMemoryHubLayer`` needs no server. ``RedisHubLayer`` and ``NatsHubLayer``
 live in the :mod:`.redis` and :mod:`.nats` packages and are imported on
 first use, so the core never needs redis-py or nats-py; a missing client
@@ -12,12 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 from .base import HubLayer
 from .memory import InMemoryHubLayer
+from .transport import BusStatus, NoResponders
 
 if TYPE_CHECKING:
     from .nats import NatsHubLayer
     from .redis import RedisHubLayer
 
-__all__ = ["HubLayer", "InMemoryHubLayer", "NatsHubLayer", "RedisHubLayer"]
+__all__ = [
+    "BusStatus",
+    "HubLayer",
+    "InMemoryHubLayer",
+    "NatsHubLayer",
+    "NoResponders",
+    "RedisHubLayer",
+]
 
 
 def __getattr__(name: str) -> Any:

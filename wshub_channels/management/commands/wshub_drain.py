@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...core.presence import NodeInfo
 from ...hub.hub import get_hub
-from ...layers.transport import NoResponders
+from ...layers import NoResponders
 from ..cli import SLACK, bus_errors, connected_hub, run
 
 __all__ = ["Command"]
