@@ -100,7 +100,9 @@ async def until(predicate: Any, units: float = 3) -> None:
 
 async def settled(hubs: list[Hub]) -> None:
     """Wait until every hub trusts its table (it listened one interval and heard the others)."""
-    await until(lambda: all(h.table_trusted(rooms=True) and len(h.presence) == 2 for h in hubs))
+    await until(
+        lambda: all(h.cluster.table_trusted(rooms=True) and len(h.presence) == 2 for h in hubs)
+    )
 
 
 async def test_global_counts_from_the_table_match_the_cluster(
@@ -151,7 +153,7 @@ async def test_an_untrusted_table_asks_the_nodes_instead_of_answering_zero() -> 
         for _ in range(3):
             await connect(clients, 0, "rooms=lobby&user=a")
         await late.start()
-        assert not late.table_trusted()
+        assert not late.cluster.table_trusted()
         assert await late.global_client_count() == 3
         assert await late.global_room_count("lobby") == 3
         assert await late.global_user_count() == 1
@@ -244,7 +246,9 @@ async def test_a_missed_delta_is_healed_by_asking_for_the_full_table(
     beat = hubs[1].heartbeat
     beat.planner.plan(beat.head(), beat.registry.room_names, beat.registry.room_size)  # lost
     start = asyncio.get_running_loop().time()
-    await until(lambda: hubs[0].presence.room_count("lost") == 1 and hubs[0].table_trusted(True))
+    await until(
+        lambda: hubs[0].presence.room_count("lost") == 1 and hubs[0].cluster.table_trusted(True)
+    )
     assert asyncio.get_running_loop().time() - start <= 2 * INTERVAL + INTERVAL / 2
     assert await hubs[0].global_room_count("lost") == 1
 
@@ -261,7 +265,7 @@ async def test_a_table_still_filling_does_not_cut_a_gather_short() -> None:
         await late.start()
         await until(lambda: len(late.presence) == 2)
         late.presence.leave(second.node_id, os.getpid())  # as if its beat were not in yet
-        assert len(late.presence) == 1 and not late.table_trusted()
+        assert len(late.presence) == 1 and not late.cluster.table_trusted()
         assert await late.global_client_count() == 2
         page = await late.cluster_clients()
         assert page.total == 2 and len(page.items) == 2
@@ -320,8 +324,8 @@ async def test_a_publisher_hears_beats_never_sends_one_and_evicts_silent_nodes()
         await until(lambda: len(publisher.presence) == 2)
         await asyncio.sleep(2 * INTERVAL)
         assert publisher.node_id not in a.presence and publisher.node_id not in b.presence
-        assert b._presence_task is not None
-        b._presence_task.cancel()  # b falls silent, without a goodbye
+        assert "presence heartbeat" in b.lifecycle.tasks
+        b.lifecycle.tasks["presence heartbeat"].cancel()  # b falls silent, without a goodbye
         await asyncio.sleep(4.5 * INTERVAL)
         await asyncio.to_thread(async_to_sync(publisher.global_client_count))  # reads the table
         assert b.node_id not in publisher.presence and a.node_id in publisher.presence

@@ -23,6 +23,7 @@ from tests.inprocess import WAIT, Clients, hub_clients
 from tests.rig.timing import async_wait_until
 from wshub_channels import HubConsumer, JsonHubConsumer, Message, get_hub, signals
 from wshub_channels.connection import consumer as consumer_module
+from wshub_channels.connection import inbound as inbound_module
 from wshub_channels.errors import AuthenticationFailed, RateLimitExceeded, Unauthorized
 from wshub_channels.hooks import Hooks
 from wshub_channels.hub.hub import Hub
@@ -240,6 +241,18 @@ def hub() -> Hub:
     return get_hub(ALIAS)
 
 
+#: The collector whose counts these tests read (what ``hub.stats`` used to keep).
+DEBUG = "wshub_channels.metrics.DebugMetrics"
+
+
+def handler_errors(kind: str) -> int:
+    return int(hub().metrics.stats()["errors"].get(kind, 0))
+
+
+def refusals() -> int:
+    return int(hub().metrics.stats().get("handshakes_refused", 0))
+
+
 # -- hooks and signals ---------------------------------------------------------------------------
 
 
@@ -302,13 +315,13 @@ async def test_before_connect_authentication_failed_refuses_the_handshake(
     clients: Clients,
 ) -> None:
     """AuthenticationFailed in before_connect refuses the handshake and frees the slot."""
-    with override_settings(WSHUB={"LIMITS": {"max_connections": 1}}):
+    with override_settings(WSHUB={"LIMITS": {"max_connections": 1}, "METRICS": DEBUG}):
         comm = clients.communicator(Gatekeeper)
         connected, code = await comm.connect(timeout=WAIT)
         assert (connected, code) == (False, 1008)
         await comm.wait(timeout=WAIT)  # the consumer stopped by itself
         assert hub().client_count() == 0
-        assert hub().stats.rejected_handshakes == 1
+        assert refusals() == 1
         assert recorded == []  # on_connect never ran
         a = await clients.connect(Gatekeeper, "token=t")  # the one slot is free again
         assert recorded == [f"connected:{a.id}"]
@@ -342,12 +355,12 @@ async def test_foreign_origin_is_refused_by_the_default_check(clients: Clients) 
 
 async def test_before_message_transforms_and_rejects(clients: Clients) -> None:
     """The hub's before_message runs first, the consumer's may transform, and a raise rejects."""
-    with override_settings(WSHUB={"HOOKS": f"{HERE}.PrefixHooks"}):
+    with override_settings(WSHUB={"HOOKS": f"{HERE}.PrefixHooks", "METRICS": DEBUG}):
         a = await clients.connect(Transformer)
         assert await a.ask("hello") == "echo:HUB:HELLO"
         assert await a.ask("reject me") == "error:Unauthorized:rejected"
         assert await a.ask("again") == "echo:HUB:AGAIN"  # nothing was echoed for the reject
-        assert hub().stats.handler_errors == 1
+        assert handler_errors("message_handling") == 1
 
 
 async def test_handler_error_goes_to_on_error_and_hub_error_and_connection_survives(
@@ -360,13 +373,14 @@ async def test_handler_error_goes_to_on_error_and_hub_error_and_connection_survi
         errors.append((client.id, error))
 
     listen(signals.hub_error, on_hub_error)
-    a = await clients.connect(Fragile)
-    assert await a.ask("boom") == "error:ValueError:boom"
-    await async_wait_until(lambda: errors, WAIT, what="the hub_error signal")
-    assert [(cid, type(err), str(err)) for cid, err in errors] == [(a.id, ValueError, "boom")]
-    assert await a.ask("ping") == "pong:ping"
-    assert hub().stats.handler_errors == 1
-    assert hub().get_client(a.id) is not None
+    with override_settings(WSHUB={"METRICS": DEBUG}):
+        a = await clients.connect(Fragile)
+        assert await a.ask("boom") == "error:ValueError:boom"
+        await async_wait_until(lambda: errors, WAIT, what="the hub_error signal")
+        assert [(cid, type(err), str(err)) for cid, err in errors] == [(a.id, ValueError, "boom")]
+        assert await a.ask("ping") == "pong:ping"
+        assert handler_errors("message_handling") == 1
+        assert hub().get_client(a.id) is not None
 
 
 async def test_json_consumer_invalid_json_goes_to_on_error(clients: Clients) -> None:
@@ -384,14 +398,14 @@ async def test_json_consumer_invalid_json_goes_to_on_error(clients: Clients) -> 
 )
 async def test_oversized_frame_closes_with_1009(clients: Clients, frame: dict[str, Any]) -> None:
     """A frame over max_message_size (in bytes) closes the connection with 1009."""
-    with override_settings(WSHUB={"CONFIG": {"max_message_size": 16}}):
+    with override_settings(WSHUB={"CONFIG": {"max_message_size": 16}, "METRICS": DEBUG}):
         a = await clients.connect(Echo)
         assert await a.ask("x" * 16) == "echo:" + "x" * 16  # at the limit: handled
         await a.comm.send_input({"type": "websocket.receive", **frame})
         closed = await a.comm.receive_output(timeout=WAIT)
         assert closed["type"] == "websocket.close" and closed["code"] == 1009
         assert hub().get_client(a.id) is None
-        assert hub().stats.oversized == 1
+        assert handler_errors("message_too_big") == 1
 
 
 class FrozenClock:
@@ -409,14 +423,15 @@ async def test_rate_limit_reports_rate_limit_exceeded(
     """Past LIMITS rate (either name) a message is not handled but reported; the client stays."""
     clock = FrozenClock()
     monkeypatch.setattr(consumer_module, "clock", clock)
-    with override_settings(WSHUB={"LIMITS": {key: 2}}):
+    monkeypatch.setattr(inbound_module, "clock", clock)
+    with override_settings(WSHUB={"LIMITS": {key: 2}, "METRICS": DEBUG}):
         a = await clients.connect(Echo)
         for text in ("1", "2", "3", "4"):
             await a.comm.send_to(text_data=text)
         replies = [await a.next() for _ in range(4)]
         error = f"error:{RateLimitExceeded.__name__}:rate limit exceeded"
         assert replies == ["echo:1", "echo:2", error, error]
-        assert hub().stats.rate_limited == 2
+        assert handler_errors("rate_limit_exceeded") == 2
         assert hub().get_client(a.id) is not None
         clock.now += 1.0  # one second refills two tokens
         assert await a.ask("5") == "echo:5"

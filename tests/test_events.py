@@ -16,7 +16,7 @@ from django.dispatch import Signal
 from wshub_channels import signals
 from wshub_channels.errors import MaxConnectionsReached, Unauthorized
 from wshub_channels.hooks import Hooks
-from wshub_channels.hub.events import EVENT_SIGNALS, Events, HubStats
+from wshub_channels.hub.events import EVENT_SIGNALS, Events
 from wshub_channels.metrics import DebugMetrics
 
 pytestmark = pytest.mark.unit
@@ -105,9 +105,24 @@ def listen() -> Iterator[Callable[..., None]]:
         signal.disconnect(receiver, sender=FakeClient)
 
 
-def make_events(hooks: Hooks | None) -> tuple[Events, DebugMetrics, HubStats]:
-    metrics, stats = DebugMetrics(), HubStats()
-    return Events(hooks, metrics, stats), metrics, stats
+class Counts:
+    """The counters the hub used to keep, read from DebugMetrics' error counts."""
+
+    def __init__(self, metrics: DebugMetrics) -> None:
+        self._metrics = metrics
+
+    @property
+    def hook_errors(self) -> int:
+        return int(self._metrics.stats()["errors"].get("hook_error", 0))
+
+    @property
+    def signal_errors(self) -> int:
+        return int(self._metrics.stats()["errors"].get("signal_receiver", 0))
+
+
+def make_events(hooks: Hooks | None) -> tuple[Events, DebugMetrics, Counts]:
+    metrics = DebugMetrics()
+    return Events(hooks, metrics), metrics, Counts(metrics)
 
 
 def signal_recorder(log: list[str], name: str) -> Any:

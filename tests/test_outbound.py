@@ -11,7 +11,7 @@ from tests.rig.timing import async_wait_until, t
 from wshub_channels.config import Config, DropPolicy
 from wshub_channels.connection.gone import client_gone
 from wshub_channels.connection.outbound import Outbound
-from wshub_channels.core.frames import text_frame
+from wshub_channels.core.frames import data_message
 from wshub_channels.core.sendqueue import Frame
 from wshub_channels.errors import ConnectionClosed, SendBufferFull
 from wshub_channels.types import AsgiMessage
@@ -80,7 +80,7 @@ class Harness:
             self.failures.append(error)
 
     def push(self, *frames: Frame) -> list[bool]:
-        return [self.out.push(text_frame(frame)) for frame in frames]
+        return [self.out.push(data_message(frame)) for frame in frames]
 
 
 async def settle(steps: int = 20) -> None:
@@ -91,8 +91,8 @@ async def settle(steps: int = 20) -> None:
 
 def test_text_frame_picks_text_or_bytes() -> None:
     """str becomes a text message, bytes a binary one."""
-    assert text_frame("é") == {"type": "websocket.send", "text": "é"}
-    assert text_frame(b"\x00") == {"type": "websocket.send", "bytes": b"\x00"}
+    assert data_message("é") == {"type": "websocket.send", "text": "é"}
+    assert data_message(b"\x00") == {"type": "websocket.send", "bytes": b"\x00"}
 
 
 async def test_a_send_that_completes_at_once_is_written_in_the_callers_step() -> None:
@@ -202,7 +202,7 @@ async def test_put_with_timeout_raises_send_buffer_full_and_drops_nothing() -> N
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(SendBufferFull):
-        await h.out.put(text_frame("d"), timeout=t(0.05))
+        await h.out.put(data_message("d"), timeout=t(0.05))
     assert loop.time() - started >= t(0.05)
     assert h.drops == []
     h.send.release()
@@ -213,7 +213,7 @@ async def test_put_with_timeout_raises_send_buffer_full_and_drops_nothing() -> N
 async def test_put_waits_for_room_then_queues() -> None:
     """put(timeout=) returns as soon as a write frees room, and its frame goes out last."""
     h = await full()
-    waiting = asyncio.ensure_future(h.out.put(text_frame("d"), timeout=t(5)))
+    waiting = asyncio.ensure_future(h.out.put(data_message("d"), timeout=t(5)))
     await settle()
     assert not waiting.done()
     h.send.release()
@@ -225,19 +225,19 @@ async def test_put_waits_for_room_then_queues() -> None:
 async def test_put_on_a_closed_connection_raises() -> None:
     """put() raises ConnectionClosed once closed, with or without a timeout."""
     h = await full()
-    waiting = asyncio.ensure_future(h.out.put(text_frame("d"), timeout=t(5)))
+    waiting = asyncio.ensure_future(h.out.put(data_message("d"), timeout=t(5)))
     await settle()
     h.out.close()  # wakes the waiter
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(waiting, t(2))
     with pytest.raises(ConnectionClosed):
-        await h.out.put(text_frame("e"))
+        h.out.push(data_message("e"))
 
 
 async def test_offer_drops_and_reports_when_the_queue_stays_full() -> None:
     """offer() waits its timeout, then drops the message through on_drop, without raising."""
     h = await full()
-    await h.out.offer(text_frame("d"), t(0.05))
+    await h.out.push_within(data_message("d"), t(0.05))
     assert h.drops == ["d"] and h.disconnects == 0
     h.send.release()
     await h.out.flush(t(2))
@@ -247,7 +247,7 @@ async def test_offer_drops_and_reports_when_the_queue_stays_full() -> None:
 async def test_offer_applies_the_configured_policy() -> None:
     """Under drop_oldest, offer() on a queue that stays full evicts the oldest frame."""
     h = await full(drop_policy=DropPolicy.DROP_OLDEST)
-    await h.out.offer(text_frame("d"), t(0.05))
+    await h.out.push_within(data_message("d"), t(0.05))
     assert h.drops == ["b"]
     h.send.release()
     await h.out.flush(t(2))
@@ -257,7 +257,7 @@ async def test_offer_applies_the_configured_policy() -> None:
 async def test_offer_waits_for_room_then_queues() -> None:
     """offer() queues the message once room frees up within the timeout."""
     h = await full()
-    waiting = asyncio.ensure_future(h.out.offer(text_frame("d"), t(5)))
+    waiting = asyncio.ensure_future(h.out.push_within(data_message("d"), t(5)))
     await settle()
     assert not waiting.done()
     h.send.release()
@@ -270,7 +270,7 @@ async def test_offer_on_a_closed_connection_does_nothing() -> None:
     """offer() after close neither raises nor reports a drop of its own."""
     h = await full()
     h.out.close()
-    await h.out.offer(text_frame("d"), t(0.05))
+    await h.out.push_within(data_message("d"), t(0.05))
     assert h.drops == ["b", "c"] and h.out.queued == 0
 
 
@@ -411,8 +411,8 @@ async def test_put_waits_for_byte_room_and_returns_whether_it_queued() -> None:
     """put(timeout=) waits until the bytes fit; put() without one returns False on a drop."""
     h = Harness(FakeSend(block=True), send_queue_size=100, send_queue_bytes=6)
     h.push("in-flight", "aaaaa")
-    assert await h.out.put(text_frame("bb")) is False
-    waiting = asyncio.ensure_future(h.out.put(text_frame("cc"), timeout=t(5)))
+    assert h.out.push(data_message("bb")) is False
+    waiting = asyncio.ensure_future(h.out.put(data_message("cc"), timeout=t(5)))
     await settle()
     assert not waiting.done()
     h.send.release()
@@ -425,7 +425,7 @@ async def test_put_for_a_frame_over_the_budget_waits_until_the_client_is_idle() 
     """A frame larger than the budget has room once nothing is queued or in flight."""
     h = Harness(FakeSend(block=True), send_queue_bytes=4)
     h.push("a")
-    waiting = asyncio.ensure_future(h.out.put(text_frame("x" * 10), timeout=t(5)))
+    waiting = asyncio.ensure_future(h.out.put(data_message("x" * 10), timeout=t(5)))
     await settle()
     h.send.release()
     assert await asyncio.wait_for(waiting, t(2)) is True

@@ -158,7 +158,7 @@ async def test_a_failed_write_closes_with_1011_and_runs_the_disconnect_path_once
     assert "a write failed" in caplog.text and failing.id in caplog.text
     counts = metrics()
     assert counts["errors"].get("write_failed") == 1
-    assert counts.get("dropped_write_failed") == 2 and hub.stats.send_dropped == 2
+    assert counts.get("dropped_write_failed") == 2 and counts["messages_dropped"] == 2
     await bystander.comm.send_to(text_data="say:still here")
     assert await bystander.next() == "still here"
     await failing.comm.send_input({"type": "websocket.disconnect", "code": 1011})

@@ -86,8 +86,8 @@ async def test_nodes_join_leave_and_are_evicted(node_events: list[tuple[str, str
     await b.shutdown()  # says goodbye
     await _until(lambda: ("left", "async", b.node_id) in node_events)
     assert b.node_id not in a.presence
-    assert c._presence_task is not None
-    c._presence_task.cancel()  # c dies without a goodbye
+    assert "presence heartbeat" in c.lifecycle.tasks
+    c.lifecycle.tasks["presence heartbeat"].cancel()  # c dies without a goodbye
     await _until(lambda: c.node_id not in a.presence, units=3)
     await _until(lambda: ("left", "sync", c.node_id) in node_events)
     assert a.presence.nodes() == []

@@ -41,7 +41,12 @@ class Leaver(HubConsumer):
 @pytest.fixture
 async def clients() -> AsyncIterator[Clients]:
     CLOSED.clear()
-    settings = {"CHANNEL_LAYER": ALIAS, "DRAIN_TIMEOUT": scaled(5), "DRAIN_BATCH": 2}
+    settings = {
+        "CHANNEL_LAYER": ALIAS,
+        "DRAIN_TIMEOUT": scaled(5),
+        "DRAIN_BATCH": 2,
+        "METRICS": "wshub_channels.metrics.DebugMetrics",  # refusals are read from it
+    }
     async with hub_clients(ALIAS, settings) as made:
         yield made
 
@@ -71,9 +76,9 @@ def states() -> Iterator[list[str]]:
 
 
 async def test_a_drain_refuses_new_handshakes_at_once(clients: Clients) -> None:
-    """begin_drain turns the state to draining before it returns; handshakes then fail."""
+    """stopping.begin turns the state to draining before it returns; handshakes then fail."""
     conn = await clients.connect(Leaver)
-    assert hub().begin_drain() is not None
+    assert hub().stopping.begin() is not None
     assert hub().state == "draining"
     health = hub().health()
     assert (health.state, health.ready, health.alive) == ("draining", False, True)
@@ -81,7 +86,7 @@ async def test_a_drain_refuses_new_handshakes_at_once(clients: Clients) -> None:
     late = clients.communicator(Leaver)
     connected, _ = await late.connect(timeout=WAIT)
     assert not connected
-    assert hub().stats.rejected_handshakes == 1
+    assert hub().metrics.stats()["handshakes_refused"] == 1
     await conn.comm.disconnect()
 
 
@@ -129,7 +134,7 @@ async def test_the_drain_closes_the_rest_in_batches(clients: Clients) -> None:
 async def test_concurrent_drains_join_one_and_listeners_hear_of_it_once(clients: Clients) -> None:
     """Two drain calls, one drain: the when_draining listener is called once."""
     began: list[asyncio.Task[None]] = []
-    hub().when_draining(began.append)
+    hub().stopping.when_draining(began.append)
     conn = await clients.connect(Leaver)
     first = asyncio.ensure_future(hub().drain(timeout=scaled(0.1)))
     second = asyncio.ensure_future(hub().drain(timeout=scaled(10)))

@@ -133,7 +133,6 @@ class HubApplication:
             logger.warning("%s", error)
         else:
             logger.info("%s: %s", type(error).__name__, error)
-        self.hub.stats.rejected_handshakes += 1
         self.hub.metrics.increment_handshakes_refused(type(error).__name__)
         message = await receive()
         if message.get("type") == "websocket.connect":

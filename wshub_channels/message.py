@@ -64,5 +64,8 @@ class Message:
         return json.loads(self.data)
 
     def __len__(self) -> int:
+        """The frame's size in bytes, as ``core.sendqueue.frame_size`` counts it."""
         data = self.data
-        return len(data.encode("utf-8")) if isinstance(data, str) else len(data)
+        if not isinstance(data, str):
+            return len(data)
+        return len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from .core.ratelimit import TokenBucket, clock
+from .core.ratelimit import RateLimiter, clock
 from .errors import RateLimitExceeded, Unauthorized
 from .message import Message
 from .metrics import MetricsCollector, active_collector
@@ -117,17 +117,21 @@ def rate_limit_middleware(rate: float, burst: float | None = None) -> Middleware
     """Allow each client ``rate`` messages per second (bursts of ``burst``, default ``rate``).
 
     A message over the limit raises ``RateLimitExceeded`` and is not handled.
+    The consumer ends it as it ends the ``Limits`` rate limits (the same
+    :class:`~wshub_channels.core.ratelimit.RateLimiter`): reported to
+    ``on_error`` as ``rate_limit_exceeded``, and closed with 1008 under
+    ``close_on_rate_limit``.
     """
     capacity = float(burst if burst is not None else rate)
-    buckets: weakref.WeakKeyDictionary[Any, TokenBucket] = weakref.WeakKeyDictionary()
+    limiters: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
 
     def middleware(next_handler: Handler) -> Handler:
         async def handler(client: Client, msg: Message) -> None:
             now = clock()
-            bucket = buckets.get(client)
-            if bucket is None:
-                bucket = buckets[client] = TokenBucket(rate, capacity, now)
-            if not bucket.take(1, now):
+            limiter = limiters.get(client)
+            if limiter is None:
+                limiter = limiters[client] = RateLimiter.per_message(rate, capacity, now)
+            if not limiter.allow(0, now):
                 raise RateLimitExceeded(f"more than {rate:g} messages per second")
             await next_handler(client, msg)
 

@@ -110,7 +110,8 @@ os.register_at_fork(after_in_child=_after_fork)
 class HasHomeLoop(Protocol):
     """An object whose coroutines belong to one event loop (None until it starts)."""
 
-    home_loop: asyncio.AbstractEventLoop | None
+    @property
+    def home_loop(self) -> asyncio.AbstractEventLoop | None: ...
 
 
 S = TypeVar("S", bound=HasHomeLoop)

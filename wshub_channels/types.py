@@ -7,8 +7,9 @@ hub lookups return those same objects for local clients. Code outside the
 consumer (the hub, hooks, middleware, signal receivers) types against this
 protocol and never imports the consumer.
 
-:class:`Connection` adds what the hub itself calls on a local client: the
-per-connection hooks a ``HubConsumer`` subclass overrides.
+:class:`LocalClient` adds what the hub itself calls on a client of this node:
+the per-connection hooks a ``HubConsumer`` subclass overrides. (The admin's
+``models.Connection`` is a different thing: a row of the cluster listing.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # annotations only: types stays at the bottom of the import g
     from .core.listing import ClientInfo, RoomEvent
     from .message import Message
 
-__all__ = ["AsgiMessage", "AsgiSend", "Client", "Connection", "Data", "Handler", "Middleware"]
+__all__ = ["AsgiMessage", "AsgiSend", "Client", "Data", "Handler", "LocalClient", "Middleware"]
 
 #: What a client is sent: ``str`` travels as a text frame, ``bytes`` as a binary one.
 Data = str | bytes
@@ -96,7 +97,7 @@ class Client(Protocol):
         """Report ``exc`` as the hub reports handler errors (log, count, hooks, signal)."""
 
 
-class Connection(Client, Protocol):
+class LocalClient(Client, Protocol):
     """A local client as the hub drives it: a :class:`Client` with its own hooks."""
 
     last_seen: float

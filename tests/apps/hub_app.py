@@ -27,6 +27,13 @@ from tests.apps.policies import EVENTS, PolicyEcho  # noqa: E402
 from wshub_channels import JsonHubConsumer, RoomEvent, get_hub, signals  # noqa: E402
 from wshub_channels.asgi import HubApplication  # noqa: E402
 from wshub_channels.connection.consumer import dump_json  # noqa: E402
+from wshub_channels.metrics import DebugMetrics, MetricsCollector  # noqa: E402
+
+
+def _metric(metrics: MetricsCollector, name: str) -> int:
+    """A counter of the hub's DebugMetrics (0 under any other collector)."""
+    return int(metrics.stats().get(name, 0)) if isinstance(metrics, DebugMetrics) else 0
+
 
 NODE_EVENTS: list[list[str]] = []  # [["joined" | "left", node_id], ...] seen by this process
 
@@ -131,7 +138,7 @@ class ControlConsumer(JsonHubConsumer):
                 "all_ids": sorted(c.id for c in hub.clients()),
                 "my_rooms": sorted(self.rooms),
                 "dropped": type(self).dropped,
-                "send_dropped": hub.stats.send_dropped,
+                "send_dropped": _metric(hub.metrics, "messages_dropped"),
                 "events": dict(Counter(EVENTS)),
             }
         if op == "interleave":
@@ -167,7 +174,7 @@ class ControlConsumer(JsonHubConsumer):
             if "users" in wanted:
                 counts["users"] = await hub.global_user_count()
             if "trusted" in wanted:
-                counts["trusted"] = hub.table_trusted(rooms=True)
+                counts["trusted"] = hub.cluster.table_trusted(rooms=True)
             return counts
         if op == "find_client":
             found = await hub.find_client(cmd["client"], timeout=cmd.get("timeout"))

@@ -125,7 +125,9 @@ class PolicyEcho(HubConsumer):
         elif text == "stats":
             hub = get_hub()
             metrics = hub.metrics.stats() if isinstance(hub.metrics, DebugMetrics) else {}
-            await self.send_text(json.dumps({"metrics": metrics, "hub": vars(hub.stats)}))
+            signal_errors = metrics.get("errors", {}).get("signal_receiver", 0)
+            hub_counts = {"signal_errors": signal_errors}
+            await self.send_text(json.dumps({"metrics": metrics, "hub": hub_counts}))
         elif text == "boom":
             raise RuntimeError("handler failure on purpose")
         else:

@@ -21,7 +21,10 @@ FLOOD = {"count": 200, "size": 64 * 1024}
 
 
 async def _stalled_pair(start: StartAsgiServer, policy: str) -> tuple[StalledClient, Peer]:
-    settings = {"CONFIG": {"send_queue_size": 4, "drop_policy": policy}}
+    settings = {
+        "CONFIG": {"send_queue_size": 4, "drop_policy": policy},
+        "METRICS": "wshub_channels.metrics.DebugMetrics",
+    }
     server = start("uvicorn", APP, {"WSHUB_TEST_SETTINGS": json.dumps(settings)})
     url = server.ws_url("/ws/control/")
     slow = await StalledClient(url).open()

@@ -314,7 +314,7 @@ async def test_send_dropped_signal_fires_on_drops(kind: str, asgi_server: StartA
         pytest.skip("daphne's send never blocks, so its queues never overflow")
     from tests.integration.stalled import StalledClient
 
-    server = hub_server(asgi_server, kind, CONFIG={"send_queue_size": 4})
+    server = hub_server(asgi_server, kind, CONFIG={"send_queue_size": 4}, METRICS=HOOKED["METRICS"])
     try:
         slow = await StalledClient(server.ws_url("/ws/control/")).open()
         control = await Peer.open(server.ws_url("/ws/control/"))

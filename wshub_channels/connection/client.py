@@ -4,7 +4,8 @@
 that implements :class:`~wshub_channels.types.Client`. Every frame to the
 client goes through its bounded outbound queue, the stock ``send`` included,
 so ordering holds between ``send`` and ``send_text``. Room membership is
-the hub's (:meth:`Hub.local_join <wshub_channels.hub.Hub.local_join>`): the
+the hub's (:meth:`Membership.join_local
+<wshub_channels.hub.membership.Membership.join_local>`): the
 client's ``rooms`` are read from the same table the layer routes with.
 
 Use from the connection's event loop.
@@ -18,19 +19,20 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from ..core.frames import data_size, frame_payload, text_frame
+from ..core.frames import binary_message, data_message, frame_payload, text_message
 from ..core.listing import ClientInfo
 from ..core.names import channel_node, validate_user_id
 from ..core.wire import pack_message
 from ..errors import ConnectionClosed
 from ..log import Throttle
 from ..message import check_text, dump_json
-from ..types import AsgiMessage, AsgiSend, Connection, Data
+from ..types import AsgiMessage, AsgiSend, Data, LocalClient
 from .outbound import Outbound
 
 if TYPE_CHECKING:
     from ..core.membership import Slot
     from ..hub.hub import Hub
+    from .inbound import Inbound
 
 __all__ = ["HubClient"]
 
@@ -47,6 +49,7 @@ class HubClient:
     scope: dict[str, Any]
     base_send: Any
     _outbound: Outbound | None = None
+    _inbound: Inbound  # the connection's message path and metrics (set at connect)
     _slot: Slot | None = None  # the connection slot held from handshake to registration
     _closed_at: datetime | None = None
     _accepted = False
@@ -54,9 +57,9 @@ class HubClient:
     messages_in = 0  # frames received
 
     @property
-    def _me(self) -> Connection:
+    def _me(self) -> LocalClient:
         """This connection as the hub sees it (a ``HubClient`` is always a ``HubConsumer``)."""
-        return cast("Connection", self)
+        return cast("LocalClient", self)
 
     # -- identity and metadata -------------------------------------------------------
 
@@ -91,9 +94,9 @@ class HubClient:
         hub: Hub | None = self.__dict__.get("hub")
         slot = self._slot
         if hub is not None and slot is not None and slot.held:
-            hub.move_reservation(slot, new)
+            hub.connections.move_reservation(slot, new)
         elif hub is not None:
-            await hub.change_user(self._me, old, new)
+            await hub.connections.change_user(self._me, old, new)
         self.__dict__["_user_id"] = new
 
     @property
@@ -134,7 +137,7 @@ class HubClient:
     @property
     def rooms(self) -> frozenset[str]:
         hub = self.__dict__.get("hub")
-        return frozenset() if hub is None else hub.registry.rooms_of(self.channel_name)
+        return frozenset() if hub is None else hub.connections.registry.rooms_of(self.channel_name)
 
     def in_room(self, room: str) -> bool:
         return room in self.rooms
@@ -150,14 +153,14 @@ class HubClient:
         ``MaxRoomsReached``, ``RoomFull``, ``ConnectionClosed``, or what a
         ``before_room_join`` hook raises.
         """
-        await self.hub.local_join(self._me, room)
+        await self.hub.membership.join_local(self._me, room)
 
     async def leave_room(self, room: str) -> None:
         """Leave ``room``; raises ``NotInRoom``, or what a ``before_room_leave`` hook raises."""
-        await self.hub.local_leave(self._me, room)
+        await self.hub.membership.leave_local(self._me, room)
 
     async def leave_all_rooms(self) -> None:
-        await self.hub.local_leave_all(self._me)
+        await self.hub.membership.leave_all_local(self._me)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -178,10 +181,7 @@ class HubClient:
         else:
             sent = await outbound.put(message, timeout)
         if sent:
-            hub = self.hub
-            hub.metrics.increment_messages_sent(1)
-            if hub.counts_bytes:
-                hub.metrics.record_bytes_sent(data_size(frame_payload(message)))
+            self._inbound.sent(frame_payload(message))
 
     async def send_data(self, data: Data, timeout: float | None = None) -> None:
         """Send ``str`` as a text frame and ``bytes`` as a binary frame; else ``TypeError``.
@@ -193,16 +193,16 @@ class HubClient:
             check_text(data)
         elif not isinstance(data, bytes):
             raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
-        await self._enqueue(text_frame(data), timeout)
+        await self._enqueue(data_message(data), timeout)
 
     async def send_text(self, text: str, timeout: float | None = None) -> None:
-        await self._enqueue({"type": "websocket.send", "text": check_text(text)}, timeout)
+        await self._enqueue(text_message(check_text(text)), timeout)
 
     async def send_binary(self, data: bytes, timeout: float | None = None) -> None:
-        await self._enqueue({"type": "websocket.send", "bytes": bytes(data)}, timeout)
+        await self._enqueue(binary_message(bytes(data)), timeout)
 
     async def send_json(self, obj: Any, timeout: float | None = None) -> None:
-        await self._enqueue({"type": "websocket.send", "text": dump_json(obj)}, timeout)
+        await self._enqueue(text_message(dump_json(obj)), timeout)
 
     async def send_raw_json(self, raw: bytes | str, timeout: float | None = None) -> None:
         """Send already-encoded JSON as a text frame."""
@@ -227,7 +227,7 @@ class HubClient:
 
     def _drop_reason(self, reason: str = "closed") -> str:
         """The drop reason for frames abandoned now: "shutdown" while the hub stops."""
-        if reason == "closed" and self.hub.state != "running":
+        if reason == "closed" and self.hub.lifecycle.state != "running":
             return "shutdown"
         return reason
 
@@ -245,11 +245,11 @@ class HubClient:
         if self.is_closed:
             return
         self._closed_at = datetime.now(UTC)
-        await self.hub.unregister(self._me)
+        await self.hub.connections.unregister(self._me)
         outbound = self._outbound
         if outbound is not None and not outbound.closed:
             if flush:
-                await outbound.flush(self.hub.config.write_timeout)
+                await outbound.flush(self.hub.policy.config.write_timeout)
             outbound.close(self._drop_reason(dropped))
         try:
             await self._asgi_send(message)

@@ -25,16 +25,13 @@ from asgiref.typing import WebSocketConnectEvent, WebSocketDisconnectEvent, WebS
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from .. import signals
-from ..config import Limits
 from ..core.listing import RoomEvent
-from ..core.ratelimit import TokenBucket, clock
+from ..core.ratelimit import clock
 from ..errors import (
     HubError,
     InvalidName,
     MaxConnectionsReached,
     MaxUserConnectionsReached,
-    RateLimitExceeded,
     Unauthorized,
 )
 from ..hub.hub import get_hub
@@ -44,9 +41,10 @@ from ..origin import resolve as resolve_origin
 from ..tasks import spawn
 from ..types import AsgiSend, Data
 from .client import HubClient
+from .inbound import CLOSE_POLICY, CLOSE_TOO_BIG, Inbound
 from .outbound import Outbound
 
-__all__ = ["HubConsumer", "JsonHubConsumer", "dump_json"]
+__all__ = ["CLOSE_POLICY", "CLOSE_TOO_BIG", "HubConsumer", "JsonHubConsumer", "dump_json"]
 
 logger = logging.getLogger("wshub_channels.consumer")
 _error_log = Throttle(logger, 5.0)
@@ -54,8 +52,6 @@ _error_log = Throttle(logger, 5.0)
 _refusal_log = Throttle(logger, 5.0)
 _write_log = Throttle(logger, 5.0)  # failed writes: a bad frame can hit a whole room at once
 
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 
@@ -64,7 +60,6 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
     """Subclass this and override the ``before_*``/``on_*`` hooks."""
 
     _finished = False
-    _buckets: list[tuple[TokenBucket, bool]] = []
     last_seen = 0.0  # rate-limit clock time of the last frame received (idle timeout)
 
     # -- hooks to override ----------------------------------------------------------
@@ -123,47 +118,51 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def report_error(self, exc: Exception, kind: str = "message_handling") -> None:
         """Report ``exc``: log (throttled), count, hub hook and ``on_error``, ``hub_error``."""
-        await self.hub.events.report_error(self, exc, kind)
+        await self.hub.policy.events.report_error(self, exc, kind)
 
     # -- ASGI events --------------------------------------------------------------------------
 
     async def websocket_connect(self, message: WebSocketConnectEvent) -> None:
         hub = self.hub = get_hub(self.channel_layer_alias)
+        policy, connections = hub.policy, hub.connections
+        inbound = self._inbound = Inbound(self, policy)
         self.last_seen = clock()
         try:  # the slot reserved here is given back on every path, cancellation included
             try:
                 await hub.start()
-                hub.check_accepting()
-                if not resolve_origin(hub.config.check_origin)(self.scope):
-                    hub.metrics.increment_errors("origin_rejected")
+                hub.lifecycle.check_accepting()
+                if not resolve_origin(policy.config.check_origin)(self.scope):
+                    inbound.error("origin_rejected")
                     raise Unauthorized("origin not allowed")
-                self._slot = hub.reserve(self.user_id)
-                await hub.events.check(self, "connect")
+                self._slot = connections.reserve(self.user_id)
+                await policy.events.check(self, "connect")
                 for group in self.groups:
                     await self.channel_layer.group_add(group, self.channel_name)
                 await self.accept()
             except (HubError, PermissionError) as exc:
                 _refusal_log.info("handshake rejected (%s): %s", type(exc).__name__, exc)
                 if isinstance(exc, InvalidName):  # a bad room, user or group name: a bug
-                    await hub.events.report_error(self, exc, "handshake_error")
+                    await policy.events.report_error(self, exc, "handshake_error")
                 await self._refuse(exc)
             except Exception as exc:
                 logger.debug("handshake of %s failed", self.channel_name, exc_info=exc)
-                await hub.events.report_error(self, exc, "handshake_error")
+                await policy.events.report_error(self, exc, "handshake_error")
                 await self._refuse(exc)
             self._accepted = True
             self.connected_since = datetime.now(UTC)
             self._outbound = Outbound(
-                cast(AsgiSend, self.base_send), hub.config, self._dropped, self._overflow_disconnect
+                cast(AsgiSend, self.base_send),
+                policy.config,
+                self._dropped,
+                self._overflow_disconnect,
             )
-            self._buckets = _buckets(hub.limits, self.last_seen)
-            await hub.register(self, self._outbound, self._slot)  # the slot becomes the client
+            await connections.register(self, self._outbound, self._slot)  # the slot: the client
         finally:
             if self._slot is not None:
-                hub.unreserve(self._slot)
-        hub.metrics.increment_connections()
+                connections.unreserve(self._slot)
+        inbound.accepted(self.last_seen)
         try:
-            await hub.events.notify(
+            await policy.events.notify(
                 self, "connect", reraise=(MaxConnectionsReached, MaxUserConnectionsReached)
             )
         except (MaxConnectionsReached, MaxUserConnectionsReached) as exc:
@@ -173,11 +172,9 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def _refuse(self, exc: Exception) -> NoReturn:
         """Refuse the handshake: count it, free the channel and its groups, close (403)."""
-        hub = self.hub
-        hub.stats.rejected_handshakes += 1
-        hub.metrics.increment_handshakes_refused(type(exc).__name__)
-        try:
-            await hub.layer.release_channel(self.channel_name)  # and the groups joined so far
+        self._inbound.refused(exc)
+        try:  # and the groups joined so far
+            await self.hub.layer.release_channel(self.channel_name)
         except Exception as error:
             _error_log.warning("refused handshake %s kept its channel: %r", self.id, error)
         with contextlib.suppress(Exception):  # the socket may be gone already
@@ -188,42 +185,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
         data: str | bytes | None = message.get("text")
         if data is None:
             data = message.get("bytes") or b""
-        size = len(data.encode("utf-8")) if isinstance(data, str) else len(data)
-        hub = self.hub
-        metrics = hub.metrics
-        if size > hub.config.max_message_size:
-            hub.stats.oversized += 1
-            metrics.increment_errors("message_too_big")
-            _error_log.warning("closing %s: %d-byte frame over max_message_size", self.id, size)
-            await self.close(CLOSE_TOO_BIG, "message too big")
-            return
-        now = self.last_seen = clock()
-        self.messages_in += 1
-        metrics.increment_messages_received()
-        metrics.record_message_size(size)
-        if self._buckets and not all(
-            bucket.take(size if per_byte else 1, now) for bucket, per_byte in self._buckets
-        ):
-            await self._rate_limited()
-            return
-        msg = Message(data, self.channel_name)
-        try:
-            if hub.hooks is not None:
-                msg = await hub.hooks.before_message(self, msg)
-            msg = await self.before_message(msg)
-            await hub.handler(self, msg)
-        except Exception as exc:
-            hub.stats.handler_errors += 1
-            await self.report_error(exc, "message_handling")
-            return
-        await hub.events.signal(self, signals.message_received, message=msg)
-
-    async def _rate_limited(self) -> None:
-        hub = self.hub
-        hub.stats.rate_limited += 1
-        await self.report_error(RateLimitExceeded("rate limit exceeded"), "rate_limit_exceeded")
-        if hub.config.close_on_rate_limit:
-            await self.close(CLOSE_POLICY, "rate limit exceeded")
+        await self._inbound.receive(data)
 
     async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         code = int(message.get("code", 1000) or 1000)
@@ -240,14 +202,14 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
         if self._outbound is not None:
             self._outbound.close(self._drop_reason())
         if hasattr(self, "hub"):
-            await self.hub.unregister(self)
+            await self.hub.connections.unregister(self)
         layer = self.channel_layer
         if layer is not None:
             for group in self.groups:
                 await layer.group_discard(group, self.channel_name)
         if self._accepted:
-            events = self.hub.events
-            self.hub.metrics.decrement_connections()
+            events = self.hub.policy.events
+            self._inbound.ended()
             await events.call(self, self.disconnect, code)
             await events.notify(self, "close", code, code=code)
 
@@ -256,12 +218,11 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
     def _dropped(self, data: Data, reason: str | None = None) -> None:
         """Count one discarded outbound frame under ``reason`` (default: the drop policy)
         and tell ``on_send_dropped`` and ``send_dropped``, if anyone listens."""
-        hub = self.hub
-        hub.stats.send_dropped += 1
-        hub.metrics.increment_messages_dropped_for(reason or hub.config.drop_policy.value)
+        self._inbound.dropped(reason)
+        events = self.hub.policy.events
         overridden = type(self).on_send_dropped is not HubConsumer.on_send_dropped
-        if hub.events.wants_drop_report(self, overridden):
-            spawn(hub.events.notify(self, "send_dropped", data, data=data), "send-dropped hooks")
+        if events.wants_drop_report(self, overridden):
+            spawn(events.notify(self, "send_dropped", data, data=data), "send-dropped hooks")
 
     def _overflow_disconnect(self, error: BaseException | None = None) -> None:
         """The outbound queue asks to end the connection: a slow client, or a failed write."""
@@ -279,7 +240,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
     def _write_failed(self, error: BaseException) -> None:
         """A write the server refused: close with 1011 (4011 under daphne), then run the
         disconnect path at once, so nobody waits on a socket that takes no frames."""
-        self.hub.metrics.increment_errors("write_failed")
+        self._inbound.error("write_failed")
         _write_log.warning("closing %s (1011): a write failed: %r", self.id, error)
         spawn(self._end_after_write_failure(), "write-failed close")
 
@@ -288,19 +249,6 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
             await self._close(CLOSE_INTERNAL_ERROR, "write failed", flush=False)
         finally:
             await self.finish(CLOSE_INTERNAL_ERROR)
-
-
-def _buckets(limits: Limits, now: float) -> list[tuple[TokenBucket, bool]]:
-    """Token buckets for the per-connection rate limits: (bucket, counts bytes)."""
-    burst = limits.burst or 1.0
-    buckets = []
-    if limits.max_message_rate:
-        rate = limits.max_message_rate
-        buckets.append((TokenBucket(rate, max(1.0, rate * burst), now), False))
-    if limits.max_bytes_per_second:
-        rate = limits.max_bytes_per_second
-        buckets.append((TokenBucket(rate, rate * burst, now), True))
-    return buckets
 
 
 class JsonHubConsumer(HubConsumer):

@@ -14,7 +14,15 @@ its drop policies and coalescing are the pure
 - With coalescing on, frames always go through the queue and are written
   once the current loop iteration ends, so a burst leaves as few frames.
 
-A fan-out therefore never waits on one slow client. A queue that would go
+A fan-out therefore never waits on one slow client. Three ways in, one
+meaning each:
+
+- :meth:`Outbound.push` never waits: the drop policy applies to a full queue;
+- :meth:`Outbound.put` waits up to ``timeout`` for room, then raises
+  ``SendBufferFull``;
+- :meth:`Outbound.push_within` waits up to ``timeout`` for room, then
+  pushes: the drop policy applies (a broadcast with ``timeout=``).
+ A queue that would go
 over ``Config.send_queue_size`` frames or ``Config.send_queue_bytes`` bytes
 applies the drop policy. The owner hears of two things:
 
@@ -40,7 +48,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ..config import Config
-from ..core.frames import frame_payload, text_frame
+from ..core.frames import data_message, frame_payload
 from ..core.sendqueue import Frame, Offer, SendQueue, frame_size
 from ..errors import ConnectionClosed, SendBufferFull
 from ..types import AsgiMessage, AsgiSend
@@ -126,22 +134,21 @@ class Outbound:
         self.sent += accepted
         return accepted
 
-    async def put(self, message: AsgiMessage, timeout: float | None = None) -> bool:
-        """Queue ``message``; with ``timeout``, wait for room instead of dropping.
+    async def put(self, message: AsgiMessage, timeout: float) -> bool:
+        """Queue ``message``, waiting up to ``timeout`` seconds for room; raise if none.
 
         Raises ``SendBufferFull`` if there is no room for it for ``timeout``
         seconds, and ``ConnectionClosed`` once the connection is closed.
-        Without a timeout a full queue applies the drop policy, as ``push``
-        does. Returns what ``push`` returns: False if the policy discarded it.
+        Returns what ``push`` returns (True: accepted).
         """
-        if timeout is not None and not await self._wait_for_room(message, timeout):
+        if not await self._wait_for_room(message, timeout):
             if self._closed:
                 raise ConnectionClosed("the connection is closed")
             raise SendBufferFull(f"outbound queue stayed full for {timeout:g}s")
         return self.push(message)
 
-    async def offer(self, message: AsgiMessage, timeout: float) -> bool:
-        """Queue ``message``, waiting up to ``timeout`` for room; never raises.
+    async def push_within(self, message: AsgiMessage, timeout: float) -> bool:
+        """Wait up to ``timeout`` for room, then ``push``: never raises.
 
         If there is still no room after ``timeout``, the drop policy applies
         as in ``push``: the dropped message goes to ``on_drop`` like any drop.
@@ -231,7 +238,7 @@ class Outbound:
             if frame is None:
                 return
             self._room()
-            self._write_now(text_frame(frame))
+            self._write_now(data_message(frame))
 
     def _write_now(self, message: AsgiMessage) -> None:
         """Step the ASGI send coroutine now; hand it to a task only if it suspends."""
@@ -279,7 +286,7 @@ class Outbound:
                     break
                 self._room()
                 async with asyncio.timeout(self._write_timeout):
-                    await self._send(text_frame(frame))
+                    await self._send(data_message(frame))
         except BaseException as exc:
             self._fail(exc)
         finally:

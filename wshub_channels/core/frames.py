@@ -1,26 +1,35 @@
-"""ASGI ``websocket.send`` messages: build them, read them, size them.
+"""ASGI ``websocket.send`` messages: build them and read them.
 
-No I/O: these only build and look at messages.
+No I/O: these only build and look at messages. Each builder says what it
+builds: :func:`text_message` a text frame, :func:`binary_message` a binary
+one, and :func:`data_message` whichever the data is (text for ``str``,
+binary for ``bytes``). Sizes are :func:`~wshub_channels.core.sendqueue.frame_size`,
+the one size function.
 """
 
 from __future__ import annotations
 
 from ..types import AsgiMessage
-from .sendqueue import Frame, frame_size
+from .sendqueue import Frame
 
-__all__ = ["data_size", "frame_payload", "text_frame"]
+__all__ = ["binary_message", "data_message", "frame_payload", "text_message"]
 
 
-def text_frame(data: str | bytes) -> AsgiMessage:
-    """Return the ASGI message for ``data``: text for ``str``, binary for ``bytes``."""
-    if isinstance(data, str):
-        return {"type": "websocket.send", "text": data}
+def text_message(text: str) -> AsgiMessage:
+    """The ASGI message of a text frame."""
+    return {"type": "websocket.send", "text": text}
+
+
+def binary_message(data: bytes) -> AsgiMessage:
+    """The ASGI message of a binary frame."""
     return {"type": "websocket.send", "bytes": data}
 
 
-def data_size(data: str | bytes) -> int:
-    """The size of a frame's payload on the wire, in bytes."""
-    return frame_size(data)
+def data_message(data: Frame) -> AsgiMessage:
+    """The ASGI message for ``data``: a text frame for ``str``, a binary one for ``bytes``."""
+    if isinstance(data, str):
+        return {"type": "websocket.send", "text": data}
+    return {"type": "websocket.send", "bytes": data}
 
 
 def frame_payload(message: AsgiMessage) -> Frame:

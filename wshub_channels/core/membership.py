@@ -26,7 +26,7 @@ from typing import Protocol
 
 from ..config import Limits
 from ..errors import MaxConnectionsReached, MaxRoomsReached, MaxUserConnectionsReached, RoomFull
-from ..types import AsgiMessage, Connection
+from ..types import AsgiMessage, LocalClient
 
 __all__ = ["ROOMS", "USERS", "Interest", "OutboundQueue", "Registry", "Slot"]
 
@@ -123,9 +123,11 @@ class OutboundQueue(Protocol):
     @property
     def queued(self) -> int: ...
 
-    def push(self, message: AsgiMessage) -> bool: ...
+    def push(self, message: AsgiMessage) -> bool:
+        """Queue or write at once, never waiting; a full queue applies the drop policy."""
 
-    async def offer(self, message: AsgiMessage, timeout: float) -> bool: ...
+    async def push_within(self, message: AsgiMessage, timeout: float) -> bool:
+        """Wait up to ``timeout`` for room, then push (the drop policy applies)."""
 
 
 class Slot:
@@ -152,23 +154,23 @@ class Registry:
 
     def __init__(self, interest: Interest) -> None:
         self._interest = interest
-        self._clients: dict[str, Connection] = {}
+        self._clients: dict[str, LocalClient] = {}
         self._queues: dict[str, OutboundQueue] = {}
         self._pending = 0  # handshakes holding a connection slot
         self._pending_users: dict[str, int] = {}
 
     # -- clients ---------------------------------------------------------------------
 
-    def add(self, client: Connection, queue: OutboundQueue) -> None:
+    def add(self, client: LocalClient, queue: OutboundQueue) -> None:
         self._clients[client.id] = client
         self._queues[client.id] = queue
 
-    def remove(self, client_id: str) -> Connection | None:
+    def remove(self, client_id: str) -> LocalClient | None:
         """Forget a client; return it, or None if it was not registered."""
         self._queues.pop(client_id, None)
         return self._clients.pop(client_id, None)
 
-    def get(self, client_id: str) -> Connection | None:
+    def get(self, client_id: str) -> LocalClient | None:
         return self._clients.get(client_id)
 
     def __contains__(self, client_id: object) -> bool:
@@ -177,12 +179,12 @@ class Registry:
     def __len__(self) -> int:
         return len(self._clients)
 
-    def clients(self) -> list[Connection]:
+    def clients(self) -> list[LocalClient]:
         return list(self._clients.values())
 
     # -- users and rooms (read from the interest table) ----------------------------------
 
-    def user_clients(self, user_id: str) -> list[Connection]:
+    def user_clients(self, user_id: str) -> list[LocalClient]:
         return self._resolve(self._interest.members(USERS, user_id) or ())
 
     def user_count(self) -> int:
@@ -193,7 +195,7 @@ class Registry:
         """The distinct user ids with a connection here."""
         return self._interest.names(USERS)
 
-    def room_clients(self, room: str) -> list[Connection]:
+    def room_clients(self, room: str) -> list[LocalClient]:
         return self._resolve(self._interest.members(ROOMS, room) or ())
 
     def room_size(self, room: str) -> int:
@@ -205,7 +207,7 @@ class Registry:
     def rooms_of(self, client_id: str) -> frozenset[str]:
         return frozenset(self._interest.names_of(client_id, ROOMS))
 
-    def _resolve(self, ids: Iterable[str]) -> list[Connection]:
+    def _resolve(self, ids: Iterable[str]) -> list[LocalClient]:
         clients = self._clients
         return [c for c in map(clients.get, tuple(ids)) if c is not None]
 

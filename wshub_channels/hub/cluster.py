@@ -1,7 +1,7 @@
 """Global counts and cluster-wide queries: the part of the hub that spans every node.
 
-:class:`ClusterQueries` is the part of the :class:`~wshub_channels.hub.Hub`
-that answers for the whole cluster:
+:class:`ClusterQueries` is the component of the :class:`~wshub_channels.hub.Hub`
+that answers for the whole cluster (the hub starts itself before it asks):
 
 - ``global_client_count`` and ``global_room_count`` read the presence table
   in O(nodes), with no bus traffic, when it can be trusted: on a serving
@@ -10,12 +10,14 @@ that answers for the whole cluster:
   quarter for timer jitter). Otherwise (publisher mode, a node that just
   started, a quiet table) they ask every node instead, so they never answer
   0 by mistake;
-- ``global_user_count`` is always exact: a user on two nodes counts once.
+- ``global_user_count`` is exact by default: a user on two nodes counts once.
   The nodes send 8-byte digests of their user ids, never the ids, in hash
   ranges small enough for the bus's ``max_payload`` (one range up to
   hundreds of thousands of users per node). We chose an exact count over
   sketches in the heartbeats: it costs a scatter-gather per call but is
-  never wrong;
+  never wrong. With ``exact=False`` a trusted table answers instead, in
+  O(nodes) and with no bus traffic: the sum of each node's distinct users,
+  an upper bound (a user on two nodes counts twice);
 - ``find_client``, ``cluster_clients`` and ``nodes`` list what is where.
 
 Every scatter-gather waits at most ``timeout`` (default the layer's
@@ -25,7 +27,7 @@ listened for an interval and knows no other node waits a quarter interval
 at most: on NATS, which cannot count listeners, a lone node would otherwise
 wait out the whole timeout. ``cluster_clients`` names the nodes that did not answer in
 ``missing_nodes``; ``find_client`` raises ``HubTimeout`` naming the node.
-Runs on the hub's loop (see :func:`~wshub_channels.publisher.on_home_loop`).
+Runs on the hub's loop.
 """
 
 from __future__ import annotations
@@ -43,14 +45,15 @@ from ..core.listing import (
     plan_slices,
     user_digests,
 )
+from ..core.membership import Registry
 from ..core.names import channel_node, validate_room, validate_user_id
 from ..core.presence import NodeInfo, biggest_rooms
 from ..errors import HubTimeout
-from ..layers import NoResponders
+from ..layers import HubLayer, NoResponders
 from ..log import Throttle
 from ..metrics import HubSample
-from ..publisher import on_home_loop
-from ..types import Connection
+from ..types import LocalClient
+from .heartbeat import Heartbeat
 from .lifecycle import Lifecycle
 
 __all__ = ["ClusterQueries"]
@@ -63,8 +66,17 @@ _MAX_BUCKETS = 1 << 12
 _STALE = 1.25
 
 
-class ClusterQueries(Lifecycle):
+class ClusterQueries:
     """Global counts, ``find_client``, ``cluster_clients`` and ``nodes``."""
+
+    def __init__(
+        self, layer: HubLayer, lifecycle: Lifecycle, registry: Registry, heartbeat: Heartbeat
+    ) -> None:
+        self.layer = layer
+        self._lifecycle = lifecycle
+        self.registry = registry
+        self.heartbeat = heartbeat
+        self.presence = heartbeat.table
 
     # -- when the table can be trusted --------------------------------------------
 
@@ -75,7 +87,7 @@ class ClusterQueries(Lifecycle):
         if not self._listened() or newest is None:
             return False
         now = asyncio.get_running_loop().time()
-        if now - newest > self.settings.presence_interval * _STALE:
+        if now - newest > self._lifecycle.policy.settings.presence_interval * _STALE:
             return False
         return not rooms or table.rooms_known
 
@@ -83,9 +95,12 @@ class ClusterQueries(Lifecycle):
         """True when this hub has heard the bus for at least one interval (and serves,
         unless ``any_mode``: a publisher hears the beats too)."""
         since = self.heartbeat.listening_since
-        if (self.mode != "server" and not any_mode) or since is None:
+        if (self._lifecycle.mode != "server" and not any_mode) or since is None:
             return False
-        return asyncio.get_running_loop().time() - since >= self.settings.presence_interval
+        return (
+            asyncio.get_running_loop().time() - since
+            >= self._lifecycle.policy.settings.presence_interval
+        )
 
     async def _gather(
         self, op: str, *args: Any, timeout: float | None
@@ -102,7 +117,7 @@ class ClusterQueries(Lifecycle):
         known = {info.node_id for info in self.presence.nodes(rooms=False)}
         if not known and self._listened():
             wait = self.layer.request_timeout if timeout is None else timeout
-            timeout = min(wait, self.settings.presence_interval / 4)
+            timeout = min(wait, self._lifecycle.policy.settings.presence_interval / 4)
         # The table's size ends the gather early only once it has had an interval to
         # fill: a table still filling would cut the gather short of nodes not heard yet.
         expect = len(self.presence) if known and self._listened(any_mode=True) else None
@@ -115,10 +130,8 @@ class ClusterQueries(Lifecycle):
 
     # -- counts -----------------------------------------------------------------------
 
-    @on_home_loop
     async def global_client_count(self, timeout: float | None = None) -> int:
         """How many clients the whole cluster has."""
-        await self.start()
         local = len(self.registry)
         if not self.layer.shared:
             return local
@@ -127,11 +140,9 @@ class ClusterQueries(Lifecycle):
         answers, _ = await self._gather("presence_counts", None, timeout=timeout)
         return local + sum(int(a["clients"]) for a in answers)
 
-    @on_home_loop
     async def global_room_count(self, room: str, timeout: float | None = None) -> int:
         """How many clients are in ``room`` on every node."""
         room = validate_room(room)
-        await self.start()
         local = self.registry.room_size(room)
         if not self.layer.shared:
             return local
@@ -140,20 +151,21 @@ class ClusterQueries(Lifecycle):
         answers, _ = await self._gather("presence_counts", room, timeout=timeout)
         return local + sum(int(a["room"]) for a in answers)
 
-    @on_home_loop
     async def global_user_count(self, exact: bool = True, timeout: float | None = None) -> int:
         """How many distinct users are connected anywhere (a user on two nodes counts once).
 
-        Always exact, by scatter-gather (``exact`` is accepted for the
-        contract; there is no estimate to fall back to). The hash ranges are
+        Exact, by scatter-gather. With ``exact=False`` and a trusted table,
+        the table's per-node user counts are summed instead (no bus traffic;
+        an upper bound, since a user on two nodes counts twice). The hash ranges are
         sized from the table; a node whose share would not fit the bus says
         how many users it has, and the count starts over with enough ranges.
         Users of nodes that do not answer in time are not counted (and logged).
         """
-        await self.start()
         mine = self.registry.user_names()
         if not self.layer.shared:
             return len(mine)
+        if not exact and self.table_trusted():
+            return len(mine) + sum(info.users for info in self.presence.nodes(rooms=False))
         limit = self.layer.transport.max_payload
         largest = max([len(mine), *(info.users for info in self.presence.nodes(rooms=False))])
         buckets = buckets_for(largest, limit)
@@ -173,19 +185,17 @@ class ClusterQueries(Lifecycle):
 
     # -- queries ------------------------------------------------------------------------
 
-    @on_home_loop
     async def find_client(self, client_id: str, timeout: float | None = None) -> ClientInfo | None:
         """Describe client ``client_id`` wherever it is, or return None if no node has it.
 
         Asks only the node the id names. Raises ``HubTimeout`` (naming the
         node) when that node does not answer within ``timeout``.
         """
-        await self.start()
         local = self.registry.get(client_id)
         if local is not None:
             return local.describe()
         node = channel_node(client_id)
-        if node is None or node == self.node_id or not self.layer.shared:
+        if node is None or node == self.layer.node_id or not self.layer.shared:
             return None
         try:
             wire = await self.layer.remote_call(node, "client_info", client_id, timeout=timeout)
@@ -193,7 +203,6 @@ class ClusterQueries(Lifecycle):
             return None  # the node is gone, and its clients with it
         return None if wire is None else ClientInfo.from_wire(wire)
 
-    @on_home_loop
     async def cluster_clients(
         self,
         room: str | None = None,
@@ -220,11 +229,10 @@ class ClusterQueries(Lifecycle):
         """
         room = None if room is None else validate_room(room)
         user_id = None if user_id is None else validate_user_id(user_id)
-        await self.start()
         counts: list[tuple[str, int]] = []
         missing: list[str] = []
-        if self.mode == "server":
-            counts.append((self.node_id, len(self._matching(room, user_id))))
+        if self._lifecycle.mode == "server":
+            counts.append((self.layer.node_id, len(self._matching(room, user_id))))
         if self.layer.shared and user_id is None and self.table_trusted(rooms=room is not None):
             counts.extend(self.presence.node_counts(room))
         elif self.layer.shared:
@@ -256,14 +264,13 @@ class ClusterQueries(Lifecycle):
         limit: int,
         timeout: float | None,
     ) -> list[ClientInfo]:
-        if node == self.node_id:
+        if node == self.layer.node_id:
             return self._page(room, user_id, offset, limit)
         wires = await self.layer.remote_call(
             node, "list_clients", room, user_id, offset, limit, timeout=timeout
         )
         return [ClientInfo.from_wire(wire) for wire in wires]
 
-    @on_home_loop
     async def nodes(self, timeout: float | None = None) -> list[NodeInfo]:
         """Every node of the cluster (this one included when it serves), by node id.
 
@@ -272,8 +279,7 @@ class ClusterQueries(Lifecycle):
         its per-room counts (a gathered node sends its most populated rooms,
         as many as fit a quarter of the bus's ``max_payload``).
         """
-        await self.start()
-        mine = [self.heartbeat.describe()] if self.mode == "server" else []
+        mine = [self.heartbeat.describe()] if self._lifecycle.mode == "server" else []
         if not self.layer.shared:
             return mine
         if self.table_trusted():
@@ -283,10 +289,10 @@ class ClusterQueries(Lifecycle):
             others = [NodeInfo.from_wire(a["info"]) for a in answers]
         return sorted([*mine, *others], key=lambda info: (info.node_id, info.pid))
 
-    def hub_sample(self, bus: dict[str, int]) -> HubSample:
+    def sample(self, bus: dict[str, int]) -> HubSample:
         """What the metrics collector samples: queue depths, bus growth, presence."""
         trusted = self.layer.shared and self.table_trusted()
-        mine = 1 if self.mode == "server" else 0
+        mine = 1 if self._lifecycle.mode == "server" else 0
         return HubSample(
             queue_depths=self.registry.queue_depths(),
             bus=bus,
@@ -297,7 +303,7 @@ class ClusterQueries(Lifecycle):
 
     # -- what this node answers -------------------------------------------------------------
 
-    def _matching(self, room: str | None, user_id: str | None) -> list[Connection]:
+    def _matching(self, room: str | None, user_id: str | None) -> list[LocalClient]:
         registry = self.registry
         if room is not None:
             found = registry.room_clients(room)
@@ -315,9 +321,11 @@ class ClusterQueries(Lifecycle):
         found = sorted(self._matching(room, user_id), key=lambda c: c.id)
         return [client.describe() for client in found[offset : offset + limit]]
 
-    def _register_query_ops(self) -> None:
-        """Let other nodes count, list and describe this node's clients."""
-        node = self.node_id
+    def register_ops(self) -> None:
+        """Let other nodes count, list and describe this node's clients (a serving hub)."""
+        if self._lifecycle.mode != "server":
+            return  # a publisher hosts no clients: it stays out of gathers
+        node = self.layer.node_id
 
         async def presence_counts(room: str | None) -> dict[str, Any]:
             count = 0 if room is None else self.registry.room_size(room)

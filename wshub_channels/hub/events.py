@@ -9,14 +9,15 @@ Every event of a connection runs the same sequence, written once here:
 ``before_*`` hooks run through :meth:`Events.check` and reject by raising.
 ``on_*`` hooks run through :meth:`Events.notify`: what they raise is
 reported (logged with a throttle, counted, passed to ``on_error`` and the
-``hub_error`` signal) and never reaches the connection. The counters live in
-:class:`HubStats`. Use from the connection's event loop.
+``hub_error`` signal) and never reaches the connection. Failures are counted
+in the metrics collector only: ``errors{type="hook_error"}`` for a hook that
+raised (an ``on_error`` hook included) and ``errors{type="signal_receiver"}``
+for each signal receiver that raised. Use from the connection's event loop.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from django.dispatch import Signal
@@ -25,9 +26,9 @@ from .. import signals
 from ..hooks import Hooks
 from ..log import Throttle
 from ..metrics import MetricsCollector
-from ..types import Client, Connection
+from ..types import Client, LocalClient
 
-__all__ = ["EVENT_SIGNALS", "Events", "HubStats"]
+__all__ = ["EVENT_SIGNALS", "Events"]
 
 logger = logging.getLogger("wshub_channels.events")
 _error_log = Throttle(logger, 5.0)
@@ -42,28 +43,16 @@ EVENT_SIGNALS: dict[str, Signal] = {
 }
 
 
-@dataclass
-class HubStats:
-    """Counters kept by the hub; never decremented."""
-
-    send_dropped: int = 0
-    handler_errors: int = 0
-    hook_errors: int = 0
-    signal_errors: int = 0
-    oversized: int = 0
-    rejected_handshakes: int = 0
-    rate_limited: int = 0
-
-
 class Events:
     """Runs hooks and signals for the connections of one hub."""
 
-    def __init__(self, hooks: Hooks | None, metrics: MetricsCollector, stats: HubStats) -> None:
+    __slots__ = ("hooks", "metrics")
+
+    def __init__(self, hooks: Hooks | None, metrics: MetricsCollector) -> None:
         self.hooks = hooks
         self.metrics = metrics
-        self.stats = stats
 
-    async def check(self, client: Connection, event: str, *args: Any) -> None:
+    async def check(self, client: LocalClient, event: str, *args: Any) -> None:
         """Run ``before_<event>``: hub-wide, then the client's. Raises to reject."""
         if self.hooks is not None:
             await getattr(self.hooks, f"before_{event}")(client, *args)
@@ -71,7 +60,7 @@ class Events:
 
     async def notify(
         self,
-        client: Connection,
+        client: LocalClient,
         event: str,
         *args: Any,
         reraise: tuple[type[Exception], ...] = (),
@@ -90,7 +79,7 @@ class Events:
         await self.signal(client, EVENT_SIGNALS[event], **signal_kwargs)
 
     async def call(
-        self, client: Connection, hook: Any, *args: Any, reraise: tuple[type[Exception], ...] = ()
+        self, client: LocalClient, hook: Any, *args: Any, reraise: tuple[type[Exception], ...] = ()
     ) -> None:
         """Await ``hook(*args)``; report what it raises instead of raising."""
         try:
@@ -98,10 +87,9 @@ class Events:
         except reraise:
             raise
         except Exception as exc:
-            self.stats.hook_errors += 1
             await self.report_error(client, exc, "hook_error")
 
-    async def report_error(self, client: Connection, exc: Exception, kind: str) -> None:
+    async def report_error(self, client: LocalClient, exc: Exception, kind: str) -> None:
         """Log (throttled) and count ``exc``; run the ``on_error`` hooks and ``hub_error``."""
         self.metrics.increment_errors(kind)
         _error_log.warning("error in %s (%s): %r", type(client).__name__, client.id, exc)
@@ -112,7 +100,7 @@ class Events:
             try:
                 await handler
             except Exception:
-                self.stats.hook_errors += 1
+                self.metrics.increment_errors("hook_error")
                 logger.exception("on_error of %s raised", type(client).__name__)
         await self.signal(client, signals.hub_error, error=exc)
 
@@ -121,11 +109,10 @@ class Events:
         sender = type(client)
         if signals.has_listeners(signal, sender):
             failed = await signals.fire(signal, sender, client=client, **kwargs)
-            if failed:
-                self.stats.signal_errors += failed
+            for _ in range(failed):  # one count per receiver that raised
                 self.metrics.increment_errors("signal_receiver")
 
-    def wants_drop_report(self, client: Connection, overridden: bool) -> bool:
+    def wants_drop_report(self, client: LocalClient, overridden: bool) -> bool:
         """True when a dropped message has anyone to tell: a hook or a signal receiver."""
         return (
             overridden

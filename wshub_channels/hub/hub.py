@@ -1,10 +1,22 @@
-"""The Hub: the public API for sending, membership and lookups.
+"""The Hub: the public API for sending, membership and lookups, and ``get_hub``.
 
 One hub exists per hub layer (so per process and ``WSHUB["CHANNEL_LAYER"]``);
-:func:`get_hub` returns it. Every send goes through the layer: one envelope
-is published for the other nodes when the bus is shared, and the local
-clients are served from this node's :class:`~wshub_channels.core.membership.Registry`
-by one delivery loop, so a cluster behaves as one hub.
+:func:`get_hub` returns it. :class:`Hub` is a façade: it owns one component
+per concept and forwards each public call to the one that answers it:
+
+- :attr:`Hub.policy` (:mod:`.policy`): settings, metrics, hooks, middleware;
+- :attr:`Hub.lifecycle` (:mod:`.lifecycle`): states, start, health, tasks;
+- :attr:`Hub.connections` (:mod:`.connections`): admission and registration;
+- :attr:`Hub.delivery` (:mod:`.delivery`): broadcasts, room and user sends;
+- :attr:`Hub.membership` (:mod:`.membership`): joins, leaves, per-client calls;
+- :attr:`Hub.cluster` (:mod:`.cluster`): global counts and cluster queries;
+- :attr:`Hub.stopping` (:mod:`.stopping`): drain and shutdown;
+- :attr:`Hub.heartbeat` (:mod:`.heartbeat`) and :attr:`Hub.room_events`
+  (:mod:`.roomevents`): presence over the bus.
+
+Every send goes through the layer: one envelope is published for the other
+nodes when the bus is shared, and the local clients are served from this
+node's registry by one delivery loop, so a cluster behaves as one hub.
 
 Event loops: the hub belongs to the loop it started on (the server's). A
 call from another running loop, such as ``async_to_sync`` in a worker thread,
@@ -16,334 +28,327 @@ The hub never imports the consumer: it sees clients through
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
-from ..conf import get_settings
-from ..core.frames import data_size, text_frame
-from ..core.membership import ROOMS, USERS, OutboundQueue
-from ..core.names import channel_node, validate_room, validate_user_id
-from ..core.wire import Envelope, Kind, decode_hub_payload, encode_hub_payload
-from ..errors import AlreadyInRoom, ClientNotFound, ConnectionClosed, NotInRoom
-from ..layers import HubLayer, NoResponders
+from ..conf import HubSettings, get_settings
+from ..config import Config
+from ..core.listing import ClientInfo, ClusterPage
+from ..core.membership import ROOMS, USERS, Registry
+from ..core.names import validate_room, validate_user_id
+from ..core.presence import NodeInfo, PresenceTable
+from ..core.wire import Kind
+from ..layers import HubLayer
 from ..message import check_text, dump_json
+from ..metrics import MetricsCollector
 from ..publisher import on_home_loop
-from ..types import Client, Connection, Data
+from ..types import Client, Data
 from .cluster import ClusterQueries
-from .events import HubStats
+from .connections import Connections
+from .delivery import Delivery
+from .health import HealthStatus
+from .heartbeat import Heartbeat
+from .lifecycle import Lifecycle
+from .membership import Membership
+from .policy import Policy
+from .roomevents import RoomEvents
+from .stopping import Stopping
 
-__all__ = ["Hub", "HubStats", "get_hub"]
+__all__ = ["Hub", "get_hub"]
 
-#: Where each kind of hub envelope is delivered: an interest namespace, or everyone.
-_NAMESPACE: dict[int, str | None] = {Kind.ROOM: ROOMS, Kind.USER: USERS, Kind.BROADCAST: None}
+Exclude = Iterable[Client | str]
 
 
-class Hub(ClusterQueries):
-    """The hub of one node. Use :func:`get_hub` rather than building one.
+class Hub:
+    """The hub of one node. Use :func:`get_hub` rather than building one."""
 
-    Global counts and cluster-wide queries (``global_client_count``,
-    ``find_client``, ``cluster_clients``, ``nodes`` ...) come from
-    :class:`~wshub_channels.hub.cluster.ClusterQueries`; start, drain, shutdown
-    and health from :class:`~wshub_channels.hub.lifecycle.Lifecycle`.
-    """
+    def __init__(self, layer: HubLayer, settings: HubSettings) -> None:
+        self.layer = layer
+        self.policy = policy = Policy(settings, type(self))
+        self.lifecycle = lifecycle = Lifecycle(layer, policy)
+        registry = Registry(layer.interest)
+        self.heartbeat = Heartbeat(layer, registry, type(self), lambda: policy.metrics)
+        self.room_events = RoomEvents(layer, registry, lambda: policy.metrics)
+        parts = (layer, policy, registry, self.heartbeat, self.room_events)
+        self.connections = Connections(*parts)
+        self.delivery = Delivery(*parts)
+        self.membership = Membership(*parts)
+        self.cluster = ClusterQueries(layer, lifecycle, registry, self.heartbeat)
+        self.stopping = Stopping(lifecycle, self.connections, self.heartbeat)
+        self.stopping.register_ops()  # answered even before start: a drain of a new hub
+        self._registry = registry
+
+    # -- what the surfaces read ------------------------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        return self.layer.node_id
+
+    @property
+    def home_loop(self) -> asyncio.AbstractEventLoop | None:
+        return self.lifecycle.home_loop
+
+    @property
+    def state(self) -> str:
+        """``new``, ``starting``, ``running``, ``draining`` or ``stopped``."""
+        return self.lifecycle.state
+
+    @property
+    def running(self) -> bool:
+        return self.lifecycle.running
+
+    @property
+    def mode(self) -> str:
+        """``server``, or ``publisher`` on the publisher loop (hosts no clients)."""
+        return self.lifecycle.mode
+
+    @property
+    def settings(self) -> HubSettings:
+        return self.policy.settings
+
+    @property
+    def config(self) -> Config:
+        return self.policy.config
+
+    @property
+    def metrics(self) -> MetricsCollector:
+        return self.policy.metrics
+
+    @property
+    def presence(self) -> PresenceTable:
+        """The other nodes of the cluster, as their heartbeats describe them."""
+        return self.heartbeat.table
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @on_home_loop
+    async def start(self) -> None:
+        """Start the hub on the running loop: connect the bus, install handlers (idempotent).
+
+        On the publisher loop the hub runs in publisher mode: it sends, calls
+        other nodes and reads presence, but it hosts no clients and does not
+        heartbeat, so it never shows up as a node.
+        """
+        await self.lifecycle.start(self._wire)
+
+    def _wire(self) -> None:
+        """Once the layer started: the sink, every component's ops, the tasks."""
+        layer, lifecycle, config = self.layer, self.lifecycle, self.policy.config
+        settings = self.policy.settings
+        layer.set_hub_sink(self.delivery.receive)
+        self.membership.register_ops()
+        self.cluster.register_ops()
+        self.heartbeat.listen(settings.presence_interval)
+        if config.idle_timeout > 0:
+            lifecycle.spawn_task(self.connections.close_idle(), "idle sweeper")
+        if layer.shared and lifecycle.mode == "server":
+            interval = settings.presence_interval
+            lifecycle.spawn_task(self.heartbeat.run(interval), "presence heartbeat")
+        if self.policy.metrics.sample_interval:
+            lifecycle.spawn_task(lifecycle.sample_metrics(self.cluster.sample), "metrics sampler")
+
+    def health(self) -> HealthStatus:
+        return self.lifecycle.health(len(self._registry))
+
+    @on_home_loop
+    async def start_drain(self, timeout: float | None = None) -> bool:
+        """Begin a drain (or join the one under way) without waiting for it.
+
+        For callers on any loop (``/drainz``). Returns True if the hub is
+        draining now, False if it is not running.
+        """
+        return self.stopping.begin(timeout) is not None
+
+    @on_home_loop
+    async def drain(self, timeout: float | None = None) -> None:
+        """Drain this node: refuse new handshakes, then let its clients go.
+
+        Clients keep being served while they leave by themselves. Those
+        still connected after ``timeout`` (default ``WSHUB["DRAIN_TIMEOUT"]``)
+        are closed with 1001 (4001 under daphne), their queued messages
+        written first, in batches of ``WSHUB["DRAIN_BATCH"]`` every 0.2 s, and
+        their disconnect hooks run. Returns once no client is left.
+        Concurrent calls join one drain; the hub stays ``draining`` until
+        :meth:`shutdown`.
+        """
+        await self.stopping.drain(timeout)
+
+    @on_home_loop
+    async def shutdown(self) -> None:
+        """Stop the hub; idempotent, and concurrent calls join one shutdown.
+
+        Closes every client still connected with 1001 (its queued frames
+        first) and runs every disconnect hook and signal, says goodbye to
+        the cluster, closes the layer, and enters ``stopped``. Call
+        :meth:`drain` first to let clients leave on their own.
+        """
+        await self.stopping.shutdown()
 
     # -- sends -----------------------------------------------------------------------
 
+    @on_home_loop
     async def broadcast(
-        self, data: Data, exclude: Iterable[Any] = (), timeout: float | None = None
+        self, data: Data, exclude: Exclude = (), timeout: float | None = None
     ) -> None:
         """Send ``data`` to every client on every node (text for str, binary for bytes)."""
-        await self._send(Kind.BROADCAST, "", self.layer.cluster_subject, data, exclude, timeout)
+        await self.start()
+        subject = self.layer.cluster_subject
+        await self.delivery.send(Kind.BROADCAST, "", subject, data, exclude, timeout)
 
     async def broadcast_text(
-        self, text: str, exclude: Iterable[Any] = (), timeout: float | None = None
+        self, text: str, exclude: Exclude = (), timeout: float | None = None
     ) -> None:
         await self.broadcast(str(text), exclude, timeout)
 
     async def broadcast_json(
-        self, obj: Any, exclude: Iterable[Any] = (), timeout: float | None = None
+        self, obj: Any, exclude: Exclude = (), timeout: float | None = None
     ) -> None:
         """Encode ``obj`` once and broadcast it as a text frame."""
         await self.broadcast(dump_json(obj), exclude, timeout)
 
     async def broadcast_raw_json(
-        self, raw: bytes | str, exclude: Iterable[Any] = (), timeout: float | None = None
+        self, raw: bytes | str, exclude: Exclude = (), timeout: float | None = None
     ) -> None:
         """Broadcast already-encoded JSON as a text frame."""
         await self.broadcast(
             raw.decode("utf-8") if isinstance(raw, bytes) else raw, exclude, timeout
         )
 
+    @on_home_loop
     async def broadcast_to_room(
-        self, room: str, data: Data, exclude: Iterable[Any] = (), timeout: float | None = None
+        self, room: str, data: Data, exclude: Exclude = (), timeout: float | None = None
     ) -> None:
         """Send ``data`` to every member of ``room`` on every node."""
         room = validate_room(room)
-        await self._send(Kind.ROOM, room, self.layer.subject(ROOMS, room), data, exclude, timeout)
+        await self.start()
+        subject = self.layer.subject(ROOMS, room)
+        await self.delivery.send(Kind.ROOM, room, subject, data, exclude, timeout)
 
+    @on_home_loop
     async def send_to_user(self, user_id: str, data: Data, timeout: float | None = None) -> None:
         """Send ``data`` to every connection of ``user_id``, on every node."""
         user_id = validate_user_id(user_id)
-        await self._send(Kind.USER, user_id, self.layer.subject(USERS, user_id), data, (), timeout)
+        await self.start()
+        subject = self.layer.subject(USERS, user_id)
+        await self.delivery.send(Kind.USER, user_id, subject, data, (), timeout)
+
+    # -- one client, wherever it is -----------------------------------------------------
 
     @on_home_loop
-    async def send_to_client(self, client: Any, data: Data, timeout: float | None = None) -> None:
+    async def send_to_client(
+        self, client: Client | str, data: Data, timeout: float | None = None
+    ) -> None:
         """Send ``data`` to one client anywhere; raise ``ClientNotFound`` if no node has it."""
         if isinstance(data, str):
             check_text(data)
-        local, client_id, node = await self._resolve(client)
-        if local is not None:
-            await local.send_data(data, timeout=timeout)
-        else:
-            await self._remote(node, "send_to_client", client_id, data)
-
-    @on_home_loop
-    async def _send(
-        self,
-        kind: Kind,
-        target: str,
-        subject: str,
-        data: Data,
-        exclude: Iterable[Any],
-        timeout: float | None,
-    ) -> None:
-        if isinstance(data, str):
-            check_text(data)  # InvalidFrame before anyone gets anything
-        elif not isinstance(data, bytes):
-            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
         await self.start()
-        excluded = {c if isinstance(c, str) else c.id for c in exclude}
-        payload = encode_hub_payload(data, excluded) if self.layer.shared else b""
-
-        async def deliver() -> None:
-            await self._deliver(_NAMESPACE[kind], target, data, excluded, timeout)
-
-        await self.layer.publish_and_deliver(subject, kind, target, payload, deliver)
-
-    def _recipients(
-        self, ns: str | None, name: str, excluded: set[str] | frozenset[str]
-    ) -> Iterator[OutboundQueue]:
-        """The one local delivery loop: the open queues of a room, a user or everyone."""
-        for client_id, queue in self.registry.queues(ns, name):
-            if client_id not in excluded and not queue.closed:
-                yield queue
-
-    async def _deliver(
-        self,
-        ns: str | None,
-        name: str,
-        data: Data,
-        excluded: set[str] | frozenset[str],
-        timeout: float | None,
-    ) -> None:
-        """Queue ``data`` for local recipients; with ``timeout``, wait that long for room."""
-        if timeout is None:
-            self._push(ns, name, data, excluded)
-            return
-        started = time.perf_counter()
-        message = text_frame(data)
-        waits = [queue.offer(message, timeout) for queue in self._recipients(ns, name, excluded)]
-        accepted = sum(await asyncio.gather(*waits)) if waits else 0
-        self._count_sent(accepted, data, started)
-
-    def _push(
-        self, ns: str | None, name: str, data: Data, excluded: set[str] | frozenset[str]
-    ) -> None:
-        started = time.perf_counter()
-        message = text_frame(data)  # one dict shared by every recipient
-        sent = 0
-        for queue in self._recipients(ns, name, excluded):
-            sent += queue.push(message)  # a frame the drop policy refused is not sent
-        self._count_sent(sent, data, started)
-
-    def _count_sent(self, sent: int, data: Data, started: float) -> None:
-        metrics = self.metrics
-        metrics.increment_messages_sent(sent)
-        if sent and self.counts_bytes:
-            metrics.record_bytes_sent(sent * data_size(data))
-        metrics.record_broadcast_duration(time.perf_counter() - started)
-
-    def _on_envelope(self, env: Envelope) -> None:
-        """Deliver a room, user or broadcast envelope (or a heartbeat) from another node."""
-        if env.kind == Kind.PRESENCE:
-            self.heartbeat.receive(env.payload)
-            return
-        if env.kind == Kind.ROOM_EVENT:
-            self.room_events.receive(env)
-            return
-        if env.kind not in _NAMESPACE:
-            self.layer.stats.bad_envelopes += 1
-            return
-        try:
-            data, excluded = decode_hub_payload(env.payload)
-        except ValueError:
-            self.layer.stats.bad_envelopes += 1
-            return
-        self._push(_NAMESPACE[env.kind], env.target, data, frozenset(excluded))
-
-    # -- membership ---------------------------------------------------------------------
+        args = (data,) if timeout is None else (data, timeout)
+        await self.membership.call(client, "send_to_client", *args)
 
     @on_home_loop
-    async def join_room(self, client: Any, room: str) -> None:
+    async def join_room(self, client: Client | str, room: str) -> None:
         """Add a client (local or on another node) to ``room``."""
-        local, client_id, node = await self._resolve(client)
-        if local is not None:
-            await self.local_join(local, room)
-        else:
-            await self._remote(node, "join_room", client_id, room)
-
-    @on_home_loop
-    async def leave_room(self, client: Any, room: str) -> None:
-        """Remove a client (local or on another node) from ``room``."""
-        local, client_id, node = await self._resolve(client)
-        if local is not None:
-            await self.local_leave(local, room)
-        else:
-            await self._remote(node, "leave_room", client_id, room)
-
-    @on_home_loop
-    async def leave_all_rooms(self, client: Any) -> None:
-        local, client_id, node = await self._resolve(client)
-        if local is not None:
-            await self.local_leave_all(local)
-        else:
-            await self._remote(node, "leave_all_rooms", client_id)
-
-    @on_home_loop
-    async def disconnect(self, client: Any, code: int = 1000) -> None:
-        local, client_id, node = await self._resolve(client)
-        if local is not None:
-            await local.close(code=code)
-        else:
-            await self._remote(node, "disconnect", client_id, code)
-
-    async def local_join(self, client: Connection, room: str) -> None:
-        """Join a client of this node to ``room``: limits, hooks, interest, signal.
-
-        Raises ``AlreadyInRoom``, ``EmptyRoomName``, ``InvalidName``,
-        ``MaxRoomsReached``, ``RoomFull``, ``ConnectionClosed``, or what a
-        ``before_room_join`` hook raises.
-        """
-        room = validate_room(room)
-        if client.is_closed or client.id not in self.registry:
-            raise ConnectionClosed("the connection is closed")
-        if client.in_room(room):
-            raise AlreadyInRoom(f"already in room {room!r}")
-        self.registry.check_join(client.id, room, self.limits)
-        await self.events.check(client, "room_join", room)
-        first = not self.registry.room_size(room)
-        await self.layer.add_interest(ROOMS, room, client.id)
-        self.heartbeat.touch(room)
-        self.metrics.increment_room_joins()
-        if first:
-            self.metrics.increment_rooms()
-        await self.events.notify(client, "room_join", room, room=room)
-        await self.room_events.announce(client, room, "joined")
-
-    async def local_leave(self, client: Connection, room: str) -> None:
-        """Take a client of this node out of ``room``; raises ``NotInRoom`` or a hook's error."""
-        room = validate_room(room)
-        if not client.in_room(room):
-            raise NotInRoom(f"not in room {room!r}")
-        await self.events.check(client, "room_leave", room)
-        await self.layer.discard_interest(ROOMS, room, client.id)
-        self.heartbeat.touch(room)
-        self.metrics.increment_room_leaves()
-        if not self.registry.room_size(room):
-            self.metrics.decrement_rooms()
-        await self.events.notify(client, "room_leave", room, room=room)
-        await self.room_events.announce(client, room, "left")
-
-    async def _left_rooms(self, client: Connection, rooms: frozenset[str]) -> None:
-        for room in sorted(rooms):
-            await self.room_events.announce(client, room, "left")
-
-    async def local_leave_all(self, client: Connection) -> None:
-        for room in sorted(client.rooms):
-            await self.local_leave(client, room)
-
-    async def _resolve(self, client: Any) -> tuple[Connection | None, str, str]:
-        client_id = client if isinstance(client, str) else getattr(client, "id", None)
-        if not isinstance(client_id, str):
-            raise TypeError(f"expected a client or a client id, not {type(client).__name__}")
         await self.start()
-        local = self.registry.get(client_id)
-        if local is not None:
-            return local, client_id, self.node_id
-        node = channel_node(client_id)
-        if node is None or node == self.node_id or not self.layer.shared:
-            raise ClientNotFound(f"no client {client_id!r}")
-        return None, client_id, node
+        await self.membership.call(client, "join_room", room)
 
-    async def _remote(self, node: str, op: str, *args: Any) -> None:
-        try:
-            await self.layer.remote_call(node, op, *args)
-        except NoResponders as exc:
-            raise ClientNotFound(f"no client {args[0]!r}: its node {node} is gone") from exc
+    @on_home_loop
+    async def leave_room(self, client: Client | str, room: str) -> None:
+        """Remove a client (local or on another node) from ``room``."""
+        await self.start()
+        await self.membership.call(client, "leave_room", room)
 
-    def _register_ops(self) -> None:
-        """Let other nodes call the membership and send operations on our clients."""
+    @on_home_loop
+    async def leave_all_rooms(self, client: Client | str) -> None:
+        await self.start()
+        await self.membership.call(client, "leave_all_rooms")
 
-        def local(client_id: str) -> Connection:
-            found = self.registry.get(client_id)
-            if found is None:
-                raise ClientNotFound(f"no client {client_id!r}")
-            return found
-
-        async def send_to_client(client_id: str, data: Data) -> None:
-            await local(client_id).send_data(data)
-
-        async def join_room(client_id: str, room: str) -> None:
-            await self.local_join(local(client_id), room)
-
-        async def leave_room(client_id: str, room: str) -> None:
-            await self.local_leave(local(client_id), room)
-
-        async def leave_all_rooms(client_id: str) -> None:
-            await self.local_leave_all(local(client_id))
-
-        async def disconnect(client_id: str, code: int) -> None:
-            await local(client_id).close(code=code)
-
-        for op in (send_to_client, join_room, leave_room, leave_all_rooms, disconnect):
-            self.layer.register_op(op.__name__, op)
-        if self.mode == "server":  # a publisher hosts no clients: it stays out of gathers
-            self._register_query_ops()
+    @on_home_loop
+    async def disconnect(self, client: Client | str, code: int = 1000) -> None:
+        await self.start()
+        await self.membership.call(client, "disconnect", code)
 
     # -- local lookups (this node, no bus) ----------------------------------------------
 
     def clients(self) -> list[Client]:
-        return list(self.registry.clients())
+        return list(self._registry.clients())
 
     def client_count(self) -> int:
-        return len(self.registry)
+        return len(self._registry)
 
     def get_client(self, client_id: str) -> Client | None:
-        return self.registry.get(client_id)
+        return self._registry.get(client_id)
 
     def get_client_by_user_id(self, user_id: str) -> Client | None:
-        clients = self.registry.user_clients(user_id)
+        clients = self._registry.user_clients(user_id)
         return clients[0] if clients else None
 
     def get_clients_by_user_id(self, user_id: str) -> list[Client]:
-        return list(self.registry.user_clients(user_id))
+        return list(self._registry.user_clients(user_id))
 
     def room_clients(self, room: str) -> list[Client]:
-        return list(self.registry.room_clients(validate_room(room)))
+        return list(self._registry.room_clients(validate_room(room)))
 
     def room_count(self, room: str) -> int:
-        return self.registry.room_size(validate_room(room))
+        return self._registry.room_size(validate_room(room))
 
     def room_names(self) -> list[str]:
-        return self.registry.room_names()
+        return self._registry.room_names()
 
     def room_exists(self, room: str) -> bool:
         return self.room_count(room) > 0
+
+    # -- the whole cluster (see :mod:`.cluster`) ------------------------------------------
+
+    @on_home_loop
+    async def global_client_count(self, timeout: float | None = None) -> int:
+        """How many clients the whole cluster has."""
+        await self.start()
+        return await self.cluster.global_client_count(timeout)
+
+    @on_home_loop
+    async def global_room_count(self, room: str, timeout: float | None = None) -> int:
+        """How many clients are in ``room`` on every node."""
+        room = validate_room(room)
+        await self.start()
+        return await self.cluster.global_room_count(room, timeout)
+
+    @on_home_loop
+    async def global_user_count(self, exact: bool = True, timeout: float | None = None) -> int:
+        """How many distinct users are connected anywhere (see :mod:`.cluster`)."""
+        await self.start()
+        return await self.cluster.global_user_count(exact, timeout)
+
+    @on_home_loop
+    async def find_client(self, client_id: str, timeout: float | None = None) -> ClientInfo | None:
+        """Describe client ``client_id`` wherever it is, or return None if no node has it."""
+        await self.start()
+        return await self.cluster.find_client(client_id, timeout)
+
+    @on_home_loop
+    async def cluster_clients(
+        self,
+        room: str | None = None,
+        user_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        timeout: float | None = None,
+        node: str | None = None,
+    ) -> ClusterPage:
+        """One page of the clients of the cluster, ordered by (node id, client id)."""
+        room = None if room is None else validate_room(room)
+        user_id = None if user_id is None else validate_user_id(user_id)
+        await self.start()
+        return await self.cluster.cluster_clients(room, user_id, limit, offset, timeout, node)
+
+    @on_home_loop
+    async def nodes(self, timeout: float | None = None) -> list[NodeInfo]:
+        """Every node of the cluster (this one included when it serves), by node id."""
+        await self.start()
+        return await self.cluster.nodes(timeout)
 
 
 _hubs: weakref.WeakKeyDictionary[HubLayer, Hub] = weakref.WeakKeyDictionary()
@@ -364,6 +369,6 @@ def get_hub(alias: str | None = None) -> Hub:
     hub = _hubs.get(layer)
     if hub is None:
         hub = _hubs[layer] = Hub(layer, settings)
-    elif hub.settings is not settings:
-        hub.apply_settings(settings)
+    elif hub.policy.settings is not settings:
+        hub.policy.apply(settings)
     return hub

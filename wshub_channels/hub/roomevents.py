@@ -29,7 +29,7 @@ from ..layers import HubLayer
 from ..log import Throttle
 from ..metrics import MetricsCollector
 from ..tasks import spawn
-from ..types import Connection
+from ..types import LocalClient
 
 __all__ = ["RoomEvents"]
 
@@ -49,7 +49,7 @@ class RoomEvents:
         #: room -> the local members that opted in (so an event never scans a whole room)
         self.watchers: dict[str, set[str]] = {}
 
-    async def announce(self, client: Connection, room: str, event: str) -> None:
+    async def announce(self, client: LocalClient, room: str, event: str) -> None:
         """Tell ``room``'s members, on every node, that ``client`` joined or left it.
 
         A join is announced when ``client.room_presence(room)`` says so, and
@@ -99,7 +99,7 @@ class RoomEvents:
             spawn(_tell(members, news), "room presence event")
 
 
-async def _tell(members: list[Connection], news: RoomEvent) -> None:
+async def _tell(members: list[LocalClient], news: RoomEvent) -> None:
     for member in members:
         try:
             await member.on_room_presence(news)

@@ -35,7 +35,7 @@ from types import FrameType
 from typing import Any
 
 from ..tasks import spawn
-from .lifecycle import Lifecycle
+from .hub import Hub
 
 __all__ = ["SHUTDOWN_WAIT", "DrainOnSignal", "SignalChain"]
 
@@ -92,16 +92,16 @@ class DrainOnSignal:
 
     def __init__(self, signum: int = signal.SIGTERM) -> None:
         self.chain = SignalChain(signum)
-        self._hub: Lifecycle | None = None
+        self._hub: Hub | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exiting: asyncio.Task[None] | None = None
 
-    def attach(self, hub: Lifecycle) -> None:
+    def attach(self, hub: Hub) -> None:
         """On the server's loop, as ``hub`` starts: watch its drains, install the handler."""
         self._loop = asyncio.get_running_loop()
         if hub is not self._hub:
             self._hub = hub
-            hub.when_draining(self._drain_began)
+            hub.stopping.when_draining(self._drain_began)
         if not self.chain.installed and self.chain.install(self._on_signal):
             logger.debug("SIGTERM handler installed over %r", self.chain.previous)
 
@@ -123,7 +123,7 @@ class DrainOnSignal:
             self.chain.chain(frame)
             return
         logger.info("SIGTERM: node %s is %s", hub.node_id, hub.state)
-        if hub.begin_drain() is not None:
+        if hub.stopping.begin() is not None:
             return  # _drain_began stops the server once the drain is over
         if self._exiting is not None:
             return  # already on the way out

@@ -212,6 +212,7 @@ class DebugMetrics:
             self._errors[error_type] += 1
 
     def increment_handshakes_refused(self, reason: str) -> None:
+        self._inc("handshakes_refused")
         self._inc(f"refused_{reason}")
 
     def increment_messages_dropped_for(self, policy: str) -> None:

@@ -1,0 +1,141 @@
+"""Delivery: broadcasts, room and user sends, and the one local delivery loop.
+
+A send validates its data, then hands the layer one envelope for the other
+nodes (encoded once, only when the bus is shared) together with the local
+delivery, which the layer runs in order with what it receives. The local
+delivery reads the recipients' queues straight from the
+:class:`~wshub_channels.core.membership.Registry` and builds one ASGI message
+shared by every recipient: without ``timeout`` each queue is pushed to (the
+drop policy applies, nothing waits); with ``timeout`` each full queue is
+waited for up to that long, then the drop policy applies.
+
+:meth:`Delivery.receive` is the layer's hub sink: room, user and broadcast
+envelopes from other nodes go through the same loop; heartbeats and room
+events go to their components. Runs on the hub's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Iterator
+
+from ..core.frames import data_message
+from ..core.membership import ROOMS, USERS, OutboundQueue, Registry
+from ..core.sendqueue import frame_size
+from ..core.wire import Envelope, Kind, decode_hub_payload, encode_hub_payload
+from ..layers import HubLayer
+from ..message import check_text
+from ..types import Client, Data
+from .heartbeat import Heartbeat
+from .policy import Policy
+from .roomevents import RoomEvents
+
+__all__ = ["Delivery"]
+
+#: Where each kind of hub envelope is delivered: an interest namespace, or everyone.
+_NAMESPACE: dict[int, str | None] = {Kind.ROOM: ROOMS, Kind.USER: USERS, Kind.BROADCAST: None}
+
+
+class Delivery:
+    """Sends to everyone, a room or a user, on every node."""
+
+    def __init__(
+        self,
+        layer: HubLayer,
+        policy: Policy,
+        registry: Registry,
+        heartbeat: Heartbeat,
+        room_events: RoomEvents,
+    ) -> None:
+        self.layer = layer
+        self.policy = policy
+        self.registry = registry
+        self._heartbeat = heartbeat
+        self._room_events = room_events
+
+    async def send(
+        self,
+        kind: Kind,
+        target: str,
+        subject: str,
+        data: Data,
+        exclude: Iterable[Client | str],
+        timeout: float | None,
+    ) -> None:
+        """Publish ``data`` for the other nodes and deliver it here (the hub started)."""
+        if isinstance(data, str):
+            check_text(data)  # InvalidFrame before anyone gets anything
+        elif not isinstance(data, bytes):
+            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
+        excluded = {c if isinstance(c, str) else c.id for c in exclude}
+        layer = self.layer
+        payload = encode_hub_payload(data, excluded) if layer.shared else b""
+        ns = _NAMESPACE[kind]
+
+        async def deliver() -> None:
+            if timeout is None:
+                self._push(ns, target, data, excluded)
+            else:
+                await self._push_within(ns, target, data, excluded, timeout)
+
+        await layer.publish_and_deliver(subject, kind, target, payload, deliver)
+
+    def _recipients(
+        self, ns: str | None, name: str, excluded: set[str] | frozenset[str]
+    ) -> Iterator[OutboundQueue]:
+        """The one local delivery loop: the open queues of a room, a user or everyone."""
+        for client_id, queue in self.registry.queues(ns, name):
+            if client_id not in excluded and not queue.closed:
+                yield queue
+
+    def _push(
+        self, ns: str | None, name: str, data: Data, excluded: set[str] | frozenset[str]
+    ) -> None:
+        started = time.perf_counter()
+        message = data_message(data)  # one dict shared by every recipient
+        sent = 0
+        for queue in self._recipients(ns, name, excluded):
+            sent += queue.push(message)  # a frame the drop policy refused is not sent
+        self._count_sent(sent, data, started)
+
+    async def _push_within(
+        self,
+        ns: str | None,
+        name: str,
+        data: Data,
+        excluded: set[str] | frozenset[str],
+        timeout: float,
+    ) -> None:
+        started = time.perf_counter()
+        message = data_message(data)
+        waits = [q.push_within(message, timeout) for q in self._recipients(ns, name, excluded)]
+        accepted = sum(await asyncio.gather(*waits)) if waits else 0
+        self._count_sent(accepted, data, started)
+
+    def _count_sent(self, sent: int, data: Data, started: float) -> None:
+        policy = self.policy
+        metrics = policy.metrics
+        metrics.increment_messages_sent(sent)
+        if sent and policy.counts_bytes:
+            metrics.record_bytes_sent(sent * frame_size(data))
+        metrics.record_broadcast_duration(time.perf_counter() - started)
+
+    def receive(self, env: Envelope) -> None:
+        """Deliver a room, user or broadcast envelope (or a heartbeat) from another node."""
+        kind = env.kind
+        if kind == Kind.PRESENCE:
+            self._heartbeat.receive(env.payload)
+            return
+        if kind == Kind.ROOM_EVENT:
+            self._room_events.receive(env)
+            return
+        if kind not in _NAMESPACE:
+            self.layer.stats.bad_envelopes += 1
+            return
+        try:
+            data, excluded = decode_hub_payload(env.payload)
+        except ValueError:
+            self.layer.stats.bad_envelopes += 1
+            return
+        self._push(_NAMESPACE[kind], env.target, data, frozenset(excluded))
