@@ -330,3 +330,29 @@ async def test_a_publisher_hears_beats_never_sends_one_and_evicts_silent_nodes()
         await asyncio.to_thread(async_to_sync(publisher.global_client_count))  # reads the table
         assert b.node_id not in publisher.presence and a.node_id in publisher.presence
         await clients.close_all()
+
+
+async def test_an_inexact_user_count_reads_the_table_and_counts_twins_twice(
+    hubs: list[Hub], clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """exact=False with a trusted table sums each node's users (no gather): an upper bound.
+
+    exact=True (the default) still gathers, and counts a user on two nodes once.
+    """
+    await connect(clients, 0, "user=u0")
+    await connect(clients, 1, "user=u0")  # u0 on two nodes
+    await connect(clients, 2, "user=u2")
+    await settled(hubs)
+    await until(lambda: sum(info.users for info in hubs[1].presence.nodes(rooms=False)) == 2)
+    gathers: list[str] = []
+    real = hubs[1].layer.gather_call
+
+    async def counting(op: str, *args: Any, **kwargs: Any) -> list[Any]:
+        gathers.append(op)
+        return await real(op, *args, **kwargs)
+
+    monkeypatch.setattr(hubs[1].layer, "gather_call", counting)
+    assert await hubs[1].global_user_count(exact=False) == 3
+    assert gathers == []
+    assert await hubs[1].global_user_count() == 2
+    assert gathers and set(gathers) == {"user_digests"}

@@ -511,3 +511,35 @@ async def test_stock_group_add_and_group_send_handlers_work(clients: Clients) ->
     layer = channel_layers[ALIAS]
     assert set(layer.local_members("g", "stock-chat") or ()) == {b.id}
     assert set(layer.local_members("g", "stock-extra") or ()) == {b.id}
+
+
+class Limited(Echo):
+    """Echo behind ``rate_limit_middleware(1)``: one message per second."""
+
+
+def one_per_second() -> Any:
+    from wshub_channels.middleware import rate_limit_middleware
+
+    return rate_limit_middleware(1)
+
+
+async def test_rate_limit_middleware_ends_as_the_limits_do(clients: Clients) -> None:
+    """A message rate_limit_middleware refuses is reported as rate_limit_exceeded (not as a
+    handler error) and, with close_on_rate_limit, closes with 1008: as the Limits do."""
+    wshub = {
+        "MIDDLEWARE": [f"{HERE}.one_per_second"],
+        "CONFIG": {"close_on_rate_limit": True},
+        "METRICS": DEBUG,
+    }
+    with override_settings(WSHUB=wshub):
+        a = await clients.connect(Limited)
+        await a.comm.send_to(text_data="1")
+        await a.comm.send_to(text_data="2")
+        assert await a.next() == "echo:1"
+        assert (
+            await a.next() == f"error:{RateLimitExceeded.__name__}:more than 1 messages per second"
+        )
+        closed = await a.comm.receive_output(timeout=WAIT)
+        assert closed["type"] == "websocket.close" and closed["code"] == 1008
+        assert handler_errors("rate_limit_exceeded") == 1
+        assert handler_errors("message_handling") == 0

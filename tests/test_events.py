@@ -259,6 +259,24 @@ async def test_a_raising_signal_receiver_is_counted(
     assert metrics.stats()["errors"] == {"signal_receiver": 1}
 
 
+async def test_each_raising_signal_receiver_counts_once(
+    log: list[str], listen: Callable[..., None]
+) -> None:
+    """Two receivers that raise on one signal count two signal_receiver errors."""
+
+    async def broken(sender: Any, **kwargs: Any) -> None:
+        raise Boom("receiver")
+
+    async def also_broken(sender: Any, **kwargs: Any) -> None:
+        raise Boom("receiver")
+
+    listen(signals.room_joined, broken)
+    listen(signals.room_joined, also_broken)
+    events, metrics, _ = make_events(RecordingHooks(log))
+    await events.notify(FakeClient(log), "room_join", "r", room="r")  # type: ignore[arg-type]
+    assert metrics.stats()["errors"] == {"signal_receiver": 2}
+
+
 async def test_every_event_signal_is_sent_with_the_client(
     log: list[str], listen: Callable[..., None]
 ) -> None:

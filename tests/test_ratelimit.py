@@ -41,3 +41,23 @@ def test_rate_limits_share_the_monotonic_clock() -> None:
     """Rate limits and idle timeouts read one monotonic clock."""
     before = time.monotonic()
     assert before <= clock() <= time.monotonic()
+
+
+def test_a_message_with_a_lone_surrogate_has_a_size() -> None:
+    """Message size counts a lone surrogate 3 bytes, as frame_size does, instead of raising."""
+    from wshub_channels.core.sendqueue import frame_size
+    from wshub_channels.message import Message
+
+    text = "a\ud800é"
+    assert len(Message(text, "c")) == frame_size(text) == 6
+
+
+def test_the_rate_limiter_asks_the_message_bucket_then_the_byte_bucket() -> None:
+    """RateLimiter: messages per second and bytes per second, in bursts of ``burst`` seconds."""
+    from wshub_channels.core.ratelimit import RateLimiter
+
+    limiter = RateLimiter(2, 10, 1.0, now=0.0)
+    assert limiter.allow(4, 0.0) and limiter.allow(4, 0.0)
+    assert not limiter.allow(1, 0.0)  # a third message in the first second
+    assert limiter.allow(1, 1.0)
+    assert not RateLimiter(now=0.0)  # no limit configured
