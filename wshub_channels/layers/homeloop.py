@@ -134,7 +134,9 @@ class _AtHome(Protocol):
 
 class _AtHomeReporting(Protocol):
     home: HomeLoop
-    report: Reporter
+
+    @property
+    def report(self) -> Reporter: ...
 
 
 S = TypeVar("S", bound=_AtHome)
