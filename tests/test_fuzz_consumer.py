@@ -27,8 +27,6 @@ from tests.inprocess import WAIT, Clients, Conn, hub_clients
 from wshub_channels import HubConsumer, JsonHubConsumer, Message
 from wshub_channels.testing import scaled
 
-pytestmark = pytest.mark.unit
-
 ALIAS = "fuzz-consumer"
 ROOM = "fuzz"
 MAX_SIZE = 4096
@@ -207,4 +205,22 @@ async def test_hostile_frames_never_cut_a_room_off_hub_consumer(sequence: list[A
 @FUZZ
 @given(sequence=st.lists(frames, min_size=1, max_size=6))
 async def test_hostile_frames_never_cut_a_room_off_json_consumer(sequence: list[Any]) -> None:
+    await _run(JsonRelay, sequence)
+
+
+#: The long tier (``./dev slow``): twenty times the examples, longer sequences.
+FULL = settings(FUZZ, max_examples=int(scaled(500)))
+
+
+@pytest.mark.slow
+@FULL
+@given(sequence=st.lists(frames, min_size=1, max_size=20))
+async def test_full_fuzz_hub_consumer(sequence: list[Any]) -> None:
+    await _run(TextRelay, sequence)
+
+
+@pytest.mark.slow
+@FULL
+@given(sequence=st.lists(frames, min_size=1, max_size=20))
+async def test_full_fuzz_json_consumer(sequence: list[Any]) -> None:
     await _run(JsonRelay, sequence)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wshub_channels.hub.health import STATES, assess, scrub_secrets
-from wshub_channels.layers.transport import BusStatus
+from wshub_channels.layers import BusStatus
 
 pytestmark = pytest.mark.unit
 

@@ -15,22 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidFrame
+from .utf8 import lone_surrogate
 
 __all__ = ["Message", "check_text", "dump_json"]
 
 
 def check_text(text: str) -> str:
     """Return ``text`` if UTF-8 can encode it; raise ``InvalidFrame`` if it holds a lone
-    surrogate. ASCII text is answered without encoding anything."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
+    surrogate."""
+    at = lone_surrogate(text)
+    if at is not None:
         raise InvalidFrame(
-            f"text holds a lone surrogate at index {exc.start} ({text[exc.start]!r}), "
-            "which UTF-8 cannot encode"
-        ) from None
+            f"text holds a lone surrogate at index {at} ({text[at]!r}), which UTF-8 cannot encode"
+        )
     return text
 
 

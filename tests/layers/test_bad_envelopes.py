@@ -147,7 +147,7 @@ async def test_a_direct_envelope_with_a_list_payload_never_reaches_the_channel()
     """A DIRECT payload that is not a message dict is counted; the channel gets the next one."""
     source, [(layer, channel), _] = await _members(f"bad-{uuid.uuid4().hex}")
     listed = encode_envelope(Kind.DIRECT, source.node_id, channel, msgpack.packb([1, 2]))
-    await source.transport.publish(layer.node_subject(layer.node_id), listed)
+    await source.bus.publish(layer.node_subject(layer.node_id), listed)
     assert layer.stats.bad_envelopes == 1
     await source.send(channel, {"type": "good"})
     assert await _next(layer, channel) == {"type": "good"}
@@ -158,7 +158,7 @@ async def test_a_bad_group_envelope_stops_no_other_subscriber() -> None:
     the next group_send: the in-memory bus delivers to each whatever the others did."""
     source, members = await _members(f"bad-{uuid.uuid4().hex}")
     fields = _envelope(Kind.GROUP, GROUP, "not bytes")
-    await source.transport.publish(source.subject(GROUPS, GROUP), msgpack.packb(fields))
+    await source.bus.publish(source.subject(GROUPS, GROUP), msgpack.packb(fields))
     assert [layer.stats.bad_envelopes for layer, _ in members] == [1, 1]
     await source.group_send(GROUP, {"type": "next"})
     for layer, channel in members:
@@ -176,7 +176,7 @@ async def test_a_failing_subscriber_stops_no_other_on_the_memory_bus(
     def explode(subject: str, data: bytes) -> None:
         raise RuntimeError("sink bug")
 
-    broken.transport.set_sink(explode)
+    broken.bus.set_sink(explode)
     with caplog.at_level(logging.ERROR, "wshub_channels.layers"):
         await source.group_send(GROUP, {"type": "still"})
     layer, channel = members[1]
@@ -234,7 +234,7 @@ def test_fuzz_the_memory_bus(caplog: pytest.LogCaptureFixture) -> None:
     async def feed(rig: Any, data: bytes, n: int) -> None:
         source, members = rig
         before = [_counted(layer) for layer, _ in members]
-        await source.transport.publish(source.subject(GROUPS, GROUP), data)  # never raises
+        await source.bus.publish(source.subject(GROUPS, GROUP), data)  # never raises
         grown = [_counted(layer) - was for (layer, _), was in zip(members, before, strict=True)]
         assert grown == ([0, 0] if verdict(data) == "ok" else [1, 1]), data
         await source.group_send(GROUP, {"type": "good", "n": n})
@@ -285,7 +285,7 @@ def test_fuzz_the_redis_receive_path(caplog: pytest.LogCaptureFixture) -> None:
     layer = RedisHubLayer(hosts=["redis://127.0.0.1:1"])
 
     async def receive(subject: str, data: bytes) -> None:
-        layer.transport._dispatch(subject, data)  # type: ignore[attr-defined]
+        layer.bus._dispatch(subject, data)  # type: ignore[attr-defined]
 
     with caplog.at_level(logging.ERROR, "wshub_channels"):
         _fuzz_receive(layer, receive)
@@ -298,7 +298,7 @@ def test_fuzz_the_nats_receive_path(caplog: pytest.LogCaptureFixture) -> None:
 
     async def receive(subject: str, data: bytes) -> None:
         msg = SimpleNamespace(subject=subject, data=data, reply="", headers=None)
-        await layer.transport._on_msg(msg)  # type: ignore[attr-defined]
+        await layer.bus._on_msg(msg)  # type: ignore[attr-defined]
 
     with caplog.at_level(logging.ERROR, "wshub_channels"):
         _fuzz_receive(layer, receive)

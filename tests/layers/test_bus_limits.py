@@ -13,9 +13,8 @@ from wshub_channels import signals
 from wshub_channels.conf import get_settings
 from wshub_channels.errors import BusUnavailable
 from wshub_channels.hub.hub import Hub
-from wshub_channels.layers import InMemoryHubLayer
-from wshub_channels.layers.memory import MemoryTransport
-from wshub_channels.layers.transport import Transport
+from wshub_channels.layers import Backend, InMemoryHubLayer
+from wshub_channels.layers.memory import MemoryBus, MemoryStore
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.unit
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.unit
 LIMIT = 2000
 
 
-class LimitedTransport(MemoryTransport):
+class LimitedBus(MemoryBus):
     """A memory bus that, like NATS, takes at most ``LIMIT`` bytes per message."""
 
     payload_limit_hint = "raise the bus limit"
@@ -34,8 +33,8 @@ class LimitedTransport(MemoryTransport):
 
 
 class LimitedLayer(InMemoryHubLayer):
-    def make_transport(self) -> Transport:
-        return LimitedTransport(self.bus)
+    def make_backend(self) -> Backend:
+        return Backend(LimitedBus(self.broker), MemoryStore(self.broker))
 
 
 def _message(size: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from channels.layers import BaseChannelLayer
 
+from tests.layers.dictbus import DictHubLayer, DictNet
 from tests.rig.brokers import start_nats_server
 from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.testing import ChannelLayerConformance, LayerBackend
@@ -105,3 +106,17 @@ class TestNatsHubLayerOnDebianServer(ChannelLayerConformance):
 
         yield LayerBackend("NatsHubLayer (system nats-server)", factory, shared_broker=True)
         await delete_prefix_streams(debian_nats_url, prefix)
+
+
+class TestDictBusBackend(ChannelLayerConformance):
+    """A second in-memory backend written as a test fixture (tests/layers/dictbus.py)
+    against the public Bus and BrokerStore contracts: the whole suite passes on it."""
+
+    @pytest.fixture
+    def layer_backend(self) -> LayerBackend:
+        net = DictNet()
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return DictHubLayer(net, **config)
+
+        return LayerBackend("DictHubLayer", factory, shared_broker=True)

@@ -84,8 +84,8 @@ async def test_unknown_envelope_version_is_ignored_and_counted() -> None:
     await layer.group_add("versions", channel)
     future = msgpack.packb([99, 0, Kind.GROUP, other.node_id, "versions", b"", None])
     await other.start()
-    await other.transport.publish(layer.subject("g", "versions"), future)
-    await other.transport.publish(layer.subject("g", "versions"), b"\xc1garbage")
+    await other.bus.publish(layer.subject("g", "versions"), future)
+    await other.bus.publish(layer.subject("g", "versions"), b"\xc1garbage")
     assert layer.stats.unknown_version == 1 and layer.stats.bad_envelopes == 1
     await other.group_send("versions", {"type": "fine"})
     assert await asyncio.wait_for(layer.receive(channel), scaled(1)) == {"type": "fine"}
@@ -98,7 +98,7 @@ async def test_own_echo_is_suppressed() -> None:
     await layer.group_add("echo", channel)
     payload = msgpack.packb({"type": "echo"})
     envelope = encode_envelope(Kind.GROUP, layer.node_id, "echo", payload)
-    await layer.transport.publish(layer.subject("g", "echo"), envelope)
+    await layer.bus.publish(layer.subject("g", "echo"), envelope)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(channel), scaled(0.1))
 
@@ -108,13 +108,13 @@ async def test_group_send_is_one_publish_whatever_the_members() -> None:
     node_a = InMemoryHubLayer(bus="publish-count")
     node_b = InMemoryHubLayer(bus="publish-count")
     published: list[str] = []
-    original = node_a.transport.publish
+    original = node_a.bus.publish
 
     async def counting(subject: str, data: bytes) -> None:
         published.append(subject)
         await original(subject, data)
 
-    node_a.transport.publish = counting  # type: ignore[method-assign]
+    node_a.bus.publish = counting  # type: ignore[method-assign]
     channels = []
     for node in (node_a, node_b):
         for _ in range(250):
@@ -133,11 +133,11 @@ async def test_interest_follows_local_members() -> None:
     layer = InMemoryHubLayer(bus="interest-test")
     subject = layer.subject("g", "interest")
     channel = await layer.new_channel()
-    assert layer.transport.bus.subscriptions.get(subject) is None  # type: ignore[attr-defined]
+    assert layer.broker.subscriptions.get(subject) is None
     await layer.group_add("interest", channel)
-    assert layer.transport in layer.transport.bus.subscriptions[subject]  # type: ignore[attr-defined]
+    assert layer.bus in layer.broker.subscriptions[subject]
     await layer.group_discard("interest", channel)
-    assert subject not in layer.transport.bus.subscriptions  # type: ignore[attr-defined]
+    assert subject not in layer.broker.subscriptions
 
 
 async def test_direct_send_to_full_remote_channel_is_counted() -> None:
@@ -173,7 +173,7 @@ async def test_forwarded_group_add_to_silent_node_times_out() -> None:
         await asyncio.sleep(3600)
         return None
 
-    mute.transport.set_request_handler(never)
+    mute.bus.set_request_handler(never)
     with pytest.raises(HubTimeout):
         await layer.group_add("g", channel)
 

@@ -9,19 +9,19 @@ import msgpack
 import pytest
 
 from tests.rig.timing import async_wait_until
-from wshub_channels.core.wire import Kind, encode_envelope
-from wshub_channels.layers.inbox import (
+from wshub_channels.core.wire import (
     REPLY,
     REQUEST,
-    Gather,
-    PubSubRequests,
+    Kind,
     Reply,
     Request,
     decode_frame,
+    encode_envelope,
     encode_reply_frame,
     encode_request_frame,
 )
-from wshub_channels.layers.transport import NoResponders
+from wshub_channels.layers import NoResponders
+from wshub_channels.layers.inbox import Gather, PubSubRequests
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""Loop-bound transports (Redis, NATS): an open and a close never overlap."""
+"""Loop-bound backends (Redis, NATS): an open and a close never overlap."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ def layer(request: pytest.FixtureRequest) -> HubLayer:
 async def test_close_during_an_open_closes_what_the_open_made(layer: HubLayer) -> None:
     """A close() that comes while the first connect is under way waits for it and then
     closes it: nothing stays connected behind the caller's back."""
-    connecting = asyncio.ensure_future(layer.transport.connect())
+    connecting = asyncio.ensure_future(layer.bus.connect())
     await asyncio.sleep(0)  # the open is under way
     await layer.close()
     await connecting
     assert not layer.bus_status().connected
-    assert layer.transport._opened is False  # type: ignore[attr-defined]
+    assert layer.bus.home.opened is False  # type: ignore[attr-defined]
 
 
 async def test_the_layer_opens_again_after_a_close(layer: HubLayer) -> None:

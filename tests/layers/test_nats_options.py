@@ -67,7 +67,7 @@ def test_errors_and_urls_never_show_secrets() -> None:
 
 def test_a_single_server_string_is_a_list_of_one() -> None:
     layer = NatsHubLayer(servers="nats://one:4222")
-    assert layer.transport._conn.options.servers == ["nats://one:4222"]  # type: ignore[attr-defined]
+    assert layer.bus._conn.options.servers == ["nats://one:4222"]  # type: ignore[attr-defined]
 
 
 def test_a_layer_not_started_yet_has_no_client_and_no_payload_limit() -> None:

@@ -13,8 +13,7 @@ import pytest
 from tests.rig.timing import async_wait_until
 from wshub_channels.core.names import subject_token
 from wshub_channels.core.wire import Envelope, Kind
-from wshub_channels.layers import NatsHubLayer
-from wshub_channels.layers.transport import NoResponders
+from wshub_channels.layers import NatsHubLayer, NoResponders
 from wshub_channels.testing import scaled
 from wshub_channels.testing.jetstream import delete_prefix_streams
 
@@ -96,13 +95,13 @@ async def test_requests_native_reply_gather_and_no_responders(make: Make) -> Non
     assert await asker.remote_call(one.node_id, "group_add", "g", "g.worker") is None
     with pytest.raises(NoResponders):
         await asker.remote_call("gone00000000", "group_add", "g", "g.worker")
-    replies = await asker.transport.request(asker.cluster_subject, b"\x90", scaled(0.5), None)
+    replies = await asker.bus.request(asker.cluster_subject, b"\x90", scaled(0.5), None)
     assert len(replies) == 2  # one and two; the asker does not answer itself
     started = time.monotonic()
-    replies = await asker.transport.request(asker.cluster_subject, b"\x90", scaled(2), 1)
+    replies = await asker.bus.request(asker.cluster_subject, b"\x90", scaled(2), 1)
     assert len(replies) == 1 and time.monotonic() - started < scaled(1)
     with pytest.raises(NoResponders):
-        await asker.transport.request(f"{asker.prefix}.nobody", b"\x90", scaled(1), None)
+        await asker.bus.request(f"{asker.prefix}.nobody", b"\x90", scaled(1), None)
 
 
 class Calls:
@@ -150,7 +149,7 @@ async def test_group_send_round_trips(make: Make) -> None:
         assert await recv(layer, local) == {"type": "warm"}
     for worker in workers:
         assert await recv(layer, worker) == {"type": "warm"}
-    client = layer.transport.client  # type: ignore[attr-defined]
+    client = layer.bus.client  # type: ignore[attr-defined]
 
     with Calls(client) as calls:
         await layer.group_send("plain", {"type": "no.stored"})
@@ -170,9 +169,9 @@ async def test_other_nodes_see_stored_members_through_their_mirror(make: Make) -
     adder, sender = make(), make()
     await sender.start()
     await adder.group_add("mirrored", "mirror.worker")
-    transport: Any = sender.transport
+    store: Any = sender.store
     await async_wait_until(
-        lambda: transport._members._mirror.get(_key("mirrored")) is not None,
+        lambda: store._members._mirror.get(_key("mirrored")) is not None,
         scaled(2),
         what="the watch to bring the member",
     )
@@ -180,7 +179,7 @@ async def test_other_nodes_see_stored_members_through_their_mirror(make: Make) -
     assert await recv(adder, "mirror.worker") == {"type": "via.mirror"}
     await adder.group_discard("mirrored", "mirror.worker")
     await async_wait_until(
-        lambda: transport._members._mirror.get(_key("mirrored")) is None,
+        lambda: store._members._mirror.get(_key("mirrored")) is None,
         scaled(2),
         what="the watch to bring the discard",
     )
@@ -225,10 +224,10 @@ async def test_subjects_survive_a_client_that_closed(make: Make) -> None:
     await node.group_add("survives", channel)
     events: list[str] = []
     node.set_bus_listener(lambda event, error: events.append(event))
-    old = node.transport.client  # type: ignore[attr-defined]
+    old = node.bus.client  # type: ignore[attr-defined]
     await old.close()
     await async_wait_until(
-        lambda: node.bus_status().connected and node.transport.client is not old,  # type: ignore[attr-defined]
+        lambda: node.bus_status().connected and node.bus.client is not old,  # type: ignore[attr-defined]
         scaled(3),
         what="a new client",
     )

@@ -8,7 +8,7 @@ import pytest
 
 from wshub_channels.core.wire import Envelope, Kind
 from wshub_channels.errors import BusUnavailable
-from wshub_channels.layers import InMemoryHubLayer
+from wshub_channels.layers import Bus, InMemoryHubLayer
 
 pytestmark = pytest.mark.unit
 
@@ -30,13 +30,13 @@ async def test_unshared_bus_only_delivers() -> None:
     """With nobody else on the bus, deliver runs and nothing is published."""
     layer = InMemoryHubLayer()
     published: list[str] = []
-    original = layer.transport.publish
+    original = layer.bus.publish
 
     async def counting(subject: str, data: bytes) -> None:
         published.append(subject)
         await original(subject, data)
 
-    layer.transport.publish = counting  # type: ignore[method-assign]
+    layer.bus.publish = counting  # type: ignore[method-assign]
     delivered: list[bool] = []
 
     async def deliver() -> None:
@@ -86,7 +86,7 @@ async def test_failed_publish_raises_bus_unavailable_after_delivery() -> None:
     async def refuse(subject: str, data: bytes) -> None:
         raise ConnectionError("bus gone")
 
-    sender.transport.publish = refuse  # type: ignore[method-assign]
+    sender.bus.publish = refuse  # type: ignore[method-assign]
     delivered: list[bool] = []
 
     async def deliver() -> None:
@@ -102,13 +102,13 @@ async def test_group_send_is_one_transport_call() -> None:
     """On a shared bus, group_send's publish and stored-member lookup are one call."""
     layer = InMemoryHubLayer(bus="one-call")
     calls: list[str] = []
-    original = layer.transport.publish_group
+    original = layer.store.publish_group
 
-    async def counting(subject: str, data: bytes, group: str) -> list[str]:
+    async def counting(bus: Bus, subject: str, data: bytes, group: str) -> list[str]:
         calls.append(group)
-        return await original(subject, data, group)
+        return await original(bus, subject, data, group)
 
-    layer.transport.publish_group = counting  # type: ignore[method-assign]
+    layer.store.publish_group = counting  # type: ignore[method-assign]
     await layer.group_add("jobs", "one-call.worker")
     await layer.group_send("jobs", {"type": "job"})
     assert calls == ["jobs"]

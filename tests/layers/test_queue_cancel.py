@@ -188,7 +188,7 @@ async def test_redis_orphan_hold_list_goes_back_to_its_queue(redis_url: str) -> 
     channel = "orphan.jobs"
     try:
         await layer.send(channel, {"n": 2})  # queued after the orphan's message was taken
-        client = layer.transport.client  # type: ignore[attr-defined]
+        client = layer.bus.client  # type: ignore[attr-defined]
         hold = f"{prefix}:h:{channel}:deadbeef"
         await client.rpush(hold, b"-", _item({"n": 0}, -1), _item({"n": 1}, 60))
         await client.zadd(f"{prefix}:hs:{channel}", {hold: 1})  # lease ended in 1970
@@ -212,7 +212,7 @@ async def test_redis_hold_list_has_a_ttl_while_a_receive_waits(redis_url: str) -
         await layer.send(channel, {"type": "warm"})
         assert await asyncio.wait_for(layer.receive(channel), scaled(2)) == {"type": "warm"}
         waiting = asyncio.ensure_future(layer.receive(channel))
-        client = layer.transport.client  # type: ignore[attr-defined]
+        client = layer.bus.client  # type: ignore[attr-defined]
         holds: list[bytes] = []
         deadline = time.monotonic() + scaled(2)
         while not holds and time.monotonic() < deadline:
@@ -241,10 +241,11 @@ async def test_nats_an_ack_the_server_never_confirms_is_counted(nats_url: str) -
     try:
         await layer.send("ack.jobs", {"type": "warm"})  # connects, makes the stream
         assert await asyncio.wait_for(layer.receive("ack.jobs"), scaled(2)) == {"type": "warm"}
-        transport: Any = layer.transport
-        msg = Msg(_client=transport.client, subject="x", reply=f"{prefix}.nobody", data=b"")
-        transport._queues.ack_later(msg)
-        await transport._queues.settle()
+        bus: Any = layer.bus
+        store: Any = layer.store
+        msg = Msg(_client=bus.client, subject="x", reply=f"{prefix}.nobody", data=b"")
+        store._queues.ack_later(msg)
+        await store._queues.settle()
         assert layer.stats.ack_timeouts == 1
     finally:
         await layer.flush()

@@ -22,16 +22,17 @@ async def test_concurrent_first_calls_share_one_open(redis_url: str) -> None:
         hosts=[redis_url], prefix=f"op{uuid.uuid4().hex[:8]}", connect_timeout=scaled(2)
     )
     opened = 0
-    real_open = layer.transport._open
+    home = layer.bus.home  # type: ignore[attr-defined]
+    real_open = home._open
 
     async def counting_open() -> None:
         nonlocal opened
         opened += 1
         await real_open()
 
-    layer.transport._open = counting_open  # type: ignore[method-assign]
+    home._open = counting_open
     started = time.monotonic()
-    await asyncio.gather(*(layer.transport.subscribe(f"race{n}") for n in range(5)))
+    await asyncio.gather(*(layer.bus.subscribe(f"race{n}") for n in range(5)))
     assert time.monotonic() - started < scaled(1)
     assert opened == 1
     assert layer.bus_status().connected
@@ -89,7 +90,7 @@ async def test_group_send_round_trips(redis_url: str) -> None:
             assert await asyncio.wait_for(layer.receive(local), scaled(2)) == {"type": "warm"}
         for worker in workers:
             assert await asyncio.wait_for(layer.receive(worker), scaled(2)) == {"type": "warm"}
-        client = layer.transport.client  # type: ignore[attr-defined]
+        client = layer.bus.client  # type: ignore[attr-defined]
 
         with RoundTrips(client) as trips:
             await layer.group_send("plain", {"type": "no.stored"})
@@ -115,7 +116,7 @@ async def test_stored_members_reached_after_redis_lost_its_scripts() -> None:
         await layer.group_add("g", "scripts.a")
         await layer.group_add("g", "scripts.b")
         await layer.send("scripts.b", {"type": "fills.b"})
-        client = layer.transport.client  # type: ignore[attr-defined]
+        client = layer.bus.client  # type: ignore[attr-defined]
         await client.script_flush()
         await layer.group_send("g", {"type": "after.flush"})
         assert await asyncio.wait_for(layer.receive("scripts.a"), scaled(2)) == {

@@ -7,16 +7,9 @@ import pytest
 from channels.exceptions import ChannelFull
 
 from wshub_channels import errors
-from wshub_channels.layers.rpc import (
-    RemoteOps,
-    decode_answer,
-    decode_call,
-    encode_call,
-    encode_error,
-    encode_result,
-    error_from_name,
-)
-from wshub_channels.layers.transport import NoResponders
+from wshub_channels.core.wire import decode_call, encode_call, encode_error, encode_result
+from wshub_channels.layers import NoResponders
+from wshub_channels.layers.rpc import RemoteOps, decode_answer, error_from_name
 
 pytestmark = pytest.mark.unit
 

@@ -17,11 +17,11 @@ import pytest
 from channels.exceptions import MessageTooLarge
 
 from wshub_channels import errors
-from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer, RedisHubLayer
+from wshub_channels.core.wire import encode_call, encode_error
+from wshub_channels.layers import Backend, InMemoryHubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.layers.base import HubLayer
-from wshub_channels.layers.memory import MemoryTransport
-from wshub_channels.layers.rpc import RemoteOps, decode_answer, encode_call, encode_error
-from wshub_channels.layers.transport import Transport
+from wshub_channels.layers.memory import MemoryBus, MemoryStore
+from wshub_channels.layers.rpc import RemoteOps, decode_answer
 from wshub_channels.testing import scaled
 from wshub_channels.testing.jetstream import delete_prefix_streams
 
@@ -125,15 +125,15 @@ async def test_an_unencodable_answer_reaches_the_caller_at_once(
     assert time.monotonic() - started < scaled(2)
 
 
-class _SmallBus(MemoryTransport):
+class _SmallBus(MemoryBus):
     @property
     def max_payload(self) -> int | None:
         return 512
 
 
 class _SmallLayer(InMemoryHubLayer):
-    def make_transport(self) -> Transport:
-        return _SmallBus(self.bus)
+    def make_backend(self) -> Backend:
+        return Backend(_SmallBus(self.broker), MemoryStore(self.broker))
 
 
 @pytest.mark.unit

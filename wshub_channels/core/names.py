@@ -26,6 +26,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import EmptyRoomName, InvalidLayerName, InvalidName
+from ..utf8 import lone_surrogate
 
 __all__ = [
     "MAX_FREE_NAME",
@@ -118,14 +119,9 @@ def require_utf8(name: str, what: str, error: type[InvalidName] = InvalidName) -
 
     Fast for ASCII names (one ``isascii``); others are encoded once.
     """
-    if name.isascii():
-        return name
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise error(
-            f"{what} {name!r} is not strict UTF-8 (a lone surrogate at {exc.start})"
-        ) from None
+    at = lone_surrogate(name)
+    if at is not None:
+        raise error(f"{what} {name!r} is not strict UTF-8 (a lone surrogate at {at})")
     return name
 
 

@@ -21,13 +21,22 @@ Inside envelopes travel:
   to skip (:func:`encode_hub_payload`);
 - presence heartbeats and goodbyes (:func:`encode_presence`).
 
+Calls between nodes have their codecs here too: a call travels as ``[op,
+args]`` (:func:`encode_call`) and its answer as ``[ok, result or error class
+name, message]`` (:func:`encode_result`, :func:`encode_error`,
+:func:`decode_answer_fields`; the layers rebuild the error from its name).
+On a bus without native request/reply, a request is a frame starting with
+the byte ``0x00`` and a reply one starting with ``0x01``
+(:func:`encode_request_frame`, :func:`encode_reply_frame`,
+:func:`decode_frame`); no msgpack envelope starts with either byte.
+
 Every decoder raises ``ValueError`` on malformed input. This module is pure
 and thread-safe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -36,15 +45,28 @@ import msgpack
 __all__ = [
     "ENVELOPE_MAJOR",
     "ENVELOPE_MINOR",
+    "REPLY",
+    "REQUEST",
+    "Answer",
     "Envelope",
     "Kind",
+    "Reply",
+    "Request",
     "UnknownEnvelopeVersion",
+    "decode_answer_fields",
+    "decode_call",
     "decode_envelope",
+    "decode_frame",
     "decode_hub_payload",
     "decode_presence",
+    "encode_call",
     "encode_envelope",
+    "encode_error",
     "encode_hub_payload",
     "encode_presence",
+    "encode_reply_frame",
+    "encode_request_frame",
+    "encode_result",
     "pack_message",
     "pack_value",
     "unpack_message",
@@ -223,3 +245,124 @@ def unpack_message(data: bytes) -> dict[str, Any]:
     if not isinstance(message, dict) or not all(type(key) is str for key in message):
         raise ValueError("the payload is not a Channels message (a dict with str keys)")
     return message
+
+
+# -- calls between nodes -------------------------------------------------------------
+
+
+def encode_call(op: str, args: Sequence[Any]) -> bytes:
+    """Return the body of a call of ``op`` with ``args``."""
+    return pack_value([op, list(args)])
+
+
+def decode_call(body: bytes) -> tuple[str, list[Any]]:
+    """Decode :func:`encode_call`; raise ``ValueError`` on malformed input."""
+    fields = unpack_value(body, "call")
+    if not isinstance(fields, list) or len(fields) != 2:
+        raise ValueError("malformed call")
+    op, args = fields
+    if not isinstance(op, str) or not isinstance(args, list):
+        raise ValueError("malformed call")
+    return op, args
+
+
+def encode_result(result: Any) -> bytes:
+    """Return the answer carrying an op's result."""
+    return pack_value([True, result, None])
+
+
+def encode_error(error: BaseException) -> bytes:
+    """Return the answer carrying an op's error, by class name and message.
+
+    Never raises: a message that is not strict UTF-8 travels with its lone
+    surrogates escaped (``\\ud800``).
+    """
+    try:
+        message = str(error)
+    except Exception:
+        message = repr(error)
+    if not message.isascii():
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return pack_value([False, type(error).__name__, message])
+
+
+class Answer(NamedTuple):
+    """A decoded answer: its result when ``ok``, else its error's class name and message."""
+
+    ok: bool
+    value: Any
+    message: str
+
+
+def decode_answer_fields(body: bytes) -> Answer:
+    """Decode :func:`encode_result` or :func:`encode_error`; ``ValueError`` if malformed."""
+    fields = unpack_value(body, "answer")
+    if not isinstance(fields, list) or len(fields) != 3:
+        raise ValueError("malformed answer")
+    ok, value, message = fields
+    if ok is True:
+        return Answer(True, value, "")
+    if ok is not False or not isinstance(value, str):
+        raise ValueError("malformed answer")
+    return Answer(False, value, str(message))
+
+
+# -- request and reply frames over publish/subscribe -----------------------------------
+
+#: First byte of a request frame; a reply frame starts with :data:`REPLY`.
+REQUEST = 0x00
+REPLY = 0x01
+
+
+class Request(NamedTuple):
+    """A request frame: where to answer, which request, and its body."""
+
+    inbox: str
+    request_id: int
+    body: bytes
+
+
+class Reply(NamedTuple):
+    """A reply frame; ``body`` is None when the handler had no answer."""
+
+    request_id: int
+    body: bytes | None
+
+
+def encode_request_frame(inbox: str, request_id: int, body: bytes) -> bytes:
+    return bytes([REQUEST]) + pack_value([inbox, request_id, body])
+
+
+def encode_reply_frame(request_id: int, body: bytes | None) -> bytes:
+    return bytes([REPLY]) + pack_value([request_id, body])
+
+
+def decode_frame(data: bytes) -> Request | Reply | None:
+    """Decode a request or reply frame; None for any other message.
+
+    Raises ``ValueError`` for a frame with a request or reply marker that is
+    malformed.
+    """
+    marker = data[0] if data else None
+    if marker == REQUEST:
+        fields = unpack_value(data[1:], "request frame")
+        if (
+            isinstance(fields, list)
+            and len(fields) == 3
+            and isinstance(fields[0], str)
+            and isinstance(fields[1], int)
+            and isinstance(fields[2], bytes)
+        ):
+            return Request(fields[0], fields[1], fields[2])
+        raise ValueError("malformed request frame")
+    if marker == REPLY:
+        fields = unpack_value(data[1:], "reply frame")
+        if (
+            isinstance(fields, list)
+            and len(fields) == 2
+            and isinstance(fields[0], int)
+            and (fields[1] is None or isinstance(fields[1], bytes))
+        ):
+            return Reply(fields[0], fields[1])
+        raise ValueError("malformed reply frame")
+    return None

@@ -1,7 +1,9 @@
 """The shared core of every hub layer: the Channels layer over one node of the bus.
 
 :class:`HubLayer` is a complete Channels layer written once for every bus.
-Subclasses only build a :class:`~wshub_channels.layers.transport.Transport`.
+Subclasses only build a :class:`~wshub_channels.layers.node.Backend`: a
+:class:`~wshub_channels.layers.bus.Bus` and a
+:class:`~wshub_channels.layers.store.BrokerStore`.
 It is a :class:`~wshub_channels.layers.node.BusNode` (interest routing, the
 one publish-then-deliver sequence, remote calls, echo suppression: what the
 hub uses) that adds the Channels spec:
@@ -9,17 +11,17 @@ hub uses) that adds the Channels spec:
 - the local ``!`` channels of this node (:mod:`.local`: one bounded queue
   each, freed when their reader goes away);
 - normal channels and their group memberships, kept in the broker by the
-  transport so they outlive any node;
+  store so they outlive any node (receives: :mod:`.receives`);
 - groups: local fan-out that decodes the message once per node, one publish
   per ``group_send``, and ``group_add``/``group_discard`` for channels owned
   by other nodes forwarded to them as acknowledged requests.
 
-Request/reply lives in :mod:`.rpc` and every codec in :mod:`.envelope`.
+Request/reply lives in :mod:`.rpc` and every codec in :mod:`wshub_channels.core.wire`.
 
 Event loops: the core keeps no loop-bound state of its own beyond per-call
 futures and release timers, so one layer instance serves any number of loops
-in turn (test suites that give each test its own loop work). Transports that
-hold loop-bound clients handle that themselves.
+in turn (test suites that give each test its own loop work). Backends that
+hold loop-bound clients handle that themselves (:mod:`.homeloop`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from channels.layers import BaseChannelLayer
 from ..core.names import channel_node, check_layer_name, random_token
 from ..core.wire import Envelope, Kind, pack_message, unpack_message
 from ..errors import ForeignChannel, LayerClosed
+from .bus import NoResponders
 from .local import LocalChannels
 from .node import BusNode
+from .receives import BrokerReceives
 from .stats import LayerStats
-from .transport import NoResponders
 
 __all__ = ["GROUPS", "HubLayer", "LayerStats"]
 
@@ -59,12 +62,12 @@ class HubLayer(BusNode, BaseChannelLayer):
     subjects and keys (``"wshub"``), ``release_grace`` (2 s: how long a ``!``
     channel whose reader was cancelled keeps its memberships), ``node_id`` (a
     prefix for this node's random id; defaults to ``WSHUB["NODE_ID"]``),
-    ``max_message_bytes`` (None: the transport's own limit), and
+    ``max_message_bytes`` (None: the backend's own limit), and
     ``request_timeout`` (5 s, for acknowledged calls to other nodes).
 
     A message is checked against ``max_message_bytes`` when it is encoded,
     and, once the node has started, what goes on the bus is checked against
-    the bus's own limit (``Transport.max_payload``, e.g. a NATS server's
+    the bus's own limit (``Bus.max_payload``, e.g. a NATS server's
     ``max_payload``): both raise ``MessageTooLarge`` before anything is sent.
     """
 
@@ -100,8 +103,7 @@ class HubLayer(BusNode, BaseChannelLayer):
             self._in_a_group,
             self._count_expired,
         )
-        #: broker waits of receives on normal channels, cancelled by close()
-        self._pops: set[asyncio.Task[bytes]] = set()
+        self._receives = BrokerReceives(self.store, _closed)
         self.register_op("group_add", self.group_add)
         self.register_op("group_discard", self.group_discard)
 
@@ -112,21 +114,11 @@ class HubLayer(BusNode, BaseChannelLayer):
         :class:`~wshub_channels.errors.LayerClosed`: those on ``!`` channels, and
         those on normal channels (their broker wait is cancelled first, so a
         message it had already taken goes back to the queue). Then every
-        subscription is dropped and the transport closed.
+        subscription is dropped and the bus closed.
         """
         self._local.cancel_all_releases()
         self._local.fail_readers(_closed)
-        pops, self._pops = self._pops, set()
-        here = asyncio.get_running_loop()
-        for pop in pops:
-            if pop.get_loop() is here:
-                pop.cancel()
-            elif not pop.get_loop().is_closed():
-                pop.get_loop().call_soon_threadsafe(pop.cancel)
-        ours = [pop for pop in pops if pop.get_loop() is here]
-        if ours:
-            # Let the cancelled waits put back what they held before the transport goes.
-            await asyncio.wait(ours, timeout=self.request_timeout)
+        await self._receives.cancel_all(self.request_timeout)
         await super().close()
 
     # -- Channels API: names and channels -------------------------------------------
@@ -171,9 +163,7 @@ class HubLayer(BusNode, BaseChannelLayer):
             return
         await self.start()
         self.check_wire_size(data)
-        if not await self.transport.queue_push(
-            channel, data, self.get_capacity(channel), self.expiry
-        ):
+        if not await self.store.queue_push(channel, data, self.get_capacity(channel), self.expiry):
             raise ChannelFull(f"channel {channel!r} is at capacity ({self.get_capacity(channel)})")
 
     async def receive(self, channel: str) -> dict[str, Any]:
@@ -190,7 +180,8 @@ class HubLayer(BusNode, BaseChannelLayer):
         self.require_valid_channel_name(channel)
         if "!" not in channel:
             await self.start()
-            return unpack_message(await self._pop(channel))
+            data = await self._receives.receive(channel, self.get_capacity(channel))
+            return unpack_message(data)
         node = channel_node(channel)
         if node != self.node_id:
             raise _foreign(channel, node)
@@ -203,24 +194,6 @@ class HubLayer(BusNode, BaseChannelLayer):
             raise
         return message
 
-    async def _pop(self, channel: str) -> bytes:
-        """Wait for the next message of a normal channel; :meth:`close` ends the wait."""
-        pop = asyncio.ensure_future(self.transport.queue_pop(channel, self.get_capacity(channel)))
-        self._pops.add(pop)
-        try:
-            data = await pop
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if pop.cancelled() and (current is None or not current.cancelling()):
-                raise _closed() from None  # cancelled by close(), not by our caller
-            if pop.done() and not pop.cancelled() and pop.exception() is None:
-                self.transport.queue_unpop(pop.result())  # cancelled just after the hand-over
-            raise
-        finally:
-            self._pops.discard(pop)
-        self.transport.queue_delivered(data)
-        return data
-
     # -- Channels API: groups ------------------------------------------------------
 
     async def group_add(self, group: str, channel: str) -> None:
@@ -229,7 +202,7 @@ class HubLayer(BusNode, BaseChannelLayer):
         self.require_valid_channel_name(channel)
         if "!" not in channel:
             await self.start()
-            await self.transport.store_group_add(group, channel, self.group_expiry)
+            await self.store.group_add(group, channel, self.group_expiry)
             return
         node = self._remote_owner(channel)
         if node is not None:
@@ -244,7 +217,7 @@ class HubLayer(BusNode, BaseChannelLayer):
         self.require_valid_channel_name(channel)
         if "!" not in channel:
             await self.start()
-            await self.transport.store_group_discard(group, channel)
+            await self.store.group_discard(group, channel)
             return
         node = self._remote_owner(channel)
         if node is not None:
@@ -256,7 +229,7 @@ class HubLayer(BusNode, BaseChannelLayer):
         """Send to every member of ``group`` with one publish; full members are skipped.
 
         On a shared bus the publish and the lookup of stored (normal-channel)
-        members are one transport call; stored members cost one more, for all
+        members are one store call; stored members cost one more, for all
         of them together.
         """
         self.require_valid_group_name(group)
@@ -269,7 +242,7 @@ class HubLayer(BusNode, BaseChannelLayer):
         stored = await self._publish_around(subject, Kind.GROUP, group, data, deliver, group)
         if stored:
             pushes = [(channel, self.get_capacity(channel)) for channel in stored]
-            for pushed in await self.transport.queue_push_many(pushes, data, self.expiry):
+            for pushed in await self.store.queue_push_many(pushes, data, self.expiry):
                 if not pushed:
                     self._count_full_drop(group)
 
@@ -280,8 +253,8 @@ class HubLayer(BusNode, BaseChannelLayer):
             if ns == GROUPS:
                 for member in list(self._interest.members(ns, name) or ()):
                     self._interest.discard(ns, name, member)
-                await self._unsubscribe(self.subject(ns, name))
-        await self.transport.flush()
+                await self._subs.unsubscribe(self.subject(ns, name))
+        await self.store.flush()
 
     async def release_channel(self, channel: str) -> None:
         """Free a local ``!`` channel now: its queue and every membership.

@@ -1,17 +1,18 @@
 """Request/reply and gathers over plain publish/subscribe, for buses without their own.
 
-:class:`PubSubRequests` serves a transport whose bus has only publish and
-subscribe (Redis). A request is published on the target's subject as a frame
-that starts with the byte ``0x00``, and answered on the requester's private
-inbox subject with a frame that starts with ``0x01``; no msgpack envelope
-starts with either byte. The transport gives it a publish that returns how
-many subscribers received the frame, so a request nobody listens to fails at
-once with :class:`~wshub_channels.layers.transport.NoResponders` and a gather
-waits only for the listeners that exist (:class:`Gather`). A bus with native
-requests and no-responders (NATS) implements ``Transport.request`` itself.
+:class:`PubSubRequests` serves a :class:`~wshub_channels.layers.bus.Bus` that
+has only publish and subscribe (Redis). A request is published on the
+target's subject as a request frame, and answered on the requester's private
+inbox subject with a reply frame (the frame codec is the core's:
+:func:`~wshub_channels.core.wire.encode_request_frame` and its kin). The bus
+gives it a publish that returns how many subscribers received the frame, so
+a request nobody listens to fails at once with
+:class:`~wshub_channels.layers.bus.NoResponders` and a gather waits only for
+the listeners that exist (:class:`Gather`). A bus with native requests and
+no-responders (NATS) implements ``Bus.request`` itself.
 
-The frame codec and :class:`Gather` are pure. A :class:`PubSubRequests`
-belongs to its transport's home loop: call it from that loop only.
+:class:`Gather` is pure. A :class:`PubSubRequests` belongs to its bus's home
+loop: call it from that loop only.
 """
 
 from __future__ import annotations
@@ -21,90 +22,17 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
 
-from ..core.wire import pack_value, unpack_value
+from ..core.wire import Request, decode_frame, encode_reply_frame, encode_request_frame
 from ..tasks import spawn
-from .transport import NoResponders, RequestHandler
+from .bus import NoResponders, RequestHandler
 
-__all__ = [
-    "REPLY",
-    "REQUEST",
-    "CountingPublish",
-    "Gather",
-    "PubSubRequests",
-    "Reply",
-    "Request",
-    "decode_frame",
-    "encode_reply_frame",
-    "encode_request_frame",
-]
+__all__ = ["CountingPublish", "Gather", "PubSubRequests"]
 
 logger = logging.getLogger("wshub_channels.layers")
 
-#: First byte of a request frame; a reply frame starts with :data:`REPLY`.
-REQUEST = 0x00
-REPLY = 0x01
-
 #: Publishes one frame and returns how many subscribers received it.
 CountingPublish = Callable[[str, bytes], Awaitable[int]]
-
-
-# -- the transport side: requests over publish/subscribe ---------------------------
-
-
-class Request(NamedTuple):
-    """A request frame: where to answer, which request, and its body."""
-
-    inbox: str
-    request_id: int
-    body: bytes
-
-
-class Reply(NamedTuple):
-    """A reply frame; ``body`` is None when the handler had no answer."""
-
-    request_id: int
-    body: bytes | None
-
-
-def encode_request_frame(inbox: str, request_id: int, body: bytes) -> bytes:
-    return bytes([REQUEST]) + pack_value([inbox, request_id, body])
-
-
-def encode_reply_frame(request_id: int, body: bytes | None) -> bytes:
-    return bytes([REPLY]) + pack_value([request_id, body])
-
-
-def decode_frame(data: bytes) -> Request | Reply | None:
-    """Decode a request or reply frame; None for any other message.
-
-    Raises ``ValueError`` for a frame with a request or reply marker that is
-    malformed.
-    """
-    marker = data[0] if data else None
-    if marker == REQUEST:
-        fields = unpack_value(data[1:], "request frame")
-        if (
-            isinstance(fields, list)
-            and len(fields) == 3
-            and isinstance(fields[0], str)
-            and isinstance(fields[1], int)
-            and isinstance(fields[2], bytes)
-        ):
-            return Request(fields[0], fields[1], fields[2])
-        raise ValueError("malformed request frame")
-    if marker == REPLY:
-        fields = unpack_value(data[1:], "reply frame")
-        if (
-            isinstance(fields, list)
-            and len(fields) == 2
-            and isinstance(fields[0], int)
-            and (fields[1] is None or isinstance(fields[1], bytes))
-        ):
-            return Reply(fields[0], fields[1])
-        raise ValueError("malformed reply frame")
-    return None
 
 
 class Gather:
@@ -145,10 +73,10 @@ class Gather:
 
 
 class PubSubRequests:
-    """Requests and replies on a publish/subscribe bus, for one transport.
+    """Requests and replies on a publish/subscribe bus, for one bus.
 
-    The transport subscribes to ``inbox``, passes every incoming message to
-    :meth:`handle` before its sink, and implements ``Transport.request`` with
+    The bus subscribes to ``inbox``, passes every incoming message to
+    :meth:`handle` before its sink, and implements ``Bus.request`` with
     :meth:`request`.
     """
 
@@ -196,7 +124,7 @@ class PubSubRequests:
     ) -> list[bytes]:
         """Publish a request and return the replies received within ``timeout``.
 
-        ``own`` says this transport itself subscribes to ``subject`` (it never
+        ``own`` says this bus itself subscribes to ``subject`` (it never
         answers itself, so it is not counted). Returns once ``max_replies``
         replies are in (None: every listener's). Raises :class:`NoResponders`
         when nobody else listens; a publish error propagates.
@@ -219,7 +147,7 @@ class PubSubRequests:
             self._pending.pop(request_id, None)
 
     def cancel_all(self) -> None:
-        """Cancel every request in flight (the transport is closing)."""
+        """Cancel every request in flight (the bus is closing)."""
         for _, done in self._pending.values():
             done.cancel()
         self._pending.clear()

@@ -1,8 +1,9 @@
 """One node on the bus: interest routing, publishing, remote calls and inbound envelopes.
 
-:class:`BusNode` is the part of every hub layer that the hub uses directly,
-written once for every bus over a
-:class:`~wshub_channels.layers.transport.Transport`. It owns:
+:class:`BusNode` is the part of every hub layer that the hub uses directly
+(the :class:`~wshub_channels.layers.face.HubBus` face), written once for
+every backend over its :class:`~wshub_channels.layers.bus.Bus` and
+:class:`~wshub_channels.layers.store.BrokerStore` (:class:`Backend`). It owns:
 
 - interest routing: a node subscribes to a group's (or room's, or user's)
   subject only while it has a local member, so every send is one publish
@@ -14,7 +15,7 @@ written once for every bus over a
 - inbound envelopes: decoded once per node, echoes of this node's own
   publishes dropped (it delivered those locally already), unknown versions
   counted and skipped; the rest goes to :meth:`BusNode._on_envelope`;
-- the size check against the bus's own limit (``Transport.max_payload``):
+- the size check against the bus's own limit (``Bus.max_payload``):
   an envelope the bus would refuse raises ``MessageTooLarge`` before
   anything is published or delivered.
 
@@ -22,8 +23,9 @@ written once for every bus over a
 
 Event loops: a node keeps no loop-bound state beyond per-call futures, so
 one instance serves any number of loops in turn (a test suite that gives
-each test its own loop, or ``async_to_sync`` callers); transports that hold
-loop-bound clients forward calls to their home loop themselves.
+each test its own loop, or ``async_to_sync`` callers); backends that hold
+loop-bound clients run their calls on their home loop themselves
+(:mod:`.homeloop`).
 """
 
 from __future__ import annotations
@@ -31,29 +33,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
-
-from channels.exceptions import MessageTooLarge
+from collections.abc import Awaitable, Coroutine
+from typing import Any, NamedTuple, TypeVar
 
 from .. import errors
 from ..core.membership import Interest
 from ..core.names import current_pid, make_node_id, subject_token
-from ..core.wire import Envelope, UnknownEnvelopeVersion, decode_envelope, encode_envelope
+from ..core.wire import (
+    Envelope,
+    UnknownEnvelopeVersion,
+    decode_envelope,
+    encode_envelope,
+)
 from ..log import Throttle
-from .rpc import Op, RemoteOps, encode_error
+from .bus import Bus, BusStatus
+from .face import BusListener, Deliver, HubSink
+from .limits import answer_within_limit, check_wire_size
+from .rpc import Op, RemoteOps
 from .stats import LayerStats
-from .transport import BusStatus, Transport
+from .store import BrokerStore
+from .subscriptions import Subscriptions
 
-__all__ = ["BusListener", "BusNode", "Deliver", "HubSink"]
+__all__ = ["Backend", "BusNode"]
 
 logger = logging.getLogger("wshub_channels.layers")
 
-HubSink = Callable[[Envelope], None]
-BusListener = Callable[[str, BaseException | None], None]
-#: This node's own delivery of a send, run while the publish is in flight.
-Deliver = Callable[[], Awaitable[None]]
 T = TypeVar("T")
+
+
+class Backend(NamedTuple):
+    """What a backend supplies: its bus and its store (they may share a connection)."""
+
+    bus: Bus
+    store: BrokerStore
 
 
 class BusNode:
@@ -76,28 +88,38 @@ class BusNode:
         self.node_id = make_node_id(node_id)
         self.stats = LayerStats()
         self._interest = Interest()
-        # subject -> True once subscribed, or the pending subscribe future.
-        self._subs: dict[str, asyncio.Future[None] | bool] = {}
         self._rpc = RemoteOps(
-            self._count_bad_envelope, self._count_publish_error, self.cluster_subject
+            self.count_bad_envelope, self._count_publish_error, self.cluster_subject
         )
         self._hub_sink: HubSink | None = None
         self._bus_listener: BusListener | None = None
         self._drop_log = Throttle(logger, 10.0)
         self._started = False
-        self.transport = self.make_transport()
-        self.transport.set_sink(self._on_bus)
-        self.transport.set_request_handler(self._answer)
-        self.transport.set_reporter(self._on_transport_event)
+        self.bus, self.store = self.make_backend()
+        self._subs = Subscriptions(self.bus)
+        self.bus.set_sink(self._on_bus)
+        self.bus.set_request_handler(self._answer)
+        self.bus.set_reporter(self._on_bus_event)
+        self.store.set_reporter(self._on_bus_event)
 
-    def make_transport(self) -> Transport:
-        """Build this backend's transport (the only thing a backend supplies)."""
+    def make_backend(self) -> Backend:
+        """Build this backend's bus and store (the only thing a backend supplies)."""
         raise NotImplementedError
+
+    @property
+    def transport(self) -> Bus:
+        """The bus, by its old name; the hub reads :attr:`max_payload` instead."""
+        return self.bus
 
     @property
     def shared(self) -> bool:
         """True when other processes may share this bus, so every send must publish."""
-        return self.transport.shared
+        return self.bus.shared
+
+    @property
+    def max_payload(self) -> int | None:
+        """The most bytes one bus message may carry; None when unlimited or not yet known."""
+        return self.bus.max_payload
 
     # -- subjects -----------------------------------------------------------------
 
@@ -115,29 +137,33 @@ class BusNode:
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect the transport and subscribe to this node's own subjects (idempotent)."""
+        """Connect the bus and subscribe to this node's own subjects (idempotent)."""
         if self._started:
             return
         self._started = True
         try:
-            await self.transport.connect()
-            await self._subscribe(self.node_subject(self.node_id))
-            await self._subscribe(self.cluster_subject)
+            await self.bus.connect()
+            await self._subs.subscribe(self.node_subject(self.node_id))
+            await self._subs.subscribe(self.cluster_subject)
         except BaseException:
             self._started = False
             raise
 
     async def close(self) -> None:
-        """Drop every subscription and close the transport. The node can start again."""
+        """Drop every subscription and close the bus. The node can start again."""
         self._subs.clear()
         self._started = False
-        await self.transport.close()
+        await self.bus.close()
 
     def bus_status(self) -> BusStatus:
-        return self.transport.status()
+        return self.bus.status()
+
+    def stats_snapshot(self) -> dict[str, int]:
+        """The layer's counters (:class:`~wshub_channels.layers.stats.LayerStats`), copied."""
+        return self.stats.snapshot()
 
     def set_bus_listener(self, listener: BusListener | None) -> None:
-        """Install the hub's handler of bus events: what the transport reports ("down",
+        """Install the hub's handler of bus events: what the bus and store report ("down",
         "up", "dropped", "slow_consumer", "expired", "bad_frame") and "publish_failed"."""
         self._bus_listener = listener
 
@@ -152,12 +178,12 @@ class BusNode:
         subject = self.subject(ns, name)
         if self._interest.add(ns, name, member, time.monotonic()) or subject not in self._subs:
             await self.start()
-            await self._subscribe(subject)
+            await self._subs.subscribe(subject)
 
     async def discard_interest(self, ns: str, name: str, member: str) -> None:
         """Remove a local membership; unsubscribe when the last member leaves."""
         if self._interest.discard(ns, name, member):
-            await self._unsubscribe(self.subject(ns, name))
+            await self._subs.unsubscribe(self.subject(ns, name))
 
     @property
     def interest(self) -> Interest:
@@ -172,26 +198,22 @@ class BusNode:
         """Return the live table of local members of ``name`` (member -> joined time)."""
         return self._interest.members(ns, name)
 
-    def local_names(self, ns: str) -> list[str]:
-        """Return every name in ``ns`` with a local member."""
-        return self._interest.names(ns)
-
     async def release_channel(self, channel: str) -> None:
         """Drop every local membership of ``channel``, unsubscribing where it was the last."""
         for ns, name in self._interest.remove_member(channel):
-            await self._unsubscribe(self.subject(ns, name))
+            await self._subs.unsubscribe(self.subject(ns, name))
 
     def sizes(self) -> dict[str, int]:
         """Internal table sizes; all zero on an idle node (used by leak tests)."""
         sizes = self._interest.sizes()
         own = {self.node_subject(self.node_id), self.cluster_subject}
-        sizes["interest_subscriptions"] = sum(1 for subject in self._subs if subject not in own)
+        sizes["interest_subscriptions"] = self._subs.count_except(own)
         return sizes
 
     # -- publishing -----------------------------------------------------------------
 
     async def publish(self, subject: str, kind: int, target: str, payload: bytes) -> None:
-        """Publish one envelope on the bus (the hub's entry to the transport)."""
+        """Publish one envelope on the bus (the hub's entry to the bus)."""
         await self.start()
         await self._publish(subject, self.envelope(kind, target, payload))
 
@@ -220,20 +242,20 @@ class BusNode:
     ) -> list[str]:
         """The one copy of the send sequence; with ``group``, also return its stored members.
 
-        The members come from the same transport call as the publish
-        (``publish_group``), or from a lookup when the bus is not shared.
+        The members come from the same store call as the publish
+        (``BrokerStore.publish_group``), or from a lookup when the bus is not shared.
         """
         await self.start()
-        transport = self.transport
-        if not transport.shared:
+        bus = self.bus
+        if not bus.shared:
             await deliver()
-            return [] if group is None else await transport.store_group_members(group)
+            return [] if group is None else await self.store.group_members(group)
         env = self.envelope(kind, target, payload)
         wire: Coroutine[Any, Any, list[str] | None]
         if group is None:
-            wire = self._on_wire(subject, transport.publish(subject, env))
+            wire = self._on_wire(subject, bus.publish(subject, env))
         else:
-            wire = self._on_wire(subject, transport.publish_group(subject, env, group))
+            wire = self._on_wire(subject, self.store.publish_group(bus, subject, env, group))
         sending = asyncio.ensure_future(wire)
         await asyncio.sleep(0)  # one loop turn: the publish's first step writes it out
         try:
@@ -249,21 +271,15 @@ class BusNode:
         return env
 
     async def _publish(self, subject: str, data: bytes) -> None:
-        await self._on_wire(subject, self.transport.publish(subject, data))
+        await self._on_wire(subject, self.bus.publish(subject, data))
 
     def check_wire_size(self, data: bytes) -> None:
         """Raise ``MessageTooLarge`` if ``data`` (an envelope, or a queued message) is
         more than the bus takes in one message; call it once the node has started."""
-        limit = self.transport.max_payload
-        if limit is not None and len(data) > limit:
-            hint = self.transport.payload_limit_hint
-            raise MessageTooLarge(
-                f"message is {len(data)} bytes on the bus, envelope included; the bus takes "
-                f"at most {limit}" + (f". {hint}" if hint else "")
-            )
+        check_wire_size(self.bus, data)
 
     async def _on_wire(self, subject: str, sending: Awaitable[T]) -> T:
-        """Await a transport publish; count it, and report and wrap its failure."""
+        """Await a bus publish; count it, and report and wrap its failure."""
         self.stats.publishes += 1
         try:
             return await sending
@@ -285,7 +301,7 @@ class BusNode:
     ) -> Any:
         """Run ``op`` on another node and return its result, raising its typed error.
 
-        Raises :class:`~wshub_channels.layers.transport.NoResponders` when the
+        Raises :class:`~wshub_channels.layers.bus.NoResponders` when the
         bus knows nobody listens on that node's subject (the node is gone),
         :class:`~wshub_channels.errors.HubTimeout` when no answer comes,
         :class:`~wshub_channels.errors.BusUnavailable` when the bus fails, and
@@ -311,32 +327,30 @@ class BusNode:
         return await self._rpc.gather(self._request, self.cluster_subject, op, args, wait, expect)
 
     async def _answer(self, subject: str, body: bytes) -> bytes | None:
-        """The transport's request handler: an op's answer, or an error the bus can carry.
+        """The bus's request handler: an op's answer, or an error the bus can carry.
 
         An answer larger than the bus takes becomes a ``MessageTooLarge`` answer,
         so the caller hears at once instead of waiting out its timeout.
         """
         answer = await self._rpc.handle(subject, body)
-        limit = self.transport.max_payload
-        if answer is not None and limit is not None and len(answer) > limit:
-            too_large = MessageTooLarge(
-                f"the answer is {len(answer)} bytes; the bus takes at most {limit}"
-            )
+        if answer is None:
+            return None
+        answer, too_large = answer_within_limit(self.bus, answer)
+        if too_large is not None:
             self._drop_log.warning("answer on %s not sent: %s", subject, too_large)
-            return encode_error(too_large)
         return answer
 
     async def _request(
         self, subject: str, data: bytes, timeout: float, max_replies: int | None = 1
     ) -> list[bytes]:
-        """A transport request, refused with ``MessageTooLarge`` when the bus cannot carry it."""
+        """A bus request, refused with ``MessageTooLarge`` when the bus cannot carry it."""
         self.check_wire_size(data)
-        return await self.transport.request(subject, data, timeout, max_replies)
+        return await self.bus.request(subject, data, timeout, max_replies)
 
     # -- inbound --------------------------------------------------------------------
 
     def _on_bus(self, subject: str, data: bytes) -> None:
-        """The transport's sink: decode once, drop echoes, then :meth:`_on_envelope`.
+        """The bus's sink: decode once, drop echoes, then :meth:`_on_envelope`.
 
         A bad envelope (or payload) never raises out of here: it is counted in
         ``bad_envelopes`` and logged, throttled, without a traceback.
@@ -358,39 +372,15 @@ class BusNode:
         if self._hub_sink is not None:
             self._hub_sink(env)
 
-    def _on_transport_event(self, event: str, error: BaseException | None) -> None:
-        """Count what the transport reports and pass it to the hub."""
+    def _on_bus_event(self, event: str, error: BaseException | None) -> None:
+        """Count what the bus and the store report and pass it to the hub."""
         self.stats.record_event(event, error, self._drop_log)
         if self._bus_listener is not None:
             self._bus_listener(event, error)
 
-    def _count_bad_envelope(self) -> None:
+    def count_bad_envelope(self) -> None:
+        """Count one envelope that could not be read (``bad_envelopes``)."""
         self.stats.bad_envelopes += 1
 
     def _count_publish_error(self) -> None:
         self.stats.publish_errors += 1
-
-    # -- subscriptions ----------------------------------------------------------------
-
-    async def _subscribe(self, subject: str) -> None:
-        state = self._subs.get(subject)
-        if state is True:
-            return
-        if state is None or state is False:
-            state = self._subs[subject] = asyncio.ensure_future(self.transport.subscribe(subject))
-        try:
-            await asyncio.shield(state)
-        except BaseException:
-            if state.done() and self._subs.get(subject) is state:
-                del self._subs[subject]
-            raise
-        if self._subs.get(subject) is state:
-            self._subs[subject] = True
-
-    async def _unsubscribe(self, subject: str) -> None:
-        state = self._subs.pop(subject, None)
-        if state is None:
-            return
-        if not isinstance(state, bool):
-            await asyncio.shield(state)
-        await self.transport.unsubscribe(subject)

@@ -1,15 +1,17 @@
-"""Calls between nodes, written once in the core: ops, their codec, call and gather.
+"""Calls between nodes, written once for every bus: ops, call and gather.
 
 :class:`RemoteOps` holds the ops other nodes may call, the request handler
 that runs them, :meth:`RemoteOps.call`, which runs an op on another node
-through the transport's ``request`` and returns its result or raises its
-typed error, and :meth:`RemoteOps.gather` (scatter-gather: every node
-answers). A call travels as ``[op, args]`` and its answer as ``[ok, result
-or error class name, message]``. How a request crosses the bus is the
-transport's: native request/reply (NATS), or :mod:`.inbox` over plain
-publish and subscribe (Redis).
+through the bus's ``request`` and returns its result or raises its typed
+error, and :meth:`RemoteOps.gather` (scatter-gather: every node answers).
+The codecs of calls and answers are the core's
+(:mod:`wshub_channels.core.wire`); this module adds what needs the Channels
+exceptions: :func:`decode_answer` raises the error an answer carries,
+rebuilt by :func:`error_from_name`. How a request crosses the bus is the
+bus's: native request/reply (NATS), or :mod:`.inbox` over plain publish and
+subscribe (Redis).
 
-The codecs are pure; :class:`RemoteOps` keeps no loop state.
+:class:`RemoteOps` keeps no loop state.
 """
 
 from __future__ import annotations
@@ -21,27 +23,17 @@ from typing import Any
 from channels.exceptions import ChannelFull, MessageTooLarge
 
 from .. import errors
-from ..core.wire import pack_value, unpack_value
+from ..core.wire import decode_answer_fields, decode_call, encode_call, encode_error, encode_result
 from ..log import Throttle
-from .transport import NoResponders
+from .bus import NoResponders
 
-__all__ = [
-    "Op",
-    "RemoteOps",
-    "Requester",
-    "decode_answer",
-    "decode_call",
-    "encode_call",
-    "encode_error",
-    "encode_result",
-    "error_from_name",
-]
+__all__ = ["Op", "RemoteOps", "Requester", "decode_answer", "error_from_name"]
 
 logger = logging.getLogger("wshub_channels.layers")
 _unencodable = Throttle(logger, 10.0)
 
 Op = Callable[..., Awaitable[Any]]
-#: ``request(subject, data, timeout, max_replies)``, as ``Transport.request``.
+#: ``request(subject, data, timeout, max_replies)``, as ``Bus.request``.
 Requester = Callable[[str, bytes, float, int | None], Awaitable[list[bytes]]]
 
 _BUILTIN_ERRORS: dict[str, type[Exception]] = {
@@ -52,60 +44,16 @@ _BUILTIN_ERRORS: dict[str, type[Exception]] = {
 }
 
 
-# -- the op codec ------------------------------------------------------------------
-
-
-def encode_call(op: str, args: Sequence[Any]) -> bytes:
-    """Return the body of a call of ``op`` with ``args``."""
-    return pack_value([op, list(args)])
-
-
-def decode_call(body: bytes) -> tuple[str, list[Any]]:
-    """Decode :func:`encode_call`; raise ``ValueError`` on malformed input."""
-    fields = unpack_value(body, "call")
-    if not isinstance(fields, list) or len(fields) != 2:
-        raise ValueError("malformed call")
-    op, args = fields
-    if not isinstance(op, str) or not isinstance(args, list):
-        raise ValueError("malformed call")
-    return op, args
-
-
-def encode_result(result: Any) -> bytes:
-    """Return the answer carrying an op's result."""
-    return pack_value([True, result, None])
-
-
-def encode_error(error: BaseException) -> bytes:
-    """Return the answer carrying an op's error, by class name and message.
-
-    Never raises: a message that is not strict UTF-8 travels with its lone
-    surrogates escaped (``\\ud800``).
-    """
-    try:
-        message = str(error)
-    except Exception:
-        message = repr(error)
-    if not message.isascii():
-        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    return pack_value([False, type(error).__name__, message])
-
-
 def decode_answer(body: bytes) -> Any:
     """Return the result an answer carries, or raise the error it carries.
 
     The error is rebuilt by :func:`error_from_name`. Raises ``ValueError`` when
     the answer itself is malformed.
     """
-    fields = unpack_value(body, "answer")
-    if not isinstance(fields, list) or len(fields) != 3:
-        raise ValueError("malformed answer")
-    ok, result, message = fields
-    if ok is True:
-        return result
-    if ok is not False or not isinstance(result, str):
-        raise ValueError("malformed answer")
-    raise error_from_name(result, str(message))
+    answer = decode_answer_fields(body)
+    if answer.ok:
+        return answer.value
+    raise error_from_name(answer.value, answer.message)
 
 
 def error_from_name(name: str, message: str) -> Exception:
@@ -148,7 +96,7 @@ class RemoteOps:
         return name in self._ops
 
     async def handle(self, subject: str, body: bytes) -> bytes | None:
-        """Run the call in ``body`` and return its answer: the transport's request handler.
+        """Run the call in ``body`` and return its answer: the bus's request handler.
 
         Returns None (answer without a body) for a gather of an unknown op.
         Never raises: an op's error, and a result that cannot be encoded (as

@@ -2,7 +2,7 @@
 
 :class:`LayerStats` holds plain counters that only ever grow; the hub's
 metrics and the tests read them. :meth:`LayerStats.record_event` counts and
-logs one event a transport reports. Counting is not synchronised: a counter
+logs one event a bus or store reports. Counting is not synchronised: a counter
 bumped from another thread (a message that expired during a cross-thread
 ``send``) may, rarely, miss one.
 """
@@ -29,7 +29,7 @@ class LayerStats:
     no_channel_drops: int = 0  # direct sends to a local channel that no longer exists
     unknown_version: int = 0  # envelopes from an unknown major version
     bad_envelopes: int = 0  # undecodable bus messages
-    publish_errors: int = 0  # publishes the transport failed
+    publish_errors: int = 0  # publishes the bus failed
     bus_down: int = 0  # times the bus connection was lost
     bus_up: int = 0  # times it was (re)established
     subscriber_dropped: int = 0  # times the broker cut our subscriber off (output buffer)
@@ -43,7 +43,7 @@ class LayerStats:
         return asdict(self)
 
     def record_event(self, event: str, error: BaseException | None, log: Throttle) -> None:
-        """Count and log one transport event: "down", "up", "dropped", "slow_consumer",
+        """Count and log one bus event: "down", "up", "dropped", "slow_consumer",
         "expired", "bad_frame", "put_back", "receive_lost", "hold_recovered" or
         "ack_timeout"."""
         if event == "down":
@@ -80,4 +80,4 @@ class LayerStats:
             self.ack_timeouts += 1
             log.warning("the bus did not confirm a receive's ack (it may redeliver): %r", error)
         else:
-            logger.warning("unknown transport event %r: %r", event, error)
+            logger.warning("unknown bus event %r: %r", event, error)

@@ -10,15 +10,15 @@ nats-py reconnects and resubscribes by itself, but gives up after
   the server answers;
 - a client that closes on its own (the server refused it for good, say) is
   replaced by a new one after a backoff, and ``on_connected`` runs again
-  for it, so the transport subscribes anew to every subject it holds;
+  for it, so the bus subscribes anew to every subject it holds;
 - ``error_cb``, ``disconnected_cb`` and ``reconnected_cb`` become the
-  transport's reports: "down" once per outage, "up" once it is over, and
+  bus's reports: "down" once per outage, "up" once it is over, and
   "slow_consumer" for every message nats-py dropped because this node did
   not read its subscription fast enough.
 
 ``last_error`` never holds a secret (:func:`.client.describe`).
 
-Loop safety: a connection belongs to the transport's home loop; every
+Loop safety: a connection belongs to the bus's home loop; every
 method must run there.
 """
 
@@ -31,8 +31,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from ...log import Throttle
+from ..bus import Reporter
 from ..supervisor import Supervisor
-from ..transport import Reporter
 from .client import Client, ConnectOptions, describe, nats_errors, safe_server
 
 __all__ = ["Connection"]

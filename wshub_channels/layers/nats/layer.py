@@ -1,7 +1,7 @@
 """``NatsHubLayer``: the shared core over core NATS subjects and JetStream.
 
 The layer only configures and builds a
-:class:`~wshub_channels.layers.nats.transport.NatsTransport`; everything
+:class:`~wshub_channels.layers.nats.bus.NatsBus` and its store; everything
 else is the core's (:class:`~wshub_channels.layers.base.HubLayer`), with the
 same loop and thread rules.
 """
@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..base import HubLayer
+from ..node import Backend
+from .bus import NatsBus
 from .client import ConnectOptions
-from .transport import NatsTransport
 
 __all__ = ["NatsHubLayer"]
 
@@ -92,8 +93,8 @@ class NatsHubLayer(HubLayer):
         self._storage = storage
         super().__init__(**kwargs)
 
-    def make_transport(self) -> NatsTransport:
-        return NatsTransport(
+    def make_backend(self) -> Backend:
+        bus = NatsBus(
             self._nats_options,
             prefix=self.prefix,
             name=self.node_id,
@@ -102,3 +103,4 @@ class NatsHubLayer(HubLayer):
             group_expiry=self.group_expiry,
             storage=self._storage,
         )
+        return Backend(bus, bus.store)

@@ -15,7 +15,7 @@ watch starts again after every reconnect, reloading the whole mirror (the
 server may have dropped its consumer meanwhile). Without JetStream there is
 no bucket: lookups find nothing; storing raises ``ImproperlyConfigured``.
 
-Loop safety: belongs to the transport's home loop; every method must run there.
+Loop safety: belongs to the bus's home loop; every method must run there.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class StoredMembers:
 
     async def keep(self, js: JetStreamContext, current: Callable[[], bool]) -> None:
         """:meth:`start`, tried again every second while ``current()`` says the client
-        it came from is still the transport's."""
+        it came from is still the bus's."""
         while current():
             try:
                 return await self.start(js)
@@ -102,7 +102,7 @@ class StoredMembers:
             return await js.key_value(self.bucket)
 
     async def stop(self) -> None:
-        """Stop the watch and forget the bucket and the mirror (the transport closes)."""
+        """Stop the watch and forget the bucket and the mirror (the bus closes)."""
         await self._stop_watch()
         self.abandon()
 

@@ -21,7 +21,7 @@
   outages, binding again when the server lost the consumer (within
   ``POP_WAIT`` of the reconnect).
 
-Loop safety: belongs to the transport's home loop; every method must run there.
+Loop safety: belongs to the bus's home loop; every method must run there.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ...log import Throttle
 from ...tasks import spawn
-from ..transport import Popped, Reporter
+from ..bus import Reporter
+from ..store import Popped
 from .client import JetStreamContext, Msg, js_errors, nats_errors
 from .streams import JETSTREAM_MISSING, Streams, no_jetstream
 
@@ -101,7 +102,7 @@ class WorkQueues:
     async def pop(self, channel: str, capacity: int) -> bytes:
         """Wait for the next live message of ``channel``, through bus outages.
 
-        The message is returned unacked, as :class:`~..transport.Popped` with
+        The message is returned unacked, as :class:`~..store.Popped` with
         the NATS message as its receipt: :meth:`delivered` acks it and
         :meth:`unpop` naks it.
         """

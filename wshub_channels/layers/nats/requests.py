@@ -2,14 +2,14 @@
 
 - ``max_replies=1`` is a NATS request (the client's shared reply
   subscription); the server's no-responders answer (status 503, servers
-  2.2 and newer) becomes :class:`~wshub_channels.layers.transport.NoResponders`.
+  2.2 and newer) becomes :class:`~wshub_channels.layers.bus.NoResponders`.
 - More replies (or ``None``: all of them) are gathered on a private inbox
   until ``max_replies`` arrived or the timeout passed; NATS cannot count the
   listeners, so an open-ended gather always waits out its timeout. A no-
   responders status with no reply at all raises ``NoResponders`` too.
 
 The inbox is under the client's inbox prefix, which names the node, so the
-transport can tell (and skip) its own requests when they reach it.
+bus can tell (and skip) its own requests when they reach it.
 
 Loop safety: run on the client's loop.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from ..transport import NoResponders
+from ..bus import NoResponders
 from .client import STATUS_HEADER, Client, Msg, nats_errors
 
 __all__ = ["request"]

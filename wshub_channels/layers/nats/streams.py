@@ -14,7 +14,7 @@ Without JetStream, or on a server older than 2.9.2 (the first with
 ``discard_new_per_subject``), the first use of a normal channel raises
 ``ImproperlyConfigured`` saying what to change.
 
-Loop safety: belongs to the transport's home loop; every method must run there.
+Loop safety: belongs to the bus's home loop; every method must run there.
 """
 
 from __future__ import annotations

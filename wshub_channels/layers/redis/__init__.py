@@ -1,19 +1,21 @@
-"""The Redis backend: ``RedisHubLayer`` and its transport.
+"""The Redis backend: ``RedisHubLayer``, its bus and its store.
 
 Importing this package imports redis-py (:mod:`.client` is the only module
 that does); without it, the import raises ``ImproperlyConfigured`` with the
 ``pip install "wshub-channels[redis]"`` line. The modules:
 
 - :mod:`.layer`: ``RedisHubLayer``, the configuration;
-- :mod:`.transport`: the connection of one node, pub/sub and requests;
+- :mod:`.bus`: the connection of one node, pub/sub and requests (the ``Bus``);
 - :mod:`.subscriber`: the supervised subscriber connection;
-- :mod:`.store`: normal-channel queues and stored group members;
+- :mod:`.store`: normal-channel queues and stored group members (the
+  ``BrokerStore``), with :mod:`.holds`, the receive holds;
 - :mod:`.client`: redis-py, and clients built from ``hosts``.
 """
 
 from __future__ import annotations
 
+from .bus import RedisBus
 from .layer import RedisHubLayer
-from .transport import RedisTransport
+from .store import RedisStore
 
-__all__ = ["RedisHubLayer", "RedisTransport"]
+__all__ = ["RedisBus", "RedisHubLayer", "RedisStore"]

@@ -1,7 +1,7 @@
 """``RedisHubLayer``: the shared core over Redis pub/sub, lists and sorted sets.
 
 The layer only configures and builds a
-:class:`~wshub_channels.layers.redis.transport.RedisTransport`; everything
+:class:`~wshub_channels.layers.redis.bus.RedisBus` and its store; everything
 else is the core's (:class:`~wshub_channels.layers.base.HubLayer`), with the
 same loop and thread rules.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..base import HubLayer
-from .transport import RedisTransport
+from ..node import Backend
+from .bus import RedisBus
 
 __all__ = ["RedisHubLayer"]
 
@@ -56,7 +57,8 @@ class RedisHubLayer(HubLayer):
         }
         super().__init__(**kwargs)
 
-    def make_transport(self) -> RedisTransport:
-        return RedisTransport(
+    def make_backend(self) -> Backend:
+        bus = RedisBus(
             prefix=self.prefix, name=self.node_id, expiry=self.expiry, **self._redis_options
         )
+        return Backend(bus, bus.store)

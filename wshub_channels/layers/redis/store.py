@@ -12,8 +12,8 @@
   pipeline of PUBLISH, the purge of lapsed members and their lookup. Pushes
   to the stored members, if any, are one more: one pipeline for all.
 
-Loop safety: a store belongs to the transport's home loop; every method must
-run there.
+Loop safety: the store shares its bus's home loop (:mod:`..homeloop`): every
+method that touches a client runs there.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from typing import Any
 
 from ...core.names import random_token
 from ...tasks import spawn
-from ..transport import Popped, Reporter
+from ..bus import Bus
+from ..homeloop import HomeLoop, on_home, settle_on_home
+from ..store import BrokerStore, Popped
 from .client import NoScriptError, aioredis
 from .holds import ARM, ARM_SHA, CLAIM, LEASE_SLACK, UNCLAIM
 
@@ -52,22 +54,27 @@ return {1, expired}
 """
 
 
-class RedisStore:
-    """Queues and stored memberships under ``prefix``, through the current command client."""
+class RedisStore(BrokerStore):
+    """Queues and stored memberships under ``prefix``, through the current command client.
+
+    The bus (:class:`~.bus.RedisBus`) owns the connection: it gives the store
+    its command client (:meth:`use`) and publishes through it.
+    """
 
     def __init__(
         self,
+        home: HomeLoop,
         prefix: str,
         pool_size: int,
         command_timeout: float,
-        report: Reporter,
         expiry: float = 60.0,
     ) -> None:
+        super().__init__()
+        self.home = home
         self.prefix = prefix
         self.expiry = expiry  # the layer's: how long a hold list may outlive its receive
         self.pool_size = pool_size
         self.command_timeout = command_timeout
-        self.report = report
         self.client: aioredis.Redis | None = None
         #: The clients of blocking receives; built on first use.
         self.blocking: aioredis.Redis | None = None
@@ -87,13 +94,17 @@ class RedisStore:
 
     def command_client(self) -> aioredis.Redis:
         if self.client is None:
-            raise ConnectionError("the Redis transport is closed")
+            raise ConnectionError("the Redis bus is closed")
         return self.client
 
     # -- groups --------------------------------------------------------------------
 
-    async def publish_group(self, subject: str, data: bytes, group: str) -> list[str]:
-        """PUBLISH, then purge and list the group's stored members: one round trip."""
+    @on_home
+    async def publish_group(self, bus: Bus, subject: str, data: bytes, group: str) -> list[str]:
+        """PUBLISH, then purge and list the group's stored members: one round trip.
+
+        The publish goes through this store's client, which is the bus's.
+        """
         key = self.key("g", group)
         async with self.command_client().pipeline(transaction=False) as pipe:
             pipe.publish(subject, data)
@@ -102,6 +113,7 @@ class RedisStore:
             _, _, members = await pipe.execute()
         return [m.decode() for m in members]
 
+    @on_home
     async def group_add(self, group: str, channel: str, expiry: float) -> None:
         key = self.key("g", group)
         async with self.command_client().pipeline(transaction=False) as pipe:
@@ -109,9 +121,11 @@ class RedisStore:
             pipe.expire(key, max(1, math.ceil(expiry)))
             await pipe.execute()
 
+    @on_home
     async def group_discard(self, group: str, channel: str) -> None:
         await self.command_client().zrem(self.key("g", group), channel)
 
+    @on_home
     async def group_members(self, group: str) -> list[str]:
         key = self.key("g", group)
         async with self.command_client().pipeline(transaction=False) as pipe:
@@ -133,12 +147,17 @@ class RedisStore:
             self.report("expired", None)
         return bool(pushed)
 
+    @on_home
     async def queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
+        return await self._queue_push(channel, data, capacity, expiry)
+
+    async def _queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
         self.command_client()
         now_ms, ttl_ms, item = self._item(data, expiry)
         keys = [self.key("q", channel)]
         return self._pushed(await self._push(keys=keys, args=[now_ms, capacity, ttl_ms, item]))
 
+    @on_home
     async def queue_push_many(
         self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
     ) -> list[bool]:
@@ -153,7 +172,7 @@ class RedisStore:
         for (channel, capacity), result in zip(pushes, results, strict=True):
             if isinstance(result, NoScriptError):
                 # Redis lost its script cache (a restart): this push loads it again.
-                outcome.append(await self.queue_push(channel, data, capacity, expiry))
+                outcome.append(await self._queue_push(channel, data, capacity, expiry))
             elif isinstance(result, Exception):
                 raise result
             else:
@@ -175,8 +194,11 @@ class RedisStore:
             self.blocking = aioredis.Redis.from_pool(blocking_pool)
         return self.blocking
 
-    async def queue_pop(self, channel: str) -> bytes:
+    @on_home
+    async def queue_pop(self, channel: str, capacity: int) -> bytes:
         """Wait for the next live message of ``channel``; see :mod:`.holds`.
+
+        One list per channel: the capacity is the push's.
 
         Cancelled, or failing, after the move, the receive gives the message
         back to the head of the queue before it ends; when even that fails,
@@ -236,7 +258,12 @@ class RedisStore:
         for _ in range(int(expired)):
             self.report("expired", None)
 
-    async def unpop(self, popped: bytes) -> None:
+    @settle_on_home
+    def queue_unpop(self, data: bytes) -> None:
+        """Put back a popped message whose receive was cancelled, in a task of its own."""
+        spawn(self._unpop(data), "redis put-back of a cancelled receive")
+
+    async def _unpop(self, popped: bytes) -> None:
         """Put back, at the head of its queue, a message whose receive was cancelled."""
         receipt = getattr(popped, "receipt", None)
         if receipt is None:
@@ -259,6 +286,7 @@ class RedisStore:
         for _ in range(int(expired)):
             self.report("expired", None)
 
+    @on_home
     async def flush(self) -> None:
         """Delete every key under the prefix."""
         client = self.command_client()

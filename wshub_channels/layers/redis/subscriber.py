@@ -1,7 +1,7 @@
 """The supervised Redis subscriber: one connection that holds every subscription of a node.
 
 A :class:`Subscriber` keeps one dedicated connection subscribed to every
-subject the transport wants. A supervisor task reconnects it with a backoff
+subject the bus wants. A supervisor task reconnects it with a backoff
 (reset after each success) and subscribes again to every subject; a PING
 sent after the SUBSCRIBE commands marks the moment they are all in place, and
 only then is the bus "up". A keepalive PINGs the connection and cuts it when
@@ -10,7 +10,7 @@ restart of Redis ("down") from Redis cutting this subscriber off on purpose
 ("dropped", almost always ``client-output-buffer-limit pubsub``) by the
 server's run id.
 
-Loop safety: a subscriber belongs to the transport's home loop; every method
+Loop safety: a subscriber belongs to the bus's home loop; every method
 must run there.
 """
 
@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...tasks import spawn
+from ..bus import Reporter, Sink
 from ..supervisor import Supervisor
-from ..transport import Reporter, Sink
 from .client import info_field
 
 __all__ = ["Subscriber"]

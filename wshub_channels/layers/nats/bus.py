@@ -1,6 +1,6 @@
-"""``NatsTransport``: the NATS connection of one node, and core NATS subjects over it.
+"""``NatsBus``: the NATS connection of one node, and core NATS subjects over it.
 
-The transport only moves bytes; fan-out, echo suppression, envelopes and
+The bus only moves bytes; fan-out, echo suppression, envelopes and
 names are the core's (:mod:`wshub_channels.layers.base`).
 
 - **Subjects** are core NATS subjects (the core makes them safe tokens), one
@@ -13,11 +13,12 @@ names are the core's (:mod:`wshub_channels.layers.base`).
 - **Requests** are native (:mod:`.requests`). Requests arriving on
   subscribed subjects are answered by the core's request handler on their
   reply subject; a node never answers its own.
-- **Normal channels** live in JetStream work queues (:mod:`.queues`) and
-  their group memberships in key-value (:mod:`.members`), whose local
-  mirror makes a ``publish_group`` cost no round trip.
+- **Normal channels and stored group members** live in JetStream, in the
+  bus's :class:`~.store.NatsStore` (the ``BrokerStore``), which the bus
+  attaches to each new client and closes with the connection.
 
-Loop safety: every client belongs to the home loop (:mod:`..loopbound`).
+Loop safety: every client belongs to the home loop, which the bus and its
+store share (:mod:`..homeloop`).
 """
 
 from __future__ import annotations
@@ -25,20 +26,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 
 from ...core.names import process_inbox
 from ...tasks import spawn
-from ..loopbound import LoopBoundTransport
-from ..transport import BusStatus, RequestHandler
-from .client import Client, ConnectOptions, Msg, Subscription, confirm, server_version
+from ..bus import Bus, BusStatus, RequestHandler
+from ..homeloop import HomeLoop, on_home
+from .client import Client, ConnectOptions, Msg, Subscription, confirm
 from .connection import Connection
-from .members import StoredMembers
-from .queues import WorkQueues
 from .requests import request
-from .streams import Streams, stream_safe
+from .store import NatsStore
 
-__all__ = ["NatsTransport"]
+__all__ = ["NatsBus"]
 
 logger = logging.getLogger("wshub_channels.layers.nats")
 
@@ -46,8 +44,8 @@ logger = logging.getLogger("wshub_channels.layers.nats")
 QUEUE_FRAMING = 8
 
 
-class NatsTransport(LoopBoundTransport):
-    """Core NATS pub/sub and requests, JetStream queues and stored members, for one node."""
+class NatsBus(Bus):
+    """Core NATS pub/sub and requests for one node; its :attr:`store` keeps the rest."""
 
     shared = True
     payload_limit_hint = (
@@ -73,14 +71,23 @@ class NatsTransport(LoopBoundTransport):
         self.request_timeout = request_timeout
         self.inbox_prefix = process_inbox(f"_INBOX.{name}")
         self._subs: dict[str, Subscription | None] = {}  # None: being subscribed
+        #: Every subject subscribed to, kept across reconnects and new home loops.
+        self.subjects: set[str] = set()
+        self.home = HomeLoop(self._open, self._shut, self._abandon)
 
         def report(event: str, error: BaseException | None) -> None:
             self.report(event, error)  # late bound: the core installs its reporter after us
 
-        self._streams = Streams(prefix, expiry, storage)
-        self._queues = WorkQueues(self._streams, request_timeout, report)
-        bucket = f"{stream_safe(prefix)}_groups"
-        self._members = StoredMembers(bucket, group_expiry, request_timeout)
+        self.store = NatsStore(
+            self.home,
+            connected=lambda: self._conn.connected(),
+            current=lambda client: self._conn.client is client,
+            prefix=prefix,
+            request_timeout=request_timeout,
+            expiry=expiry,
+            group_expiry=group_expiry,
+            storage=storage,
+        )
         self._conn = Connection(
             options,
             name=f"wshub-{name}",
@@ -91,6 +98,13 @@ class NatsTransport(LoopBoundTransport):
         )
 
     # -- connection --------------------------------------------------------------
+
+    async def connect(self) -> None:
+        await self.home.connect()
+
+    async def close(self) -> None:
+        self.subjects.clear()
+        await self.home.close()
 
     @property
     def client(self) -> Client | None:
@@ -114,19 +128,14 @@ class NatsTransport(LoopBoundTransport):
             logger.warning("NATS is not answering yet: %s", self._conn.last_error)
 
     async def _shut(self) -> None:
-        await self._queues.settle()  # acks of delivered messages first
-        await self._members.stop()
+        await self.store.shut()  # acks of delivered messages first
         await self._conn.stop()
-        self._forget()
+        self._subs.clear()
 
     def _abandon(self) -> None:
-        self._members.abandon()
+        self.store.abandon()
         self._conn.abandon()
-        self._forget()
-
-    def _forget(self) -> None:
         self._subs.clear()
-        self._streams.use(None)
 
     async def _on_connected(self, client: Client) -> None:
         """A new client: subscribe to every subject, then open JetStream."""
@@ -137,13 +146,8 @@ class NatsTransport(LoopBoundTransport):
         await confirm(client, self.connect_timeout)
 
     async def _on_reconnected(self, client: Client, first: bool = False) -> None:
-        """nats-py resubscribed by itself; streams, consumers and the watch may be gone."""
-        js = client.jetstream(timeout=self.request_timeout)
-        self._streams.use(js, server_version(client))
-        with contextlib.suppress(Exception):
-            if first:  # opened before the bus counts as up; members() awaits its first load
-                return await self._members.start(js)
-        spawn(self._members.keep(js, lambda: self._conn.client is client), "nats members watch")
+        """nats-py resubscribed by itself; the store's streams and watch may be gone."""
+        await self.store.attach(client, first)
 
     # -- pub/sub -------------------------------------------------------------------
 
@@ -181,7 +185,8 @@ class NatsTransport(LoopBoundTransport):
         except Exception as exc:
             logger.warning("could not answer a request on %s: %r", msg.subject, exc)
 
-    async def _publish(self, subject: str, data: bytes) -> None:
+    @on_home
+    async def publish(self, subject: str, data: bytes) -> None:
         client = self._conn.client
         if client is None:
             raise ConnectionError(f"NATS is not connected: {self._conn.last_error}")
@@ -195,7 +200,9 @@ class NatsTransport(LoopBoundTransport):
                 f"NATS did not take a publish within {self.request_timeout:g}s"
             ) from None
 
-    async def _subscribe(self, subject: str) -> None:
+    @on_home
+    async def subscribe(self, subject: str) -> None:
+        self.subjects.add(subject)
         client = self._conn.client
         if client is None:
             return  # subscribed when the client connects
@@ -203,7 +210,9 @@ class NatsTransport(LoopBoundTransport):
         if client.is_connected:
             await confirm(client, self.connect_timeout)
 
-    async def _unsubscribe(self, subject: str) -> None:
+    @on_home
+    async def unsubscribe(self, subject: str) -> None:
+        self.subjects.discard(subject)
         sub = self._subs.pop(subject, None)
         if sub is not None:
             with contextlib.suppress(Exception):
@@ -211,49 +220,8 @@ class NatsTransport(LoopBoundTransport):
 
     # -- requests (see .requests) ---------------------------------------------------
 
-    async def _request(
-        self, subject: str, data: bytes, timeout: float, max_replies: int | None
+    @on_home
+    async def request(
+        self, subject: str, data: bytes, timeout: float, max_replies: int | None = 1
     ) -> list[bytes]:
         return await request(self._conn.connected(), subject, data, timeout, max_replies)
-
-    # -- normal channels and stored membership (see .queues and .members) ----------
-
-    async def _publish_group(self, subject: str, data: bytes, group: str) -> list[str]:
-        await self._publish(subject, data)
-        return await self._members.members(group)
-
-    # JetStream calls fail at once while NATS is away, rather than at their timeout.
-
-    async def _queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
-        self._conn.connected()
-        return await self._queues.push(channel, data, capacity, expiry)
-
-    async def _queue_push_many(
-        self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
-    ) -> list[bool]:
-        self._conn.connected()
-        return await self._queues.push_many(pushes, data, expiry)
-
-    async def _queue_pop(self, channel: str, capacity: int) -> bytes:
-        return await self._queues.pop(channel, capacity)
-
-    def _queue_delivered(self, data: bytes) -> None:
-        self._queues.delivered(data)
-
-    def _queue_unpop(self, data: bytes) -> None:
-        self._queues.unpop(data)
-
-    async def _store_group_add(self, group: str, channel: str, expiry: float) -> None:
-        self._conn.connected()
-        await self._members.add(group, channel, expiry)
-
-    async def _store_group_discard(self, group: str, channel: str) -> None:
-        self._conn.connected()
-        await self._members.discard(group, channel)
-
-    async def _store_group_members(self, group: str) -> list[str]:
-        return await self._members.members(group)
-
-    async def _flush(self) -> None:
-        await self._queues.flush()
-        await self._members.flush()

@@ -1,6 +1,6 @@
-"""``RedisTransport``: the Redis connection of one node, and pub/sub over it.
+"""``RedisBus``: the Redis connection of one node, and pub/sub and requests over it.
 
-The transport only moves bytes; fan-out, echo suppression, envelopes and
+The bus only moves bytes; fan-out, echo suppression, envelopes and
 names are the core's (:mod:`wshub_channels.layers.base`).
 
 - **Subjects** are Redis pub/sub channels, all held by one supervised
@@ -10,44 +10,44 @@ names are the core's (:mod:`wshub_channels.layers.base`).
   connections". Every command has a socket timeout, so a caller never
   waits on a dead Redis longer than ``connect_timeout`` + ``command_timeout``.
 - **Requests** are the core's request/reply over pub/sub
-  (:class:`~wshub_channels.layers.rpc.PubSubRequests`), answered on this
+  (:class:`~wshub_channels.layers.inbox.PubSubRequests`), answered on this
   node's private inbox subject. ``PUBLISH`` returns the number of
   subscribers, so a request to a node that is gone fails at once and a
   gather waits only for the nodes that exist.
-- **Normal channels and stored group members** live in Redis
-  (:mod:`.store`).
+- **Normal channels and stored group members** live in Redis, in the
+  bus's :class:`~.store.RedisStore` (the ``BrokerStore``), which the bus
+  opens and closes with its connection and which shares its command client.
 - **Hosts**: one server carries the cluster; when it cannot be reached, the
   next entry of ``hosts`` is tried (failover, not sharding).
 
-Loop safety: every client belongs to the home loop; calls from other loops
-are forwarded there by :class:`~wshub_channels.layers.loopbound.LoopBoundTransport`.
+Loop safety: every client belongs to the home loop, which the bus and its
+store share; calls from other loops are forwarded there (:mod:`..homeloop`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from ...core.names import process_inbox, random_token
 from ...tasks import spawn
+from ..bus import Bus, BusStatus
+from ..homeloop import HomeLoop, on_home
 from ..inbox import PubSubRequests
-from ..loopbound import LoopBoundTransport
-from ..transport import BusStatus
 from .client import aioredis, build_client, safe_host
 from .store import RedisStore
 from .subscriber import Subscriber
 
-__all__ = ["RedisTransport"]
+__all__ = ["RedisBus"]
 
 logger = logging.getLogger("wshub_channels.layers.redis")
 
 
-class RedisTransport(LoopBoundTransport):
-    """Redis pub/sub, requests, list queues and sorted-set membership for one node."""
+class RedisBus(Bus):
+    """Redis pub/sub and requests for one node; its :attr:`store` keeps the rest."""
 
     shared = True
 
@@ -72,10 +72,13 @@ class RedisTransport(LoopBoundTransport):
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self.ping_interval = ping_interval
+        self.home = HomeLoop(self._open, self._shut, self._abandon)
+        #: Every subject subscribed to, kept across reconnects and new home loops.
+        self.subjects: set[str] = set()
         self._inbox_base = f"{prefix}.i.{name}.{random_token(8)}"
         self.inbox = process_inbox(self._inbox_base)
         self._host_index = 0
-        self._store = RedisStore(prefix, pool_size, command_timeout, self._report, expiry)
+        self.store = self._store = RedisStore(self.home, prefix, pool_size, command_timeout, expiry)
         self._requests = PubSubRequests(self.inbox, self._publish_counted)
         self._subscriber = Subscriber(
             connection=self._subscriber_connection,
@@ -92,6 +95,13 @@ class RedisTransport(LoopBoundTransport):
         self.report(event, error)  # late bound: the core installs its reporter after us
 
     # -- connection --------------------------------------------------------------
+
+    async def connect(self) -> None:
+        await self.home.connect()
+
+    async def close(self) -> None:
+        self.subjects.clear()
+        await self.home.close()
 
     @property
     def client(self) -> aioredis.Redis | None:
@@ -190,53 +200,28 @@ class RedisTransport(LoopBoundTransport):
 
     # -- pub/sub and requests ----------------------------------------------------------
 
-    async def _publish(self, subject: str, data: bytes) -> None:
+    @on_home
+    async def publish(self, subject: str, data: bytes) -> None:
         await self._publish_counted(subject, data)
 
     async def _publish_counted(self, subject: str, data: bytes) -> int:
         return int(await self._store.command_client().publish(subject, data))
 
-    async def _subscribe(self, subject: str) -> None:
+    @on_home
+    async def subscribe(self, subject: str) -> None:
+        self.subjects.add(subject)
         await self._subscriber.subscribe(subject)
 
-    async def _unsubscribe(self, subject: str) -> None:
+    @on_home
+    async def unsubscribe(self, subject: str) -> None:
+        self.subjects.discard(subject)
         await self._subscriber.unsubscribe(subject)
 
-    async def _request(
-        self, subject: str, data: bytes, timeout: float, max_replies: int | None
+    @on_home
+    async def request(
+        self, subject: str, data: bytes, timeout: float, max_replies: int | None = 1
     ) -> list[bytes]:
         if not self._subscriber.up:
             raise ConnectionError(f"the Redis subscriber is down: {self._subscriber.last_error}")
         own = subject in self.subjects
         return await self._requests.request(subject, data, timeout, max_replies, own=own)
-
-    # -- normal channels and stored membership (see .store) ------------------------
-
-    async def _publish_group(self, subject: str, data: bytes, group: str) -> list[str]:
-        return await self._store.publish_group(subject, data, group)
-
-    async def _queue_push(self, channel: str, data: bytes, capacity: int, expiry: float) -> bool:
-        return await self._store.queue_push(channel, data, capacity, expiry)
-
-    async def _queue_push_many(
-        self, pushes: Sequence[tuple[str, int]], data: bytes, expiry: float
-    ) -> list[bool]:
-        return await self._store.queue_push_many(pushes, data, expiry)
-
-    async def _queue_pop(self, channel: str, capacity: int) -> bytes:
-        return await self._store.queue_pop(channel)  # one list per channel: capacity is the push's
-
-    def _queue_unpop(self, data: bytes) -> None:
-        spawn(self._store.unpop(data), "redis put-back of a cancelled receive")
-
-    async def _store_group_add(self, group: str, channel: str, expiry: float) -> None:
-        await self._store.group_add(group, channel, expiry)
-
-    async def _store_group_discard(self, group: str, channel: str) -> None:
-        await self._store.group_discard(group, channel)
-
-    async def _store_group_members(self, group: str) -> list[str]:
-        return await self._store.group_members(group)
-
-    async def _flush(self) -> None:
-        await self._store.flush()
