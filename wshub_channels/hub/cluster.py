@@ -49,7 +49,7 @@ from ..core.membership import Registry
 from ..core.names import channel_node, validate_room, validate_user_id
 from ..core.presence import NodeInfo, biggest_rooms
 from ..errors import HubTimeout
-from ..layers import HubLayer, NoResponders
+from ..layers import HubBus, NoResponders
 from ..log import Throttle
 from ..metrics import HubSample
 from ..types import LocalClient
@@ -70,7 +70,7 @@ class ClusterQueries:
     """Global counts, ``find_client``, ``cluster_clients`` and ``nodes``."""
 
     def __init__(
-        self, layer: HubLayer, lifecycle: Lifecycle, registry: Registry, heartbeat: Heartbeat
+        self, layer: HubBus, lifecycle: Lifecycle, registry: Registry, heartbeat: Heartbeat
     ) -> None:
         self.layer = layer
         self._lifecycle = lifecycle
@@ -166,7 +166,7 @@ class ClusterQueries:
             return len(mine)
         if not exact and self.table_trusted():
             return len(mine) + sum(info.users for info in self.presence.nodes(rooms=False))
-        limit = self.layer.transport.max_payload
+        limit = self.layer.max_payload
         largest = max([len(mine), *(info.users for info in self.presence.nodes(rooms=False))])
         buckets = buckets_for(largest, limit)
         while buckets <= _MAX_BUCKETS:
@@ -345,14 +345,14 @@ class ClusterQueries:
 
         async def node_info() -> dict[str, Any]:
             wire = self.heartbeat.describe().to_wire()
-            budget = (self.layer.transport.max_payload or 1 << 20) // 4
+            budget = (self.layer.max_payload or 1 << 20) // 4
             wire["rooms"] = biggest_rooms(wire["rooms"], budget)
             return {"node": node, "info": wire}
 
         async def user_digest_op(bucket: int, buckets: int) -> dict[str, Any]:
             users = self.registry.user_names()
             digests = user_digests(users, bucket, buckets)
-            limit = self.layer.transport.max_payload
+            limit = self.layer.max_payload
             if limit is not None and len(digests) > limit // 2:
                 return {"node": node, "digests": None, "users": len(users)}  # ask for more ranges
             return {"node": node, "digests": digests}

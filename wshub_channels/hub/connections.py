@@ -15,7 +15,7 @@ import asyncio
 
 from ..core.membership import USERS, OutboundQueue, Registry, Slot
 from ..core.ratelimit import clock
-from ..layers import HubLayer
+from ..layers import HubBus
 from ..types import LocalClient
 from .heartbeat import Heartbeat
 from .policy import Policy
@@ -29,7 +29,7 @@ class Connections:
 
     def __init__(
         self,
-        layer: HubLayer,
+        layer: HubBus,
         policy: Policy,
         registry: Registry,
         heartbeat: Heartbeat,

@@ -24,7 +24,7 @@ from ..core.frames import data_message
 from ..core.membership import ROOMS, USERS, OutboundQueue, Registry
 from ..core.sendqueue import frame_size
 from ..core.wire import Envelope, Kind, decode_hub_payload, encode_hub_payload
-from ..layers import HubLayer
+from ..layers import HubBus
 from ..message import check_text
 from ..types import Client, Data
 from .heartbeat import Heartbeat
@@ -42,7 +42,7 @@ class Delivery:
 
     def __init__(
         self,
-        layer: HubLayer,
+        layer: HubBus,
         policy: Policy,
         registry: Registry,
         heartbeat: Heartbeat,
@@ -131,11 +131,11 @@ class Delivery:
             self._room_events.receive(env)
             return
         if kind not in _NAMESPACE:
-            self.layer.stats.bad_envelopes += 1
+            self.layer.count_bad_envelope()
             return
         try:
             data, excluded = decode_hub_payload(env.payload)
         except ValueError:
-            self.layer.stats.bad_envelopes += 1
+            self.layer.count_bad_envelope()
             return
         self._push(_NAMESPACE[kind], env.target, data, frozenset(excluded))

@@ -34,7 +34,7 @@ from ..core.names import current_pid
 from ..core.presence import BeatPlanner, NodeInfo, PresenceTable
 from ..core.wire import Kind, decode_presence, encode_presence
 from ..errors import DuplicateNodeId
-from ..layers import HubLayer
+from ..layers import HubBus
 from ..metrics import MetricsCollector
 from ..tasks import spawn
 
@@ -48,7 +48,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        layer: HubLayer,
+        layer: HubBus,
         registry: Registry,
         sender: Any,
         metrics: Callable[[], MetricsCollector],
@@ -163,7 +163,7 @@ class Heartbeat:
             elif op == "sync" and (body["target"], body["target_pid"]) == self._me():
                 self._beat_soon()
         except (ValueError, TypeError, KeyError):
-            self.layer.stats.bad_envelopes += 1
+            self.layer.count_bad_envelope()
 
     def _on_beat(self, msg: dict[str, Any]) -> None:
         mine = msg.get("node_id") == self.layer.node_id

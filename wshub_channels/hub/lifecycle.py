@@ -23,7 +23,7 @@ from typing import Any
 
 from .. import signals
 from ..errors import BusUnavailable, HubDraining, HubStopped
-from ..layers import HubLayer
+from ..layers import HubBus
 from ..metrics import HubSample
 from ..publisher import is_publisher_loop
 from ..tasks import spawn
@@ -38,7 +38,7 @@ logger = logging.getLogger("wshub_channels")
 class Lifecycle:
     """States, start, health, background tasks and bus events of one hub."""
 
-    def __init__(self, layer: HubLayer, policy: Policy) -> None:
+    def __init__(self, layer: HubBus, policy: Policy) -> None:
         self.layer = layer
         self.policy = policy
         self.state = "new"
@@ -119,11 +119,11 @@ class Lifecycle:
         """Give the collector a :class:`HubSample` every ``sample_interval`` seconds
         (or every ``PRESENCE_INTERVAL``, when that is shorter)."""
         policy = self.policy
-        seen = self.layer.stats.snapshot()
+        seen = self.layer.stats_snapshot()
         while self.running:
             wanted = policy.metrics.sample_interval or 5.0
             await asyncio.sleep(min(wanted, policy.settings.presence_interval))
-            now = self.layer.stats.snapshot()
+            now = self.layer.stats_snapshot()
             grown = {name: value - seen.get(name, 0) for name, value in now.items()}
             seen = now
             try:

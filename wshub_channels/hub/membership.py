@@ -18,7 +18,7 @@ from typing import Any
 from ..core.membership import ROOMS, Registry
 from ..core.names import channel_node, validate_room
 from ..errors import AlreadyInRoom, ClientNotFound, ConnectionClosed, NotInRoom
-from ..layers import HubLayer, NoResponders
+from ..layers import HubBus, NoResponders
 from ..types import Client, LocalClient
 from .heartbeat import Heartbeat
 from .policy import Policy
@@ -35,7 +35,7 @@ class Membership:
 
     def __init__(
         self,
-        layer: HubLayer,
+        layer: HubBus,
         policy: Policy,
         registry: Registry,
         heartbeat: Heartbeat,

@@ -25,7 +25,7 @@ from ..core.listing import RoomEvent
 from ..core.membership import ROOMS, Registry
 from ..core.wire import Envelope, Kind, pack_value, unpack_value
 from ..errors import BusUnavailable
-from ..layers import HubLayer
+from ..layers import HubBus
 from ..log import Throttle
 from ..metrics import MetricsCollector
 from ..tasks import spawn
@@ -41,7 +41,7 @@ class RoomEvents:
     """Publishes this node's room joins and leaves, and hands events to local members."""
 
     def __init__(
-        self, layer: HubLayer, registry: Registry, metrics: Callable[[], MetricsCollector]
+        self, layer: HubBus, registry: Registry, metrics: Callable[[], MetricsCollector]
     ) -> None:
         self.layer = layer
         self.registry = registry
@@ -86,7 +86,7 @@ class RoomEvents:
         try:
             news = RoomEvent.from_wire(env.target, unpack_value(env.payload, "room event"))
         except (ValueError, TypeError):
-            self.layer.stats.bad_envelopes += 1
+            self.layer.count_bad_envelope()
             return
         self.deliver(news)
 
