@@ -16,7 +16,7 @@ Three parts, in one process and one event loop, with no broker:
    interval, newest beat fresh). Times ``await hub.global_client_count()`` and
    ``await hub.global_room_count(room)``, and, to show where the time goes, the
    table's own ``client_count()`` and ``room_count(room)``, and the trust check
-   ``hub.table_trusted()`` with its two passes (``newest()``, ``rooms_known``).
+   ``hub.cluster.table_trusted()`` with its two passes (``newest()``, ``rooms_known``).
    Every answer is checked against the sum fed in, and a scatter-gather made
    while timing stops the run, so one can never be timed by mistake.
 3. **Room presence events.** Two hubs on one shared in-memory bus (two nodes),
@@ -267,7 +267,7 @@ async def one_table(
 
     layer.gather_call = counted  # type: ignore[method-assign]
     table = hub.presence
-    if len(table) != nodes or not table.rooms_known or not hub.table_trusted(rooms=True):
+    if len(table) != nodes or not table.rooms_known or not hub.cluster.table_trusted(rooms=True):
         raise RuntimeError(f"the table of {nodes} nodes is not trusted")
     if await hub.global_client_count() != clients:
         raise RuntimeError("global_client_count did not answer from the table")
@@ -282,14 +282,14 @@ async def one_table(
         "global_room_count": (lambda: hub.global_room_count(HOT_ROOM), True),
         "table_client_count": (table.client_count, False),
         "table_room_count": (lambda: table.room_count(HOT_ROOM), False),
-        "table_trusted": (hub.table_trusted, False),
-        "table_trusted_rooms": (lambda: hub.table_trusted(rooms=True), False),
+        "table_trusted": (hub.cluster.table_trusted, False),
+        "table_trusted_rooms": (lambda: hub.cluster.table_trusted(rooms=True), False),
         "table_newest": (table.newest, False),
         "table_rooms_known": (lambda: table.rooms_known, False),
     }
     for name, (call, is_async) in calls.items():
         row[name] = await time_calls(call, is_async, target_s, runs)
-    if gathers[0] or not hub.table_trusted(rooms=True):
+    if gathers[0] or not hub.cluster.table_trusted(rooms=True):
         raise RuntimeError("a count asked the nodes instead of reading the table")
     await hub.shutdown()
     return row
@@ -532,8 +532,8 @@ def parts_table(rows: Sequence[dict[str, Any]]) -> str:
         "nodes in the table",
         "`table.client_count()`",
         "`table.room_count(room)`",
-        "`hub.table_trusted()`",
-        "`hub.table_trusted(rooms=True)`",
+        "`hub.cluster.table_trusted()`",
+        "`hub.cluster.table_trusted(rooms=True)`",
         "`table.newest()`",
         "`table.rooms_known`",
     ]
