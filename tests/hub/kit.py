@@ -77,11 +77,11 @@ class FakeClient:
         self.calls.append(("on_error", error))
 
     async def before_message(self, msg: Message) -> Message:
-        self.calls.append(("client.before_message", msg.text))
+        self.calls.append(("client.before_message", msg.text()))
         return msg
 
     async def on_message(self, msg: Message) -> None:
-        self.calls.append(("client.on_message", msg.text))
+        self.calls.append(("client.on_message", msg.text()))
 
     async def before_room_join(self, room: str) -> None:
         self.calls.append(("client.before_room_join", room))
