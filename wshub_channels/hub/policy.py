@@ -50,18 +50,23 @@ class Policy:
         self.apply(settings)
 
     def apply(self, settings: HubSettings) -> None:
-        """Take config, limits, metrics, hooks and middleware from ``settings``."""
+        """Take config, limits, metrics, hooks and middleware from ``settings``.
+
+        Everything is built first: if a dotted path fails to import, the
+        error propagates and the policy keeps its previous settings whole.
+        """
+        metrics = load_metrics(settings.metrics)
+        hooks = load_hooks(settings.hooks)
+        handler = MiddlewareChain.from_paths(_dispatcher(hooks), settings.middleware).build()
         self.settings = settings
         self.config = settings.config
         self.limits = settings.limits
-        self.metrics = load_metrics(settings.metrics)
-        self.counts_bytes = counts_bytes(self.metrics)  # sizes are measured only if so
-        set_active_collector(self.metrics)
-        self.hooks = load_hooks(settings.hooks)
-        self.events = Events(self.hooks, self.metrics)
-        self.handler = MiddlewareChain.from_paths(
-            _dispatcher(self.hooks), settings.middleware
-        ).build()
+        self.metrics = metrics
+        self.counts_bytes = counts_bytes(metrics)  # sizes are measured only if so
+        set_active_collector(metrics)
+        self.hooks = hooks
+        self.events = Events(hooks, metrics)
+        self.handler = handler
 
 
 def _dispatcher(hooks: Hooks | None) -> Handler:
