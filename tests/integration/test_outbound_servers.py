@@ -67,7 +67,10 @@ async def test_stalled_clients_with_large_messages_keep_memory_bounded(
     """Three clients that stop reading, 60 frames of 1 MiB each: with a 4 MiB byte
     budget the server settles within 32 MiB of where it started (without one, the
     64-frame queues hold about 170 MiB)."""
-    settings = {"CONFIG": {"send_queue_size": 64, "send_queue_bytes": 4 * MIB, "write_timeout": 0}}
+    settings = {
+        "CONFIG": {"send_queue_size": 64, "send_queue_bytes": 4 * MIB, "write_timeout": 0},
+        "METRICS": "wshub_channels.metrics.DebugMetrics",  # the drops are read from it
+    }
     env = {
         "WSHUB_TEST_SETTINGS": json.dumps(settings),
         # Every large block is mmapped, so freed frames leave RSS and it tracks what is held.

@@ -36,7 +36,7 @@ from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import HubSettings, get_settings
-from ..config import Config
+from ..config import Config, Limits
 from ..core.listing import ClientInfo, ClusterPage
 from ..core.membership import ROOMS, USERS, Registry
 from ..core.names import validate_room, validate_user_id
@@ -113,6 +113,10 @@ class Hub:
     @property
     def config(self) -> Config:
         return self.policy.config
+
+    @property
+    def limits(self) -> Limits:
+        return self.policy.limits
 
     @property
     def metrics(self) -> MetricsCollector:
