@@ -45,8 +45,8 @@ def test_rate_limits_share_the_monotonic_clock() -> None:
 
 def test_a_message_with_a_lone_surrogate_has_a_size() -> None:
     """Message size counts a lone surrogate 3 bytes, as frame_size does, instead of raising."""
-    from wshub_channels.core.sendqueue import frame_size
     from wshub_channels.message import Message
+    from wshub_channels.utf8 import frame_size
 
     text = "a\ud800é"
     assert len(Message(text, "c")) == frame_size(text) == 6

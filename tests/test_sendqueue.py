@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from wshub_channels.config import Config, DropPolicy
-from wshub_channels.core.sendqueue import Frame, Offer, SendQueue, frame_size, utf8_size
+from wshub_channels.core.sendqueue import Frame, Offer, SendQueue
+from wshub_channels.utf8 import frame_size, utf8_size
 
 pytestmark = pytest.mark.unit
 

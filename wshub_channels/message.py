@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidFrame
-from .utf8 import lone_surrogate
+from .utf8 import frame_size, lone_surrogate
 
 __all__ = ["Message", "check_text", "dump_json"]
 
@@ -61,8 +61,5 @@ class Message:
         return json.loads(self.data)
 
     def __len__(self) -> int:
-        """The frame's size in bytes, as ``core.sendqueue.frame_size`` counts it."""
-        data = self.data
-        if not isinstance(data, str):
-            return len(data)
-        return len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+        """The frame's size in bytes (:func:`~wshub_channels.utf8.frame_size`)."""
+        return frame_size(self.data)

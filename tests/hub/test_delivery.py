@@ -14,13 +14,13 @@ import pytest
 
 from tests.hub.kit import FakeClient, FakeQueue, Parts, make_parts, settings
 from wshub_channels.core.membership import ROOMS, USERS
-from wshub_channels.core.sendqueue import frame_size
 from wshub_channels.core.wire import Envelope, Kind, encode_hub_payload
 from wshub_channels.errors import InvalidFrame
 from wshub_channels.hub.delivery import Delivery
 from wshub_channels.layers import InMemoryHubLayer
 from wshub_channels.testing import scaled
 from wshub_channels.testing.timing import async_wait_until
+from wshub_channels.utf8 import frame_size
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 :meth:`Inbound.receive` runs every frame a client sends through the same steps:
 
 1. the size check: a frame over ``max_message_size`` (bytes, by
-   :func:`~wshub_channels.core.sendqueue.frame_size`) closes with 1009;
+   :func:`~wshub_channels.utf8.frame_size`) closes with 1009;
 2. counting: ``messages_received`` and ``message_bytes``, once;
 3. the rate limit (``Limits``' per-connection buckets, a
    :class:`~wshub_channels.core.ratelimit.RateLimiter`);
@@ -32,12 +32,12 @@ from typing import Protocol
 
 from .. import signals
 from ..core.ratelimit import RateLimiter, clock
-from ..core.sendqueue import frame_size
 from ..errors import RateLimitExceeded
 from ..hub.policy import Policy
 from ..log import Throttle
 from ..message import Message
 from ..types import Data, LocalClient
+from ..utf8 import frame_size
 
 __all__ = ["CLOSE_POLICY", "CLOSE_TOO_BIG", "Inbound", "Receiver"]
 

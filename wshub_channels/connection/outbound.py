@@ -49,9 +49,10 @@ from typing import Any
 
 from ..config import Config
 from ..core.frames import data_message, frame_payload
-from ..core.sendqueue import Frame, Offer, SendQueue, frame_size
+from ..core.sendqueue import Frame, Offer, SendQueue
 from ..errors import ConnectionClosed, SendBufferFull
 from ..types import AsgiMessage, AsgiSend
+from ..utf8 import frame_size
 from .gone import client_gone
 
 __all__ = ["CloseRequest", "DropHandler", "Outbound"]

@@ -3,7 +3,7 @@
 No I/O: these only build and look at messages. Each builder says what it
 builds: :func:`text_message` a text frame, :func:`binary_message` a binary
 one, and :func:`data_message` whichever the data is (text for ``str``,
-binary for ``bytes``). Sizes are :func:`~wshub_channels.core.sendqueue.frame_size`,
+binary for ``bytes``). Sizes are :func:`~wshub_channels.utf8.frame_size`,
 the one size function.
 """
 

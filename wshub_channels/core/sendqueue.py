@@ -4,7 +4,7 @@ This module is pure: no asyncio, no ASGI, no clock. Items are frames, ``str``
 for text and ``bytes`` for binary. :meth:`SendQueue.offer` applies the
 :class:`~wshub_channels.config.DropPolicy` when one more frame would take the
 queue over either bound, ``maxsize`` frames or ``maxbytes`` bytes of payload
-(:func:`frame_size`, the one size function; 0 means no byte bound). It
+(:func:`~wshub_channels.utf8.frame_size`, the one size function; 0 means no byte bound). It
 returns an :class:`Offer` that says what happened; the caller reports the
 dropped frames and acts on a disconnect request. :meth:`SendQueue.next_frame`
 hands out the frame to write next, in the order offered.
@@ -28,8 +28,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from ..config import Config, DropPolicy
+from ..utf8 import frame_size
 
-__all__ = ["Frame", "Offer", "SendQueue", "frame_size", "utf8_size"]
+__all__ = ["Frame", "Offer", "SendQueue"]
 
 Frame = str | bytes
 
@@ -60,18 +61,6 @@ class Offer:
 
 
 _QUEUED = Offer(queued=True)
-
-
-def utf8_size(text: str) -> int:
-    """Length in bytes of ``text`` encoded as UTF-8 (lone surrogates count 3 bytes)."""
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def frame_size(frame: Frame) -> int:
-    """A frame's payload size in bytes: UTF-8 for text, length for binary."""
-    return utf8_size(frame) if isinstance(frame, str) else len(frame)
 
 
 class SendQueue:
@@ -148,7 +137,7 @@ class SendQueue:
     def offer(self, frame: Frame) -> Offer:
         """Queue ``frame``, applying the drop policy if it would not fit."""
         items = self._items
-        size = utf8_size(frame) if isinstance(frame, str) else len(frame)
+        size = frame_size(frame)
         maxbytes = self.maxbytes
         if len(items) < self.maxsize and (not maxbytes or self._bytes + size <= maxbytes):
             items.append(frame)

@@ -22,11 +22,11 @@ from collections.abc import Iterable, Iterator
 
 from ..core.frames import data_message
 from ..core.membership import ROOMS, USERS, OutboundQueue, Registry
-from ..core.sendqueue import frame_size
 from ..core.wire import Envelope, Kind, decode_hub_payload, encode_hub_payload
 from ..layers import HubBus
 from ..message import check_text
 from ..types import Client, Data
+from ..utf8 import frame_size
 from .heartbeat import Heartbeat
 from .policy import Policy
 from .roomevents import RoomEvents
