@@ -155,6 +155,9 @@ async def test_cluster_clients_pages_filters_and_names_a_paused_node(
     expected = sorted([node_of(p.id), p.id] for p in everyone)
     for control in controls:  # each node pages from its own table: wait for every one
         await converge(control, {"clients": len(everyone)})
+        # a client counts on connect, its rooms a moment later: the room filter
+        # reads the room counts of the table, so wait for those too
+        await converge(control, {"room": len(crowd[1::2])}, room="p1")
     for control in controls:
         seen: list[list[str]] = []
         for offset in range(0, len(everyone), 4):
