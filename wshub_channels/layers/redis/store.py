@@ -81,6 +81,9 @@ class RedisStore(BrokerStore):
         self._push: Any = None
         self._claim: Any = None
         self._give_back: Any = None
+        #: Put-backs still running, by queue key: the next receive of that queue
+        #: waits for them, so a message given back keeps its place at the head.
+        self._putting_back: dict[str, asyncio.Task[Any]] = {}
 
     def use(self, client: aioredis.Redis) -> None:
         """Send commands through ``client`` from now on."""
@@ -208,6 +211,10 @@ class RedisStore(BrokerStore):
         key, registry = self.key("q", channel), self.key("hs", channel)
         hold = self.key("h", f"{channel}:{random_token(8)}")
         item: bytes | None = None
+        putting_back = self._putting_back.get(key)
+        if putting_back is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(putting_back)  # its failure is logged by spawn
         try:
             while True:
                 item = None
@@ -260,8 +267,21 @@ class RedisStore(BrokerStore):
 
     @settle_on_home
     def queue_unpop(self, data: bytes) -> None:
-        """Put back a popped message whose receive was cancelled, in a task of its own."""
-        spawn(self._unpop(data), "redis put-back of a cancelled receive")
+        """Put back a popped message whose receive was cancelled, in a task of its own.
+
+        The next receive of the same queue waits for it (``_putting_back``).
+        """
+        receipt = getattr(data, "receipt", None)
+        task = spawn(self._unpop(data), "redis put-back of a cancelled receive")
+        if receipt is not None:
+            key = receipt[0]
+            self._putting_back[key] = task
+
+            def done(_: asyncio.Task[Any]) -> None:
+                if self._putting_back.get(key) is task:
+                    del self._putting_back[key]
+
+            task.add_done_callback(done)
 
     async def _unpop(self, popped: bytes) -> None:
         """Put back, at the head of its queue, a message whose receive was cancelled."""
