@@ -6,6 +6,9 @@
 // drops a connection that stays silent, rejoins its rooms after a reconnect asking for what it
 // missed since the last offset it saw in each room, and tells the page whether the room could be
 // recovered. Types: wshub.d.ts beside this file.
+//
+// Status: the server side of protocol v1 (a consumer mixin and room history) is not part of
+// this release yet; this client is tested on its own (close codes, backoff, frame splitting).
 
 /** The subprotocol of client protocol v1. */
 export const PROTOCOL = "wshub.v1";
