@@ -14,6 +14,7 @@ from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory, override_settings
 
+from tests.asyncdb import async_db  # noqa: F401  (fixture)
 from wshub_channels.auth import (
     MAX_TOKEN_LENGTH,
     SALT,
@@ -77,7 +78,8 @@ def test_a_token_names_its_user_and_holds_only_token_characters(user: User) -> N
     assert time.time() + 290 < claims.expires <= time.time() + 300  # TOKEN_MAX_AGE
 
 
-async def test_acheck_token_checks_from_async_code(transactional_db: None) -> None:
+@pytest.mark.usefixtures("async_db")
+async def test_acheck_token_checks_from_async_code() -> None:
     user = await User.objects.acreate_user("async-ada", password="pw")
     assert await acheck_token(make_token(user)) == user
 

@@ -20,6 +20,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.models import User
 from django.test import RequestFactory, override_settings
 
+from tests.asyncdb import async_db  # noqa: F401  (fixture)
 from wshub_channels import get_hub
 from wshub_channels.errors import TokenRevoked
 from wshub_channels.testing import scaled
@@ -65,7 +66,7 @@ def cache_sessions() -> Iterator[None]:
         yield
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("async_db")
 async def test_token_auth_example(cache_sessions: None) -> None:
     """The example makes a token a Chat consumer admits, which logout then revokes."""
     from asgiref.sync import sync_to_async

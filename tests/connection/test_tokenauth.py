@@ -19,6 +19,7 @@ from django.contrib.auth import logout
 from django.contrib.auth.models import AnonymousUser, User
 from django.test import RequestFactory, override_settings
 
+from tests.asyncdb import async_db  # noqa: F401  (fixture)
 from tests.inprocess import WAIT, private_layer
 from tests.rig.timing import async_wait_until
 from wshub_channels import AuthenticationFailed, HubConsumer, get_hub
@@ -26,7 +27,7 @@ from wshub_channels.auth import TokenAuth, make_token
 from wshub_channels.hub.hub import Hub
 from wshub_channels.testing import scaled
 
-pytestmark = [pytest.mark.unit, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("async_db")]
 
 ALIAS = "wshub-test-tokenauth"
 HEADER_ONLY = TokenAuth(first_message=False)
