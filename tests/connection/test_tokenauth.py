@@ -292,3 +292,18 @@ async def test_without_wshub_v1_no_subprotocol_is_selected(hub: Hub, user: User)
     await comm.receive_from(WAIT)
     await comm.disconnect()
     await async_wait_until(lambda: hub.client_count() == 0, scaled(2))
+
+
+async def test_a_failing_check_closes_with_1011_to_retry(hub: Hub, user: User) -> None:
+    """The session store cannot be reached: not a refusal of the token (4401), nor a 403."""
+    request = RequestFactory().get("/")
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore()
+    from asgiref.sync import sync_to_async
+
+    token = await sync_to_async(make_token)(user, session=request.session)
+    with override_settings(SESSION_ENGINE="wshub_channels.no_such_session_engine"):
+        comm = communicator(HeaderOnly, token)
+        assert await comm.connect(WAIT) == (True, "wshub.v1")
+        assert await closed_with(comm) == 1011
+    assert_nobody(hub)
+    assert refusals(hub) == {"refused_ModuleNotFoundError": 1}

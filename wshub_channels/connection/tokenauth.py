@@ -25,7 +25,8 @@ puts it, so ``user_id`` (the hub's user index) and the app's hooks see it.
 which would leave a client unable to tell an expired token (fetch a new one,
 retry) from a forged one (stop). So a refused token is accepted, then closed at
 once: 4401 (missing, forged, revoked) or 4419 (expired), with no frame in
-between. Any other refusal after an early accept (first-message path) closes
+between; a check that fails (the database is down) closes with 1011 (4011 under
+daphne: retry with backoff). Any other refusal after an early accept (first-message path) closes
 with 1013 (a connection limit), 1001 (draining), 1008 (``before_connect`` and
 other refusals) or 1011 (an unexpected error), as 4xxx under daphne; before
 accept they stay 403 as without tokens. Each refusal is logged (throttled) and
@@ -167,7 +168,13 @@ class TokenGate:
             await release()
 
     async def _check(self, token: str) -> None:
-        user = await acheck_token(token)
+        try:
+            user = await acheck_token(token)
+        except TokenError:
+            raise
+        except Exception:
+            await self.accept()  # the check itself failed (database down): 1011, retry
+            raise
         consumer = self._consumer
         consumer.scope["user"] = user
         vars(consumer).pop("_user_id", None)  # read again from the scope's user
