@@ -32,6 +32,11 @@ from .errors import (
     RoomFull,
     RoomNotFound,
     SendBufferFull,
+    TokenError,
+    TokenExpired,
+    TokenInvalid,
+    TokenMissing,
+    TokenRevoked,
     Unauthorized,
 )
 from .hooks import Hooks
@@ -81,6 +86,11 @@ __all__ = [
     "RoomFull",
     "RoomNotFound",
     "SendBufferFull",
+    "TokenError",
+    "TokenExpired",
+    "TokenInvalid",
+    "TokenMissing",
+    "TokenRevoked",
     "Unauthorized",
     "allow_all_origins",
     "allow_origins",

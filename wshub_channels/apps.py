@@ -13,4 +13,5 @@ class WshubChannelsConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from . import checks, conf  # noqa: F401  (registers checks and the settings reset)
+        # Registers checks, the settings reset and the logout receiver of token auth.
+        from . import auth, checks, conf  # noqa: F401

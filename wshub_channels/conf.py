@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "MIDDLEWARE": [],
     "HOOKS": None,
     "METRICS": None,
+    "TOKEN_MAX_AGE": 300,
 }
 
 
@@ -52,6 +53,7 @@ class HubSettings:
     middleware: tuple[str, ...]
     hooks: str | None
     metrics: str | None
+    token_max_age: int = 300
 
 
 def parse_settings(raw: Mapping[str, Any]) -> HubSettings:
@@ -94,6 +96,12 @@ def parse_settings(raw: Mapping[str, Any]) -> HubSettings:
         )
         for key in ("HOOKS", "METRICS"):
             _require(merged[key] is None or isinstance(merged[key], str), "None or a dotted path")
+        key = "TOKEN_MAX_AGE"
+        value = merged[key]
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            "a positive int (seconds)",
+        )
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"WSHUB[{key!r}]: {exc}") from exc
     return HubSettings(
@@ -108,6 +116,7 @@ def parse_settings(raw: Mapping[str, Any]) -> HubSettings:
         middleware=tuple(middleware),
         hooks=merged["HOOKS"],
         metrics=merged["METRICS"],
+        token_max_age=merged["TOKEN_MAX_AGE"],
     )
 
 

@@ -34,6 +34,11 @@ __all__ = [
     "RoomFull",
     "RoomNotFound",
     "SendBufferFull",
+    "TokenError",
+    "TokenExpired",
+    "TokenInvalid",
+    "TokenMissing",
+    "TokenRevoked",
     "Unauthorized",
 ]
 
@@ -121,6 +126,34 @@ class RateLimitExceeded(HubError):
 
 class AuthenticationFailed(HubError):
     """Raised by ``before_connect`` to reject a handshake (HTTP 403)."""
+
+
+class TokenError(AuthenticationFailed):
+    """A WebSocket token was refused (:mod:`wshub_channels.auth`).
+
+    ``close_code`` is the code the connection is closed with (accepted first,
+    so the client can read it).
+    """
+
+    close_code = 4401
+
+
+class TokenMissing(TokenError):
+    """No token where the consumer reads one, and no authenticated user (4401)."""
+
+
+class TokenInvalid(TokenError):
+    """A forged, altered or malformed token (4401: stop, do not retry)."""
+
+
+class TokenRevoked(TokenInvalid):
+    """A genuine token refused since: logout, a password change, the user gone (4401)."""
+
+
+class TokenExpired(TokenError):
+    """A genuine token past its expiry (4419: fetch a fresh token and retry)."""
+
+    close_code = 4419
 
 
 class Unauthorized(HubError):

@@ -25,6 +25,7 @@ from asgiref.typing import WebSocketConnectEvent, WebSocketDisconnectEvent, WebS
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from ..auth import TokenAuth
 from ..core.listing import RoomEvent
 from ..core.ratelimit import clock
 from ..errors import (
@@ -43,6 +44,7 @@ from ..types import AsgiSend, Data
 from .client import HubClient
 from .inbound import CLOSE_POLICY, CLOSE_TOO_BIG, Inbound
 from .outbound import Outbound
+from .tokenauth import TokenGate, close_refused
 
 __all__ = ["CLOSE_POLICY", "CLOSE_TOO_BIG", "HubConsumer", "JsonHubConsumer", "dump_json"]
 
@@ -61,6 +63,9 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
 
     _finished = False
     last_seen = 0.0  # rate-limit clock time of the last frame received (idle timeout)
+    #: ``TokenAuth(...)`` to admit clients by a signed token (``wshub_channels.auth``).
+    token_auth: TokenAuth | None = None
+    _token_gate: TokenGate | None = None
 
     # -- hooks to override ----------------------------------------------------------
 
@@ -134,11 +139,17 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
                 if not resolve_origin(policy.config.check_origin)(self.scope):
                     inbound.error("origin_rejected")
                     raise Unauthorized("origin not allowed")
+                gate = self._token_gate
+                if gate is None and self.token_auth is not None:
+                    gate = self._token_gate = TokenGate(self, self.token_auth)
+                if gate is not None and not await gate.admit():
+                    return  # accepted, waiting for the auth frame (websocket_receive)
                 self._slot = connections.reserve(self.user_id)
                 await policy.events.check(self, "connect")
                 for group in self.groups:
                     await self.channel_layer.group_add(group, self.channel_name)
-                await self.accept()
+                if gate is None or not gate.accepted:
+                    await self.accept(None if gate is None else gate.subprotocol)
             except (HubError, PermissionError) as exc:
                 _refusal_log.info("handshake rejected (%s): %s", type(exc).__name__, exc)
                 if isinstance(exc, InvalidName):  # a bad room, user or group name: a bug
@@ -171,20 +182,29 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.close(CLOSE_TRY_AGAIN, "connection limit")
 
     async def _refuse(self, exc: Exception) -> NoReturn:
-        """Refuse the handshake: count it, free the channel and its groups, close (403)."""
+        """Refuse the handshake: count it, free the channel and its groups, close (403,
+        or a close code for a token refused or a connection accepted early)."""
         self._inbound.refused(exc)
+        await self._release_channel()
+        with contextlib.suppress(Exception):  # the socket may be gone already
+            await close_refused(self._asgi_send, self._token_gate, exc, self.scope)
+        raise StopConsumer() from None
+
+    async def _release_channel(self) -> None:
         try:  # and the groups joined so far
             await self.hub.layer.release_channel(self.channel_name)
         except Exception as error:
             _error_log.warning("refused handshake %s kept its channel: %r", self.id, error)
-        with contextlib.suppress(Exception):  # the socket may be gone already
-            await self._asgi_send({"type": "websocket.close", "code": CLOSE_POLICY})
-        raise StopConsumer() from None
 
     async def websocket_receive(self, message: WebSocketReceiveEvent) -> None:
         data: str | bytes | None = message.get("text")
         if data is None:
             data = message.get("bytes") or b""
+        gate = self._token_gate
+        if gate is not None and gate.holds_frames:  # not admitted yet: the auth frame
+            if await gate.first_frame(data):
+                await self.websocket_connect({"type": "websocket.connect"})
+            return
         await self._inbound.receive(data)
 
     async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
@@ -201,6 +221,8 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
             self._closed_at = datetime.now(UTC)
         if self._outbound is not None:
             self._outbound.close(self._drop_reason())
+        if self._token_gate is not None:
+            await self._token_gate.end(self._release_channel)
         if hasattr(self, "hub"):
             await self.hub.connections.unregister(self)
         layer = self.channel_layer

@@ -1,0 +1,100 @@
+"""The README's Python examples run as written.
+
+:func:`python_blocks` takes the fenced ``python`` blocks of one README section;
+each test runs them with the names the prose gives them (``request``: a
+logged-in request) and then checks what they promise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import login, logout
+from django.contrib.auth.models import User
+from django.test import RequestFactory, override_settings
+
+from tests.asyncdb import async_db  # noqa: F401  (fixture)
+from wshub_channels import get_hub
+from wshub_channels.errors import TokenRevoked
+from wshub_channels.testing import scaled
+
+pytestmark = pytest.mark.unit
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks(heading: str) -> list[str]:
+    """The ``python`` code blocks of the README section under ``heading`` (up to the next
+    heading of its level or above; ``#`` lines inside code blocks are not headings)."""
+    level = len(heading.split(" ")[0])
+    blocks: list[str] = []
+    inside, fence, block = False, None, []
+    for line in README.read_text().splitlines():
+        if fence is None and line.startswith("#"):
+            marks = len(line) - len(line.lstrip("#"))
+            if inside and marks <= level:
+                break
+            inside = inside or line == heading
+        elif line.startswith("```"):
+            if fence is None:
+                fence, block = line[3:].strip(), []
+            else:
+                if inside and fence == "python":
+                    blocks.append("\n".join(block) + "\n")
+                fence = None
+        elif fence is not None:
+            block.append(line)
+    return blocks
+
+
+def test_python_blocks_reads_one_section() -> None:
+    blocks = python_blocks("### Token auth")
+    assert len(blocks) == 1 and "token = make_token(" in blocks[0]
+    assert all("HubCommunicator" not in b for b in blocks)  # the next sections' are not read
+
+
+@pytest.fixture
+def cache_sessions() -> Iterator[None]:
+    with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.cache"):
+        yield
+
+
+@pytest.mark.usefixtures("async_db")
+async def test_token_auth_example(cache_sessions: None) -> None:
+    """The example makes a token a Chat consumer admits, which logout then revokes."""
+    from asgiref.sync import sync_to_async
+
+    user = await User.objects.acreate_user("readme", password="pw")
+    request = RequestFactory().get("/")
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore()
+    request.user = user  # as AuthenticationMiddleware leaves it
+    await sync_to_async(login)(request, user, "django.contrib.auth.backends.ModelBackend")
+    namespace: dict[str, Any] = {"request": request}
+    for block in python_blocks("### Token auth"):
+        await sync_to_async(exec)(block, namespace)
+    token, chat = namespace["token"], namespace["Chat"]
+
+    await get_hub().start()
+    comm = WebsocketCommunicator(
+        chat.as_asgi(), "/ws/", subprotocols=["wshub.v1", f"wshub.token.{token}"]
+    )
+    assert await comm.connect(scaled(2)) == (True, "wshub.v1")
+    assert get_hub().get_client_by_user_id(str(user.pk)) is not None
+    await comm.disconnect()
+
+    await sync_to_async(logout)(request)
+    with pytest.raises(TokenRevoked):
+        await sync_to_async(namespace["check_token"])(token)
+    replay = WebsocketCommunicator(
+        chat.as_asgi(), "/ws/", subprotocols=["wshub.v1", f"wshub.token.{token}"]
+    )
+    assert (await replay.connect(scaled(2)))[0]
+    closed = await replay.receive_output(scaled(2))
+    assert closed == {"type": "websocket.close", "code": 4401}, json.dumps(closed)
