@@ -201,6 +201,9 @@ async def test_a_first_message_token_admits_and_later_frames_follow(hub: Hub, us
         ('{"t": "join", "room": "r"}', 4401, "TokenMissing"),
         ("not json", 4401, "TokenMissing"),
         ('{"t": "auth", "token": ""}', 4401, "TokenMissing"),
+        ("[" * 3000, 4401, "TokenMissing"),  # nested past the JSON reader's depth
+        ('{"t": "auth", "token": "\\ud800"}', 4401, "TokenInvalid"),  # a lone surrogate
+        ('{"t": "auth", "token": ["a"]}', 4401, "TokenMissing"),
     ],
 )
 async def test_a_bad_first_message_is_refused(hub: Hub, frame: str, code: int, reason: str) -> None:

@@ -210,7 +210,7 @@ def _auth_token(data: str | bytes) -> str:
         raise TokenMissing("the first frame is not an auth frame")
     try:
         frame = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         frame = None
     if not (isinstance(frame, dict) and frame.get("t") == "auth"):
         raise TokenMissing("the first frame is not an auth frame")
