@@ -13,7 +13,6 @@ Use from the connection's event loop.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -24,9 +23,9 @@ from ..core.listing import ClientInfo
 from ..core.names import channel_node, validate_user_id
 from ..core.wire import pack_message
 from ..errors import ConnectionClosed
-from ..log import Throttle
 from ..message import check_text, dump_json
 from ..types import AsgiMessage, AsgiSend, Data, LocalClient
+from .closing import send_close
 from .outbound import Outbound
 
 if TYPE_CHECKING:
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["HubClient"]
 
 logger = logging.getLogger("wshub_channels.consumer")
-#: Under daphne every 1xxx close falls back to 4xxx: say so at most once a minute.
-_fallback_log = Throttle(logger, 60.0)
 
 
 class HubClient:
@@ -252,19 +249,9 @@ class HubClient:
                 await outbound.flush(self.hub.policy.config.write_timeout)
             outbound.close(self._drop_reason(dropped))
         try:
-            await self._asgi_send(message)
+            await send_close(self._asgi_send, message, self.id)
         except Exception as exc:
-            if not 1001 <= code <= 1015:
-                logger.debug("close of %s failed (the socket may be gone): %r", self.id, exc)
-                return
-            # daphne (autobahn) sends only 1000 and 3000-4999: send 4xxx for 1xxx there.
-            fallback = code + 3000
-            _fallback_log.info(
-                "server refused close code %d (%s); sent %d", code, self.id, fallback
-            )
-            message["code"] = fallback
-            with contextlib.suppress(Exception):
-                await self._asgi_send(message)
+            logger.debug("close of %s failed (the socket may be gone): %r", self.id, exc)
 
     def _asgi_send(self, message: AsgiMessage) -> Awaitable[None]:
         send = cast(AsgiSend, self.base_send)

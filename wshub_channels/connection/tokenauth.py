@@ -59,6 +59,7 @@ from ..errors import (
 )
 from ..tasks import spawn
 from ..types import AsgiMessage
+from .closing import send_close
 
 __all__ = ["PROTOCOL", "TOKEN_PREFIX", "Gated", "TokenGate", "close_refused"]
 
@@ -242,10 +243,4 @@ async def close_refused(send: Send, gate: TokenGate | None, exc: BaseException, 
         await gate.accept()
     else:  # a hook raised a TokenError on a consumer without token_auth
         await send({"type": "websocket.accept", "subprotocol": subprotocol(scope)})
-    code = _after_accept_code(exc)
-    try:
-        await send({"type": "websocket.close", "code": code})
-    except Exception:
-        if not 1001 <= code <= 1015:
-            raise
-        await send({"type": "websocket.close", "code": code + 3000})  # daphne: 3000-4999
+    await send_close(send, {"type": "websocket.close", "code": _after_accept_code(exc)})
