@@ -17,6 +17,7 @@ __all__ = [
     "DuplicateNodeId",
     "EmptyRoomName",
     "ForeignChannel",
+    "HistoryUnavailable",
     "HubDraining",
     "HubError",
     "HubNotStarted",
@@ -171,6 +172,10 @@ class BusUnavailable(HubError, ConnectionError):
     counts it, and a consumer whose handler it escapes reports it to
     ``on_error`` and ``hub_error`` like any handler error.
     """
+
+
+class HistoryUnavailable(HubError):
+    """The channel layer keeps no room history, but ``WSHUB["HISTORY"]`` asks for it."""
 
 
 class ForeignChannel(HubError, ValueError):

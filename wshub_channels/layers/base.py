@@ -247,7 +247,8 @@ class HubLayer(BusNode, BaseChannelLayer):
                     self._count_full_drop(group)
 
     async def flush(self) -> None:
-        """Empty the layer: every queue and group membership, here and in the broker."""
+        """Empty the layer: every queue, group membership and room history, here and in
+        the broker."""
         self._local.clear()
         for ns, name in self._interest.all_keys():
             if ns == GROUPS:
@@ -255,6 +256,7 @@ class HubLayer(BusNode, BaseChannelLayer):
                     self._interest.discard(ns, name, member)
                 await self._subs.unsubscribe(self.subject(ns, name))
         await self.store.flush()
+        await self.history.flush()
 
     async def release_channel(self, channel: str) -> None:
         """Free a local ``!`` channel now: its queue and every membership.

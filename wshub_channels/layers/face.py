@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
+from ..core.history import HistoryPage, HistoryRule, Position
 from ..core.membership import Interest
 from ..core.wire import Envelope
 from .bus import BusStatus
@@ -103,6 +104,16 @@ class HubBus(Protocol):
         self, subject: str, kind: int, target: str, payload: bytes, deliver: Deliver
     ) -> None:
         """Publish one envelope, run ``deliver`` meanwhile, then await the publish."""
+
+    # -- room history --
+
+    async def history_append(self, room: str, payload: bytes, rule: HistoryRule) -> Position:
+        """Store one message of a history room in the broker; return its position."""
+
+    async def history_read(
+        self, room: str, since: Position | None, limit: int | None
+    ) -> HistoryPage:
+        """Read what a history room keeps after ``since``, and its position."""
 
     # -- calls between nodes --
 

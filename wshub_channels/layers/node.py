@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any, NamedTuple, TypeVar
 
 from .. import errors
+from ..core.history import HistoryPage, HistoryRule, Position
 from ..core.membership import Interest
 from ..core.names import current_pid, make_node_id, subject_token
 from ..core.wire import (
@@ -48,6 +49,7 @@ from ..core.wire import (
 from ..log import Throttle
 from .bus import Bus, BusStatus
 from .face import BusListener, Deliver, HubSink
+from .historystore import HistoryStore, NoHistory
 from .limits import answer_within_limit, check_wire_size
 from .rpc import Op, RemoteOps
 from .stats import LayerStats
@@ -62,10 +64,12 @@ T = TypeVar("T")
 
 
 class Backend(NamedTuple):
-    """What a backend supplies: its bus and its store (they may share a connection)."""
+    """What a backend supplies: its bus, its store and its room history (they may share
+    a connection). A backend without room history leaves ``history`` None."""
 
     bus: Bus
     store: BrokerStore
+    history: HistoryStore | None = None
 
 
 class BusNode:
@@ -95,7 +99,9 @@ class BusNode:
         self._bus_listener: BusListener | None = None
         self._drop_log = Throttle(logger, 10.0)
         self._started = False
-        self.bus, self.store = self.make_backend()
+        backend = self.make_backend()
+        self.bus, self.store = backend.bus, backend.store
+        self.history = backend.history or NoHistory(type(self).__name__)
         self._subs = Subscriptions(self.bus)
         self.bus.set_sink(self._on_bus)
         self.bus.set_request_handler(self._answer)
@@ -209,6 +215,20 @@ class BusNode:
         own = {self.node_subject(self.node_id), self.cluster_subject}
         sizes["interest_subscriptions"] = self._subs.count_except(own)
         return sizes
+
+    # -- room history ---------------------------------------------------------------
+
+    async def history_append(self, room: str, payload: bytes, rule: HistoryRule) -> Position:
+        """Store one message of a history room; return its position (see :mod:`.historystore`)."""
+        await self.start()
+        return await self.history.append(room, payload, rule)
+
+    async def history_read(
+        self, room: str, since: Position | None, limit: int | None
+    ) -> HistoryPage:
+        """Read a history room after ``since`` (see :mod:`.historystore`)."""
+        await self.start()
+        return await self.history.read(room, since, limit)
 
     # -- publishing -----------------------------------------------------------------
 

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 from .communicator import HubCommunicator
 from .conformance import ChannelLayerConformance, LayerBackend
+from .conformance.history import HistoryConformance
 from .timing import UNIT, async_wait_until, scaled
 
 __all__ = [
     "UNIT",
     "ChannelLayerConformance",
+    "HistoryConformance",
     "HubCommunicator",
     "LayerBackend",
     "async_wait_until",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...core.historyring import HistoryRing
 from ..channelqueue import ChannelQueue
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class MemoryBroker:
         self.subscriptions: dict[str, set[MemoryBus]] = {}
         self.queues: dict[str, ChannelQueue] = {}
         self.groups: dict[str, dict[str, float]] = {}
+        self.history: dict[str, HistoryRing] = {}
 
     @classmethod
     def named(cls, name: str) -> MemoryBroker:

@@ -15,6 +15,7 @@ from ..base import HubLayer
 from ..node import Backend
 from .broker import MemoryBroker
 from .bus import MemoryBus
+from .history import MemoryHistory
 from .store import MemoryStore
 
 __all__ = ["InMemoryHubLayer"]
@@ -33,4 +34,4 @@ class InMemoryHubLayer(HubLayer):
         super().__init__(**kwargs)
 
     def make_backend(self) -> Backend:
-        return Backend(MemoryBus(self.broker), MemoryStore(self.broker))
+        return Backend(MemoryBus(self.broker), MemoryStore(self.broker), MemoryHistory(self.broker))
