@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import Config, DropPolicy, Limits
 from .connection.consumer import HubConsumer, JsonHubConsumer
+from .core.history import HistoryEntry, HistoryPage, Position, Recovery
 from .core.listing import ClientInfo, ClusterPage, RoomEvent
 from .core.presence import NodeInfo
 from .errors import (
@@ -15,6 +16,7 @@ from .errors import (
     DuplicateNodeId,
     EmptyRoomName,
     ForeignChannel,
+    HistoryUnavailable,
     HubDraining,
     HubError,
     HubNotStarted,
@@ -60,6 +62,9 @@ __all__ = [
     "DuplicateNodeId",
     "EmptyRoomName",
     "ForeignChannel",
+    "HistoryEntry",
+    "HistoryPage",
+    "HistoryUnavailable",
     "Hooks",
     "Hub",
     "HubConsumer",
@@ -81,7 +86,9 @@ __all__ = [
     "MiddlewareChain",
     "NodeInfo",
     "NotInRoom",
+    "Position",
     "RateLimitExceeded",
+    "Recovery",
     "RoomEvent",
     "RoomFull",
     "RoomNotFound",
