@@ -52,6 +52,15 @@ def test_a_new_epoch_starts_again() -> None:
     assert seq.offer(9, "old", "held") == []
     assert seq.offer(1, "new", "x") == [(1, "x")]
     assert seq.missing() is None and seq.position == Position(1, "new")
+    assert seq.offer(3, "newer", "c") == []  # offsets 1 and 2 of "newer" come first
+    assert seq.missing() == (1, 2)
+
+
+def test_a_room_first_seen_without_state_waits_for_its_first_offsets() -> None:
+    seq: RoomSequence[str] = RoomSequence()
+    seq.seed(Position(0, ""))
+    assert seq.offer(2, "e", "b") == []
+    assert seq.offer(1, "e", "a") == [(1, "a"), (2, "b")]
 
 
 def test_without_a_seed_the_first_message_starts_it() -> None:

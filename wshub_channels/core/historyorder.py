@@ -13,8 +13,9 @@ offsets. A :class:`RoomSequence` per room hands them on in offset order:
   store no longer has is skipped (:meth:`RoomSequence.skip_gap`);
 - a message below the next offset was handed on already (or given up on):
   it is dropped, so none goes out twice;
-- a message of another epoch starts the sequence again at its offset (the
-  room's history was lost; readers learn it from the epoch).
+- a message of another epoch starts the sequence again at offset 1 of
+  that epoch (the room's history was lost; readers learn it from the
+  epoch), so the new epoch's first messages are awaited like any gap.
 
 The sequence starts at the room's position when its first local member
 joins (:meth:`RoomSequence.seed`), or at the first message it sees.
@@ -70,7 +71,8 @@ class RoomSequence(Generic[T]):
     def offer(self, offset: int, epoch: str, item: T) -> list[tuple[int, T]]:
         """Take one message; return those that go out now (offset, item), in offset order."""
         if epoch != self.epoch:
-            self._restart(epoch, offset)
+            # A new epoch starts at offset 1, and all of it came after what this node saw.
+            self._restart(epoch, offset if self.epoch is None else 1)
         if offset < self.next:
             return []  # handed on already, or skipped
         if offset > self.next:
