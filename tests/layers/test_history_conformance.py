@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from channels.layers import BaseChannelLayer
 
-from wshub_channels.layers import InMemoryHubLayer
+from wshub_channels.layers import InMemoryHubLayer, RedisHubLayer
 from wshub_channels.testing import HistoryConformance, LayerBackend
 
 
@@ -23,3 +23,17 @@ class TestInMemoryHistory(HistoryConformance):
             return InMemoryHubLayer(bus=bus, **config)
 
         return LayerBackend("InMemoryHubLayer(bus=...)", factory, shared_broker=True)
+
+
+@pytest.mark.integration
+class TestRedisHistory(HistoryConformance):
+    """Real Redis; each test gets its own key prefix so runs never see each other."""
+
+    @pytest.fixture
+    def layer_backend(self, redis_url: str) -> LayerBackend:
+        prefix = f"hist{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return RedisHubLayer(hosts=[redis_url], prefix=prefix, **config)
+
+        return LayerBackend("RedisHubLayer", factory, shared_broker=True)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from ..base import HubLayer
 from ..node import Backend
 from .bus import RedisBus
+from .history import RedisHistory
 
 __all__ = ["RedisHubLayer"]
 
@@ -61,4 +62,4 @@ class RedisHubLayer(HubLayer):
         bus = RedisBus(
             prefix=self.prefix, name=self.node_id, expiry=self.expiry, **self._redis_options
         )
-        return Backend(bus, bus.store)
+        return Backend(bus, bus.store, RedisHistory(bus))
