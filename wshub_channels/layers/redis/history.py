@@ -198,13 +198,25 @@ class RedisHistory(HistoryStore):
             script = self._registered[source] = client.register_script(source)
         return script
 
-    async def _call(self, source: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a script; a Redis that cannot be reached raises ``BusUnavailable``."""
+    async def _call(self, source: str, keys: list[str], args: list[Any], tries: int = 1) -> Any:
+        """Run a script; a Redis that cannot be reached raises ``BusUnavailable``.
+
+        With ``tries`` > 1 (reads only: they change nothing), a connection
+        that fails is tried again on a fresh one, within the same bound: a
+        pooled connection that Redis closed (a restart) while this loop was
+        too busy to notice fails only at its first use.
+        """
         try:
             async with asyncio.timeout(self.bound):
-                return await self._script(source)(keys=keys, args=args)
+                for left in range(tries - 1, -1, -1):
+                    try:
+                        return await self._script(source)(keys=keys, args=args)
+                    except aioredis.ConnectionError:
+                        if not left:
+                            raise
         except _UNREACHABLE as exc:
             raise BusUnavailable(f"Redis did not answer a history call: {exc!r}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @on_home
     async def append(self, room: str, payload: bytes, rule: HistoryRule) -> Position:
@@ -219,7 +231,7 @@ class RedisHistory(HistoryStore):
             raise ValueError(f"a history limit is None or an int >= 0, not {limit!r}")
         after = -1 if since is None else since.offset
         args = [after, -1 if limit is None else limit, "" if since is None else since.epoch]
-        answer = await self._call(READ, self.keys(room), args)
+        answer = await self._call(READ, self.keys(room), args, tries=2)
         if not answer:
             page = plan_read(since, limit, "", 0, 1)  # no state: nothing to fetch
             assert isinstance(page, HistoryPage)
