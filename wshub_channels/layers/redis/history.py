@@ -90,7 +90,7 @@ APPEND = (
     _COMMON
     + """
 local stream, meta = KEYS[1], KEYS[2]
-local size, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local ttl = tonumber(ARGV[4])
 local now = now_ms()
 local state = redis.call('HMGET', meta, 'epoch', 'top')
 local epoch, top = state[1], tonumber(state[2])
@@ -100,10 +100,10 @@ if not epoch or not top then
   redis.call('DEL', stream)
 end
 top = top + 1
-redis.call('XADD', stream, 'MAXLEN', size, top .. '-0', 't', now, 'p', ARGV[2])
+redis.call('XADD', stream, 'MAXLEN', ARGV[3], top .. '-0', 't', now, 'p', ARGV[2])
 redis.call('XTRIM', stream, 'MINID', oldest_live(stream, now - ttl, top) .. '-0')
-redis.call('HSET', meta, 'epoch', epoch, 'top', top, 'ttl', ttl)
-redis.call('PEXPIRE', stream, ttl)
+redis.call('HSET', meta, 'epoch', epoch, 'top', top, 'ttl', ARGV[4])
+redis.call('PEXPIRE', stream, ARGV[4])
 redis.call('PEXPIRE', meta, ARGV[5])
 return {top, epoch}
 """
@@ -123,11 +123,13 @@ if not epoch or not top or not ttl then return {} end
 local oldest = oldest_live(stream, now_ms() - ttl, top)
 local after, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {epoch, top, oldest}
-if count == 0 or oldest > top or (after > 0 and ARGV[3] ~= epoch) then return out end
+if count == 0 or oldest > top or after > top or (after > 0 and ARGV[3] ~= epoch) then
+  return out
+end
 local found
 if after < 0 then
   if count > 0 then
-    found = redis.call('XREVRANGE', stream, '+', oldest .. '-0', 'COUNT', count)
+    found = redis.call('XREVRANGE', stream, '+', oldest .. '-0', 'COUNT', ARGV[2])
   else
     found = redis.call('XREVRANGE', stream, '+', oldest .. '-0')
   end
@@ -139,7 +141,7 @@ if after < 0 then
 end
 local first = math.max(after + 1, oldest) .. '-0'
 if count > 0 then
-  found = redis.call('XRANGE', stream, first, '+', 'COUNT', count)
+  found = redis.call('XRANGE', stream, first, '+', 'COUNT', ARGV[2])
 else
   found = redis.call('XRANGE', stream, first, '+')
 end
@@ -162,8 +164,14 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+#: The longest ttl kept, in ms (about a century): Redis refuses expiry times far beyond.
+MAX_TTL_MS = 100 * 365 * 86400 * 1000
+#: The most messages kept per room, whatever the rule says (Redis counts in 64 bits).
+MAX_SIZE = 2**62
+
+
 def _ms(seconds: float) -> int:
-    return max(1, math.ceil(seconds * 1000))
+    return min(MAX_TTL_MS, max(1, math.ceil(seconds * 1000)))
 
 
 class RedisHistory(HistoryStore):
@@ -221,7 +229,8 @@ class RedisHistory(HistoryStore):
     @on_home
     async def append(self, room: str, payload: bytes, rule: HistoryRule) -> Position:
         ttl = _ms(rule.ttl)
-        args = [random_token(8), payload, rule.size, ttl, max(ttl, _ms(STATE_TTL))]
+        size = min(rule.size, MAX_SIZE)
+        args = [random_token(8), payload, size, ttl, max(ttl, _ms(STATE_TTL))]
         top, epoch = await self._call(APPEND, self.keys(room), args)
         return Position(int(top), _text(epoch))
 
@@ -230,7 +239,8 @@ class RedisHistory(HistoryStore):
         if limit is not None and limit < 0:
             raise ValueError(f"a history limit is None or an int >= 0, not {limit!r}")
         after = -1 if since is None else since.offset
-        args = [after, -1 if limit is None else limit, "" if since is None else since.epoch]
+        count = -1 if limit is None else min(limit, MAX_SIZE)
+        args = [after, count, "" if since is None else since.epoch]
         answer = await self._call(READ, self.keys(room), args, tries=2)
         if not answer:
             page = plan_read(since, limit, "", 0, 1)  # no state: nothing to fetch
