@@ -32,7 +32,14 @@ Cluster. The ``rh``/``rhm`` kinds keep the keys apart from the store's
   and :func:`~wshub_channels.core.historyread.finish_page` on that answer.
 - **Failures.** A Redis that cannot be reached raises
   :class:`~wshub_channels.errors.BusUnavailable`, within the bus's connect
-  and command timeouts (and an overall bound on top).
+  and command timeouts (and an overall bound on top). A read whose pooled
+  connection turns out dead (Redis restarted while the loop was busy) is
+  tried once more on a fresh one; an append never is, as the first may
+  have been stored: the caller gets ``BusUnavailable`` and decides.
+- **Limits.** The scripts need Redis 6.2 or later (``XTRIM MINID``,
+  exclusive ranges), as the queues do (``BLMOVE``). Redis replicates
+  asynchronously: after a Sentinel failover the new master may lack the
+  last appends, so their offsets can be given again in the same epoch.
 
 Loop safety: the history lives on its bus's connection and home loop, as
 :class:`~.store.RedisStore` does: every method that touches a client runs
@@ -216,15 +223,14 @@ class RedisHistory(HistoryStore):
         """
         try:
             async with asyncio.timeout(self.bound):
-                for left in range(tries - 1, -1, -1):
+                for _ in range(tries - 1):
                     try:
                         return await self._script(source)(keys=keys, args=args)
                     except aioredis.ConnectionError:
-                        if not left:
-                            raise
+                        pass  # redis-py dropped that connection: the next try gets another
+                return await self._script(source)(keys=keys, args=args)
         except _UNREACHABLE as exc:
             raise BusUnavailable(f"Redis did not answer a history call: {exc!r}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
     @on_home
     async def append(self, room: str, payload: bytes, rule: HistoryRule) -> Position:

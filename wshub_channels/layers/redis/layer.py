@@ -1,9 +1,11 @@
-"""``RedisHubLayer``: the shared core over Redis pub/sub, lists and sorted sets.
+"""``RedisHubLayer``: the shared core over Redis pub/sub, lists, sorted sets and streams.
 
 The layer only configures and builds a
-:class:`~wshub_channels.layers.redis.bus.RedisBus` and its store; everything
-else is the core's (:class:`~wshub_channels.layers.base.HubLayer`), with the
-same loop and thread rules.
+:class:`~wshub_channels.layers.redis.bus.RedisBus`, its store and its room
+history (:class:`~wshub_channels.layers.redis.history.RedisHistory`, a
+stream per room), all on the bus's connection; everything else is the
+core's (:class:`~wshub_channels.layers.base.HubLayer`), with the same loop
+and thread rules.
 """
 
 from __future__ import annotations
