@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import Config, DropPolicy, Limits
 from .connection.consumer import HubConsumer, JsonHubConsumer
-from .core.history import HistoryEntry, HistoryPage, Position, Recovery
+from .core.history import HistoryMessage, HistoryPage, Position, Recovery
 from .core.listing import ClientInfo, ClusterPage, RoomEvent
 from .core.presence import NodeInfo
 from .errors import (
@@ -62,7 +62,7 @@ __all__ = [
     "DuplicateNodeId",
     "EmptyRoomName",
     "ForeignChannel",
-    "HistoryEntry",
+    "HistoryMessage",
     "HistoryPage",
     "HistoryUnavailable",
     "Hooks",

@@ -20,7 +20,16 @@ from dataclasses import dataclass
 
 from ..config import HistoryRule, HistoryRules
 
-__all__ = ["HistoryEntry", "HistoryPage", "HistoryRule", "HistoryRules", "Position", "Recovery"]
+__all__ = [
+    "HistoryEntry",
+    "HistoryMessage",
+    "HistoryPage",
+    "HistoryRule",
+    "HistoryRules",
+    "Position",
+    "Recovery",
+    "StoredPage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +58,8 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryPage:
-    """What a history read returns.
+class StoredPage:
+    """What a history store's read returns (the layers' level; see :class:`HistoryPage`).
 
     ``entries`` are the stored messages after the asked position, oldest
     first, at most the asked limit. ``position`` is the room's latest
@@ -61,6 +70,30 @@ class HistoryPage:
     """
 
     entries: list[HistoryEntry]
+    position: Position
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryMessage:
+    """One message of a room's history: its offset, and the data as it was sent."""
+
+    offset: int
+    data: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """What ``hub.history(room, since=..., limit=...)`` returns.
+
+    ``entries``: the room's messages after ``since`` (the newest ``limit``
+    without it), oldest first. ``position``: the room's current position.
+    ``complete``: True when nothing after ``since`` was lost (trimmed,
+    expired, or in another epoch); a ``limit`` that cuts the page short
+    leaves it complete.
+    """
+
+    entries: list[HistoryMessage]
     position: Position
     complete: bool
 

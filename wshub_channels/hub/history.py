@@ -33,7 +33,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from ..core.history import HistoryPage, HistoryRule, Position, Recovery
+from ..core.history import (
+    HistoryMessage,
+    HistoryPage,
+    HistoryRule,
+    Position,
+    Recovery,
+    StoredPage,
+)
 from ..core.historyorder import RoomSequence
 from ..core.membership import ROOMS, Registry
 from ..core.wire import Kind, decode_hub_payload, encode_hub_payload
@@ -206,7 +213,7 @@ class RoomHistory:
         metrics.increment_history("recovered" if recovered else "not_recovered")
         return Recovery(recovered, sequence.position or page.position, replayed)
 
-    def _replay(self, room: str, client_id: str, page: HistoryPage) -> int:
+    def _replay(self, room: str, client_id: str, page: StoredPage) -> int:
         """Push the page's messages to one client; return how many it took."""
         replayed = 0
         at_epoch = page.position.epoch
@@ -242,4 +249,8 @@ class RoomHistory:
             raise TypeError(f"since is a Position or None, not {type(since).__name__}")
         page = await self.layer.history_read(room, since, limit)
         self.policy.metrics.increment_history("read")
-        return page
+        messages = [
+            HistoryMessage(entry.offset, decode_hub_payload(entry.payload).data)
+            for entry in page.entries
+        ]
+        return HistoryPage(messages, page.position, page.complete)

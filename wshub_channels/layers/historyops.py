@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..core.history import HistoryPage, HistoryRule, Position
+from ..core.history import HistoryRule, Position, StoredPage
 from .historystore import HistoryStore
 
 __all__ = ["HistoryOps"]
@@ -23,7 +23,7 @@ class HistoryOps:
 
     async def history_read(
         self, room: str, since: Position | None, limit: int | None
-    ) -> HistoryPage:
+    ) -> StoredPage:
         """Read a history room after ``since`` (see :mod:`.historystore`)."""
         await self.start()
         return await self.history.read(room, since, limit)

@@ -53,7 +53,7 @@ import hashlib
 import math
 from typing import Any
 
-from ...core.history import HistoryEntry, HistoryPage, HistoryRule, Position
+from ...core.history import HistoryEntry, HistoryRule, Position, StoredPage
 from ...core.historyread import ReadPlan, finish_page, plan_read
 from ...core.historyring import STATE_TTL
 from ...core.names import random_token
@@ -241,7 +241,7 @@ class RedisHistory(HistoryStore):
         return Position(int(top), _text(epoch))
 
     @on_home
-    async def read(self, room: str, since: Position | None, limit: int | None) -> HistoryPage:
+    async def read(self, room: str, since: Position | None, limit: int | None) -> StoredPage:
         if limit is not None and limit < 0:
             raise ValueError(f"a history limit is None or an int >= 0, not {limit!r}")
         after = -1 if since is None else since.offset
@@ -250,7 +250,7 @@ class RedisHistory(HistoryStore):
         answer = await self._call(READ, self.keys(room), args, tries=2)
         if not answer:
             page = plan_read(since, limit, "", 0, 1)  # no state: nothing to fetch
-            assert isinstance(page, HistoryPage)
+            assert isinstance(page, StoredPage)
             return page
         epoch, top, oldest = _text(answer[0]), int(answer[1]), int(answer[2])
         plan = plan_read(since, limit, epoch, top, oldest)
