@@ -33,6 +33,7 @@ import statistics
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import _common
@@ -165,7 +166,7 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return _common.markdown_table(headers, rows, "lrrrr")
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", default="memory,redis,nats")
     parser.add_argument("--members", type=int, default=100)
@@ -174,7 +175,10 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per room")
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     kinds = [k for k in args.layers.split(",") if k]
     urls: dict[str, str] = {}
     handles = []
@@ -190,6 +194,10 @@ async def main() -> None:
         for handle in handles:
             if handle is not None:
                 handle.stop()
+    return results
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(table(results, args))
     if args.json:
         record = {
@@ -199,9 +207,9 @@ async def main() -> None:
             "machine": f"{_common.cpu_model()}, {_common.cpu_count()}, {_common.total_ram()}",
             "results": results,
         }
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(record, out, indent=2)
+        Path(args.json).write_text(json.dumps(record, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    report(asyncio.run(run(arguments)), arguments)
