@@ -203,7 +203,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         record = {
             "when": _common.utc_now(),
             "commit": _common.library_version(),
-            "command": _common.command_line(sys.argv),
+            "command": _common.command_line(__file__, sys.argv[1:]),
             "machine": f"{_common.cpu_model()}, {_common.cpu_count()}, {_common.total_ram()}",
             "results": results,
         }
