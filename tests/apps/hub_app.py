@@ -133,8 +133,9 @@ class ControlConsumer(JsonHubConsumer):
                 "position": [page.position.offset, page.position.epoch],
                 "complete": page.complete,
             }
-        if op in ("join_room", "leave_room"):
-            return await getattr(hub, op)(cmd.get("client", self.id), cmd["room"])
+        if op in ("join_room", "leave_room"):  # a join's Recovery: see "since" above
+            await getattr(hub, op)(cmd.get("client", self.id), cmd["room"])
+            return None
         if op == "leave_all_rooms":
             return await hub.leave_all_rooms(cmd.get("client", self.id))
         if op == "disconnect":
