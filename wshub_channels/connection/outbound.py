@@ -13,6 +13,14 @@ its drop policies and coalescing are the pure
   suspended write is done.
 - With coalescing on, frames always go through the queue and are written
   once the current loop iteration ends, so a burst leaves as few frames.
+- With a :class:`~wshub_channels.connection.directwrite.DirectWriter` (the
+  server is known, ``Config.direct_writes``), a message that would be written
+  at once, or a queued frame the pump writes, goes straight to the socket as
+  one frame built once per message (:mod:`.directwrite`), whenever the writer
+  can take it (open, no extension, the server's buffer empty); otherwise it
+  goes to the ASGI ``send`` as above. Only a connection with nothing queued
+  and nothing in flight writes directly, so the order holds; :attr:`direct`
+  counts those writes, and they count as sent like any other.
 
 A fan-out therefore never waits on one slow client. Three ways in, one
 meaning each:
@@ -53,6 +61,7 @@ from ..core.sendqueue import Frame, Offer, SendQueue
 from ..errors import ConnectionClosed, SendBufferFull
 from ..types import AsgiMessage, AsgiSend
 from ..utf8 import frame_size
+from .directwrite import DirectWriter
 from .gone import client_gone
 
 __all__ = ["CloseRequest", "DropHandler", "Outbound"]
@@ -70,6 +79,7 @@ class Outbound:
         "_busy",
         "_closed",
         "_coalesce",
+        "_direct",
         "_disconnect_requested",
         "_flush_scheduled",
         "_queue",
@@ -77,6 +87,7 @@ class Outbound:
         "_send",
         "_task",
         "_write_timeout",
+        "direct",
         "on_close_request",
         "on_drop",
         "sent",
@@ -88,8 +99,10 @@ class Outbound:
         config: Config,
         on_drop: DropHandler,
         on_close_request: CloseRequest,
+        direct: DirectWriter | None = None,
     ) -> None:
         self._send = send
+        self._direct = direct if config.direct_writes else None
         self._queue = SendQueue.from_config(config)
         self._coalesce = config.coalesce_writes
         self._write_timeout = config.write_timeout or None
@@ -98,6 +111,7 @@ class Outbound:
         self._busy = False  # a write is in flight, or a task is writing the queue
         self._closed = False
         self.sent = 0  # messages accepted for sending (a drop is not counted)
+        self.direct = 0  # of those, frames written straight to the socket
         self._disconnect_requested = False
         self._flush_scheduled = False
         self._room_waiters: deque[asyncio.Future[None]] = deque()
@@ -106,6 +120,12 @@ class Outbound:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def direct_kind(self) -> str | None:
+        """The server whose socket this connection writes to directly, or None (ASGI only)."""
+        direct = self._direct
+        return None if direct is None else direct.kind
 
     @property
     def queued(self) -> int:
@@ -129,7 +149,11 @@ class Outbound:
             raise ConnectionClosed("the connection is closed")
         if not self._busy and not self._coalesce and not self._queue:
             self.sent += 1
-            self._write_now(message)
+            direct = self._direct
+            if direct is not None and direct.write(frame_payload(message)):
+                self.direct += 1
+            else:
+                self._write_now(message)
             return True
         accepted = self._apply(self._queue.offer(frame_payload(message)))
         self.sent += accepted
@@ -233,13 +257,16 @@ class Outbound:
 
     def _pump(self) -> None:
         """Write queued frames now, for as long as each write completes at once."""
-        queue = self._queue
+        queue, direct = self._queue, self._direct
         while not self._busy and not self._closed:
             frame = queue.next_frame()
             if frame is None:
                 return
             self._room()
-            self._write_now(data_message(frame))
+            if direct is not None and direct.write(frame):
+                self.direct += 1
+            else:
+                self._write_now(data_message(frame))
 
     def _write_now(self, message: AsgiMessage) -> None:
         """Step the ASGI send coroutine now; hand it to a task only if it suspends."""

@@ -7,7 +7,10 @@ delivery reads the recipients' queues straight from the
 :class:`~wshub_channels.core.membership.Registry` and builds one ASGI message
 shared by every recipient: without ``timeout`` each queue is pushed to (the
 drop policy applies, nothing waits); with ``timeout`` each full queue is
-waited for up to that long, then the drop policy applies.
+waited for up to that long, then the drop policy applies. Beyond
+``Config.broadcast_batch_size`` recipients the pushes go in batches with a
+yield to the loop between them, in order with every other fan-out
+(:class:`~wshub_channels.hub.fanout.FanOut`).
 
 :meth:`Delivery.receive` is the layer's hub sink: room, user and broadcast
 envelopes from other nodes go through the same loop; heartbeats and room
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from ..core.frames import data_message
 from ..core.membership import ROOMS, USERS, OutboundQueue, Registry
@@ -27,6 +31,7 @@ from ..layers import HubBus
 from ..message import check_text
 from ..types import Client, Data
 from ..utf8 import frame_size
+from .fanout import FanOut
 from .heartbeat import Heartbeat
 from .policy import Policy
 from .roomevents import RoomEvents
@@ -53,6 +58,7 @@ class Delivery:
         self.registry = registry
         self._heartbeat = heartbeat
         self._room_events = room_events
+        self.fanout = FanOut(lambda: policy.config.broadcast_batch_size)
 
     async def send(
         self,
@@ -75,11 +81,23 @@ class Delivery:
 
         async def deliver() -> None:
             if timeout is None:
-                self._push(ns, target, data, excluded)
+                pending = self._push(ns, target, data, excluded)
+                if pending is not None:
+                    await pending  # a large fan-out: served in batches
             else:
                 await self._push_within(ns, target, data, excluded, timeout)
 
         await layer.publish_and_deliver(subject, kind, target, payload, deliver)
+
+    async def send_local(self, ns: str | None, target: str, data: Data) -> None:
+        """Deliver ``data`` here only, without a publish (a bus nobody else shares)."""
+        if isinstance(data, str):
+            check_text(data)
+        elif not isinstance(data, bytes):
+            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
+        pending = self._push(ns, target, data, frozenset())
+        if pending is not None:
+            await pending
 
     def _recipients(
         self, ns: str | None, name: str, excluded: set[str] | frozenset[str]
@@ -91,13 +109,15 @@ class Delivery:
 
     def _push(
         self, ns: str | None, name: str, data: Data, excluded: set[str] | frozenset[str]
-    ) -> None:
+    ) -> asyncio.Future[Any] | None:
+        """Push to every recipient; None once done, else a future for the batches left."""
         started = time.perf_counter()
-        message = data_message(data)  # one dict shared by every recipient
-        sent = 0
-        for queue in self._recipients(ns, name, excluded):
-            sent += queue.push(message)  # a frame the drop policy refused is not sent
-        self._count_sent(sent, data, started)
+        message = data_message(data)  # one dict (and one frame) shared by every recipient
+        return self.fanout.push(
+            self._recipients(ns, name, excluded),
+            message,
+            lambda sent: self._count_sent(sent, data, started),
+        )
 
     async def _push_within(
         self,

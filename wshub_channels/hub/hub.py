@@ -236,6 +236,9 @@ class Hub:
     async def send_to_user(self, user_id: str, data: Data, timeout: float | None = None) -> None:
         """Send ``data`` to every connection of ``user_id``, on every node."""
         user_id = validate_user_id(user_id)
+        if timeout is None and self.lifecycle.running and not self.layer.shared:
+            await self.delivery.send_local(USERS, user_id, data)  # no bus: a lookup, a push
+            return
         await self.start()
         subject = self.layer.subject(USERS, user_id)
         await self.delivery.send(Kind.USER, user_id, subject, data, (), timeout)
@@ -247,6 +250,10 @@ class Hub:
         self, client: Client | str, data: Data, timeout: float | None = None
     ) -> None:
         """Send ``data`` to one client anywhere; raise ``ClientNotFound`` if no node has it."""
+        local = self._registry.get(client if isinstance(client, str) else getattr(client, "id", ""))
+        if local is not None:  # a client of this node: a lookup and a push (send_data checks)
+            await local.send_data(data, timeout)
+            return
         if isinstance(data, str):
             check_text(data)
         await self.start()
