@@ -168,7 +168,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
                 config,
                 self._dropped,
                 self._overflow_disconnect,
-                detect(self.base_send, self.scope) if config.direct_writes else None,
+                detect(self.base_send) if config.direct_writes else None,
             )
             await connections.register(self, self._outbound, self._slot)  # the slot: the client
         finally:

@@ -26,10 +26,11 @@ Servers known, and the hooks each one uses (tested with the versions pinned in
     ``initial_response`` flags, and the sans-I/O ``conn``'s public ``state``
     and ``extensions``;
   - ``--ws wsproto`` (``WSProtocol.send``): the same uvicorn flags, wsproto's
-    public ``conn.state``; wsproto keeps the negotiated extensions private,
-    so a connection whose client offered ``permessage-deflate`` to a server
-    that may accept it (uvicorn's ``config.ws_per_message_deflate``, on by
-    default) is left on the ASGI path.
+    public ``conn.state``; wsproto keeps the negotiated extensions private
+    (``conn.connection._proto.extensions``, read once, after accept), and
+    where it is not there, any server that may accept permessage-deflate
+    (uvicorn's ``config.ws_per_message_deflate``, on by default) keeps the
+    ASGI path.
 
 - **daphne**, ``send`` is ``functools.partial(server.handle_reply, protocol)``
   with autobahn's ``WebSocketServerProtocol`` (``state``,
@@ -80,7 +81,7 @@ class DirectWriter(Protocol):
         ...
 
 
-def detect(send: Any, scope: dict[str, Any]) -> DirectWriter | None:
+def detect(send: Any) -> DirectWriter | None:
     """The direct writer for the connection ``send`` serves, or None (ASGI path only)."""
     send = _through_session_wrapper(send)
     try:
@@ -93,7 +94,7 @@ def detect(send: Any, scope: dict[str, Any]) -> DirectWriter | None:
         module = type(owner).__module__
         if not module.startswith(_UVICORN):
             return None
-        return _uvicorn(owner, func, scope)
+        return _uvicorn(owner, func)
     except (AttributeError, ImportError, TypeError):  # another version: the ASGI path
         return None
 
@@ -115,7 +116,7 @@ def _through_session_wrapper(send: Any) -> Any:
 # -- uvicorn -------------------------------------------------------------------------------
 
 
-def _uvicorn(protocol: Any, func: Any, scope: dict[str, Any]) -> DirectWriter | None:
+def _uvicorn(protocol: Any, func: Any) -> DirectWriter | None:
     transport = protocol.transport
     if not callable(getattr(transport, "get_write_buffer_size", None)):
         return None
@@ -137,19 +138,21 @@ def _uvicorn(protocol: Any, func: Any, scope: dict[str, Any]) -> DirectWriter | 
     if wsproto is not None and isinstance(protocol, wsproto.WSProtocol):
         if func is not wsproto.WSProtocol.send:
             return None
-        if protocol.config.ws_per_message_deflate and _offers_deflate(scope):
-            return None  # wsproto may have accepted it, and does not say so publicly
+        if _wsproto_extensions(protocol):
+            return None  # negotiated at accept, which has happened: fixed from here on
         from wsproto.connection import ConnectionState
 
         return _UvicornWsproto(protocol, ConnectionState.OPEN)
     return None
 
 
-def _offers_deflate(scope: dict[str, Any]) -> bool:
-    for name, value in scope.get("headers", ()):
-        if bytes(name).lower() == b"sec-websocket-extensions" and b"permessage-deflate" in value:
-            return True
-    return False
+def _wsproto_extensions(protocol: Any) -> bool:
+    """True if wsproto negotiated an extension, or may have and does not say."""
+    frames_protocol = getattr(protocol.conn.connection, "_proto", None)
+    extensions = getattr(frames_protocol, "extensions", None)
+    if extensions is None:  # another wsproto: assume what the server offers was taken
+        return bool(protocol.config.ws_per_message_deflate)
+    return bool(extensions)
 
 
 class _UvicornLegacy:
