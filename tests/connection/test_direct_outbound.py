@@ -144,3 +144,16 @@ def test_each_message_builds_its_frame_once_for_every_recipient() -> None:
     message = data_message("shared " * 20)
     first = frames.frame(message["text"])
     assert all(frames.frame(message["text"]) is first for _ in range(100))
+
+
+async def test_a_writer_that_raises_leaves_the_connection_on_the_asgi_path() -> None:
+    """A server that changed under us: the frame still goes out, by ASGI, from then on."""
+
+    class Broken(FakeWriter):
+        def write(self, data: str | bytes) -> bool:
+            raise AttributeError("no such attribute in this server version")
+
+    send = FakeSend()
+    h = harness(send, Broken())
+    h.push("a", "b")
+    assert send.written == ["a", "b"] and h.out.direct == 0 and h.out.direct_kind is None

@@ -13,14 +13,11 @@ its drop policies and coalescing are the pure
   suspended write is done.
 - With coalescing on, frames always go through the queue and are written
   once the current loop iteration ends, so a burst leaves as few frames.
-- With a :class:`~wshub_channels.connection.directwrite.DirectWriter` (the
-  server is known, ``Config.direct_writes``), a message that would be written
-  at once, or a queued frame the pump writes, goes straight to the socket as
-  one frame built once per message (:mod:`.directwrite`), whenever the writer
-  can take it (open, no extension, the server's buffer empty); otherwise it
-  goes to the ASGI ``send`` as above. Only a connection with nothing queued
-  and nothing in flight writes directly, so the order holds; :attr:`direct`
-  counts those writes, and they count as sent like any other.
+- With a :mod:`.directwrite` writer (a known server, ``Config.direct_writes``),
+  what would be written at once goes straight to the socket as a frame built
+  once per message, if the writer takes it (open, no extension, the server's
+  buffer empty); else to the ASGI ``send``. Nothing is queued or in flight
+  then, so order holds; :attr:`direct` counts them, and they count as sent.
 
 A fan-out therefore never waits on one slow client. Three ways in, one
 meaning each:
@@ -30,9 +27,9 @@ meaning each:
   ``SendBufferFull``;
 - :meth:`Outbound.push_within` waits up to ``timeout`` for room, then
   pushes: the drop policy applies (a broadcast with ``timeout=``).
- A queue that would go
-over ``Config.send_queue_size`` frames or ``Config.send_queue_bytes`` bytes
-applies the drop policy. The owner hears of two things:
+
+A queue over ``Config.send_queue_size`` frames or ``Config.send_queue_bytes``
+bytes applies the drop policy. The owner hears of two things:
 
 - ``on_drop(frame, reason)`` for every frame discarded, whatever the cause:
   the drop policy (``drop_newest``, ``drop_oldest``, ``disconnect``), or the
@@ -51,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -63,8 +61,11 @@ from ..types import AsgiMessage, AsgiSend
 from ..utf8 import frame_size
 from .directwrite import DirectWriter
 from .gone import client_gone
+from .resume import resume as _resume
 
 __all__ = ["CloseRequest", "DropHandler", "Outbound"]
+
+logger = logging.getLogger("wshub_channels.consumer")
 
 #: ``on_drop(frame, reason)``: one frame discarded, and why (a drop reason).
 DropHandler = Callable[[Frame, str], None]
@@ -124,8 +125,7 @@ class Outbound:
     @property
     def direct_kind(self) -> str | None:
         """The server whose socket this connection writes to directly, or None (ASGI only)."""
-        direct = self._direct
-        return None if direct is None else direct.kind
+        return None if self._direct is None else self._direct.kind
 
     @property
     def queued(self) -> int:
@@ -149,8 +149,7 @@ class Outbound:
             raise ConnectionClosed("the connection is closed")
         if not self._busy and not self._coalesce and not self._queue:
             self.sent += 1
-            direct = self._direct
-            if direct is not None and direct.write(frame_payload(message)):
+            if self._direct is not None and self._write_direct(frame_payload(message)):
                 self.direct += 1
             else:
                 self._write_now(message)
@@ -257,16 +256,24 @@ class Outbound:
 
     def _pump(self) -> None:
         """Write queued frames now, for as long as each write completes at once."""
-        queue, direct = self._queue, self._direct
+        queue = self._queue
         while not self._busy and not self._closed:
             frame = queue.next_frame()
             if frame is None:
                 return
             self._room()
-            if direct is not None and direct.write(frame):
+            if self._direct is not None and self._write_direct(frame):
                 self.direct += 1
             else:
                 self._write_now(data_message(frame))
+
+    def _write_direct(self, data: Frame) -> bool:
+        try:  # never raises: a server that changed under us leaves this connection on ASGI
+            return self._direct is not None and self._direct.write(data)
+        except Exception:
+            logger.warning("direct writes off for a connection", exc_info=True)
+            self._direct = None
+            return False
 
     def _write_now(self, message: AsgiMessage) -> None:
         """Step the ASGI send coroutine now; hand it to a task only if it suspends."""
@@ -377,23 +384,3 @@ class Outbound:
         """
         if not self._closed:
             self._abandon(reason)
-
-
-async def _resume(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-    """Drive a send coroutine that suspended once to its end, as a Task would."""
-    while True:
-        try:
-            if yielded is None:
-                await asyncio.sleep(0)
-            else:
-                await asyncio.wait([yielded])
-        except asyncio.CancelledError:
-            # Abandon the write: let the send coroutine clean up, then stop it.
-            with contextlib.suppress(BaseException):
-                coro.throw(asyncio.CancelledError())
-            coro.close()
-            raise
-        try:
-            yielded = coro.send(None)
-        except StopIteration:
-            return
