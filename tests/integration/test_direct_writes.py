@@ -17,6 +17,7 @@ them fails here first, by name.
 from __future__ import annotations
 
 import json
+import os
 from importlib.metadata import version
 from typing import Any
 
@@ -26,7 +27,13 @@ from tests.integration.peer import Peer
 from tests.integration.stalled import StalledClient
 from tests.rig.servers import AsgiServer, start_asgi_server
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        os.environ.get("WSHUB_TEST_DIRECT_WRITES") == "0",
+        reason="WSHUB_TEST_DIRECT_WRITES=0: this run checks the ASGI path alone",
+    ),
+]
 
 APP = "tests.apps.hub_app:application"
 PINNED = {"daphne": "4.2.3", "autobahn": "26.11.1", "Twisted": "26.10.0", "uvicorn": "0.55.0"}
