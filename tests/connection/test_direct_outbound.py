@@ -157,3 +157,25 @@ async def test_a_writer_that_raises_leaves_the_connection_on_the_asgi_path() -> 
     h = harness(send, Broken())
     h.push("a", "b")
     assert send.written == ["a", "b"] and h.out.direct == 0 and h.out.direct_kind is None
+
+
+async def test_auth_middleware_stack_hands_the_consumer_a_send_the_hub_sees_through() -> None:
+    """``AuthMiddlewareStack`` (cookies, sessions, auth) wraps send in Channels' session
+    wrapper; the consumer's ``send`` unwraps to the server's own."""
+    from channels.auth import AuthMiddlewareStack
+
+    seen: list[Any] = []
+
+    async def consumer(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(send)
+
+    async def server_send(message: AsgiMessage) -> None:
+        pass
+
+    async def receive() -> AsgiMessage:
+        return {"type": "websocket.connect"}
+
+    app = AuthMiddlewareStack(consumer)
+    await app({"type": "websocket", "headers": [], "path": "/"}, receive, server_send)
+    assert seen and seen[0] is not server_send
+    assert _through_session_wrapper(seen[0]) is server_send
