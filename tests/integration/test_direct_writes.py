@@ -22,6 +22,7 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.integration.peer import Peer
 from tests.integration.stalled import StalledClient
@@ -162,3 +163,28 @@ async def test_a_stalled_client_on_uvicorn_still_gets_the_drop_policy(ws: str, s
     assert seqs == sorted(seqs) and seqs[0] == 0  # whatever arrived, in order
     stalled.close()
     await control.close()
+
+
+@pytest.mark.parametrize(("kind", "ws"), [("daphne", "auto"), ("uvicorn", "websockets-sansio")])
+async def test_empty_and_oversized_messages_end_as_on_the_asgi_path(
+    kind: str, ws: str, start: Any
+) -> None:
+    """daphne skips an empty message and refuses one over its 1 MiB limit (closing the
+    connection 4011); uvicorn sends both. The direct path leaves both to the server."""
+    server = start(kind, ws)
+    url = server.ws_url("/ws/control/?rooms=r")
+    peer = await Peer.open(url, compression=None, max_size=None)
+    await peer.call("broadcast_to_room", room="r", text="")
+    await peer.call("broadcast_to_room", room="r", text="after")
+    expected = ["after"] if kind == "daphne" else ["", "after"]
+    assert [await peer.next() for _ in expected] == expected
+    if kind == "daphne":
+        with pytest.raises(ConnectionClosed):
+            await peer.call("flood", client=peer.id, count=1, size=2 * 1024 * 1024)
+            while True:
+                await peer.next(5)
+        assert peer.ws.close_code == 4011
+    else:
+        await peer.call("flood", client=peer.id, count=1, size=2 * 1024 * 1024)
+        assert len(await peer.next(5)) == 2 * 1024 * 1024 + 2  # "0:" and the body
+        await peer.close()
