@@ -21,6 +21,7 @@ from typing import Any
 
 import nats
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from nats.js import api as js_api
 from nats.js.errors import BadRequestError
 
@@ -230,3 +231,20 @@ async def test_many_nodes_racing_get_distinct_consecutive_offsets(make_layer: An
     assert {p.epoch for p in later} == {positions[0].epoch}
     gap = await nodes[2].history_read(room, Position(120, positions[0].epoch), None)
     assert [e.offset for e in gap.entries] == list(range(121, 181)) and gap.complete
+
+
+async def test_a_server_without_jetstream_says_what_to_change() -> None:
+    """History needs JetStream: appends and reads say so; a flush has nothing to do."""
+    handle = start_nats_server(jetstream=False)
+    layer = NatsHubLayer(servers=[handle.url], prefix=f"hj{uuid.uuid4().hex[:8]}")
+    try:
+        with pytest.raises(ImproperlyConfigured, match="JetStream"):
+            await layer.history_append("hist.nojs", b"x", RULE)
+        with pytest.raises(ImproperlyConfigured, match="JetStream"):
+            await layer.history_read("hist.nojs", None, None)
+        await layer.flush()
+        with pytest.raises(ValueError):  # a bad limit is the caller's error, not the bus's
+            await layer.history_read("hist.nojs", None, -1)
+    finally:
+        await layer.close()
+        handle.stop()

@@ -62,7 +62,14 @@ from ...log import Throttle
 from ..historystore import HistoryStore
 from ..homeloop import on_home
 from .client import Client, js_errors, nats_errors
-from .historystreams import HISTORY_NEEDS_JETSTREAM, HistoryStreams, Stored, parse_rule, rule_key
+from .historystreams import (
+    HISTORY_NEEDS_JETSTREAM,
+    HistoryStreams,
+    NotARecord,
+    Stored,
+    parse_rule,
+    rule_key,
+)
 from .streams import no_jetstream
 
 if TYPE_CHECKING:
@@ -108,6 +115,8 @@ class NatsHistory(HistoryStore):
 
     @on_home
     async def read(self, room: str, since: Position | None, limit: int | None) -> HistoryPage:
+        if limit is not None and limit < 0:  # the caller's error, before any round trip
+            raise ValueError(f"a history limit is None or an int >= 0, not {limit!r}")
         return await self._bounded(self._read(room, since, limit), 1, "read")
 
     @on_home
@@ -239,7 +248,7 @@ class NatsHistory(HistoryStore):
             ) from None
         except BusUnavailable:
             raise
-        except (ConnectionError, OSError, nats_errors.Error, ValueError) as exc:
+        except (ConnectionError, OSError, nats_errors.Error, NotARecord) as exc:
             if isinstance(exc, js_errors.APIError) and no_jetstream(exc):
                 raise ImproperlyConfigured(HISTORY_NEEDS_JETSTREAM) from exc
             raise BusUnavailable(f"history {what} failed: {exc!r}") from exc

@@ -35,7 +35,14 @@ from ...core.names import subject_token
 from .client import Client, JetStreamContext, js_api, js_errors
 from .streams import no_jetstream, stream_safe
 
-__all__ = ["HISTORY_NEEDS_JETSTREAM", "HistoryStreams", "Stored", "parse_rule", "rule_key"]
+__all__ = [
+    "HISTORY_NEEDS_JETSTREAM",
+    "HistoryStreams",
+    "NotARecord",
+    "Stored",
+    "parse_rule",
+    "rule_key",
+]
 
 OFFSET = "Wshub-Offset"
 EPOCH = "Wshub-Epoch"
@@ -54,6 +61,10 @@ HISTORY_NEEDS_JETSTREAM = (
     "this server does not offer: start nats-server with -js, or add `jetstream {}` "
     "to its config file"
 )
+
+
+class NotARecord(ValueError):
+    """A message in a history stream lacks the headers this module writes."""
 
 
 class Stored(NamedTuple):
@@ -151,7 +162,7 @@ class HistoryStreams:
                 bytes(msg.data or b""),
             )
         except (KeyError, ValueError):
-            raise ValueError(f"a message in {stream} is not a history record") from None
+            raise NotARecord(f"a message in {stream} is not a history record") from None
 
     async def put(
         self, stream: str, subject: str, data: bytes, expect: int, epoch: str, offset: int, key: str
