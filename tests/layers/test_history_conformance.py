@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from channels.layers import BaseChannelLayer
 
+from tests.rig.brokers import start_nats_server
 from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer
 from wshub_channels.testing import HistoryConformance, LayerBackend
 from wshub_channels.testing.jetstream import delete_prefix_streams
@@ -41,3 +43,32 @@ class TestNatsHistory(HistoryConformance):
 
         yield LayerBackend("NatsHubLayer", factory, shared_broker=True)
         await delete_prefix_streams(nats_url, prefix)
+
+
+@pytest.fixture(scope="module")
+def debian_nats_url() -> Iterator[str]:
+    paths = ("/usr/sbin/nats-server", "/usr/bin/nats-server")
+    binary = next((path for path in paths if os.access(path, os.X_OK)), None)
+    if binary is None:
+        pytest.skip("no system nats-server package installed (Debian's is nats-server 2.9.10)")
+    handle = start_nats_server(binary=binary)
+    try:
+        yield handle.url
+    finally:
+        handle.stop()
+
+
+@pytest.mark.integration
+class TestNatsHistoryOnDebianServer(HistoryConformance):
+    """The suite again on the system's nats-server package (Debian ships 2.9.10), the
+    oldest server the NATS backend is run on, whatever server ``nats_url`` found."""
+
+    @pytest.fixture
+    async def layer_backend(self, debian_nats_url: str) -> AsyncIterator[LayerBackend]:
+        prefix = f"hdeb{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return NatsHubLayer(servers=[debian_nats_url], prefix=prefix, **config)
+
+        yield LayerBackend("NatsHubLayer (system nats-server)", factory, shared_broker=True)
+        await delete_prefix_streams(debian_nats_url, prefix)

@@ -51,9 +51,9 @@ class NatsHubLayer(HubLayer):
     ``request_timeout`` (5 s) bounds acknowledged calls to other nodes and
     every JetStream call. Messages are checked against the server's
     ``max_payload`` (read at connect): a larger one raises
-    ``MessageTooLarge`` at ``send`` and ``group_send``. Normal channels need
-    JetStream; without it their first use raises ``ImproperlyConfigured``,
-    and everything else works.
+    ``MessageTooLarge`` at ``send`` and ``group_send``. Normal channels and
+    room history (:mod:`.history`) need JetStream; without it their first
+    use raises ``ImproperlyConfigured``, and everything else works.
     """
 
     def __init__(
