@@ -248,3 +248,17 @@ async def test_a_server_without_jetstream_says_what_to_change() -> None:
     finally:
         await layer.close()
         handle.stop()
+
+
+async def test_a_rule_change_moves_the_room_with_its_offsets(make_layer: Any) -> None:
+    """The room's next messages go to the new rule's stream, offsets running on."""
+    layer, other = make_layer(), make_layer()
+    room = "hist.rule.change"
+    old = [await layer.history_append(room, b"old%d" % i, RULE) for i in range(3)][-1]
+    new_rule = HistoryRule(size=10, ttl=60)
+    nxt = [await other.history_append(room, b"new%d" % i, new_rule) for i in range(2)]
+    assert nxt == [Position(4, old.epoch), Position(5, old.epoch)]
+    page = await layer.history_read(room, old, None)
+    assert [e.payload for e in page.entries] == [b"new0", b"new1"] and page.complete
+    newest = await layer.history_read(room, None, None)
+    assert [e.offset for e in newest.entries] == [4, 5] and not newest.complete

@@ -3,10 +3,15 @@
 A room's messages are one subject of its rule's entry stream, each with its
 offset and epoch in headers; the room's **record** (one message per room in
 the prefix's record stream) holds its epoch, newest offset and rule, and
-outlives the entries by ``max(ttl, 1 day)``: a room whose messages all
-expired keeps its epoch and offset, as the in-memory and Redis stores do,
-and a read (which is not told the rule) finds the room's stream through it.
-:mod:`.historystreams` names and makes the streams.
+lives ``max(ttl, 1 day)`` (plus a margin) after the room's last append: a
+room whose messages all expired keeps its epoch and offset, as the
+in-memory and Redis stores do, and a read (which is not told the rule)
+finds the room's stream through it.
+:mod:`.historystreams` names and makes the streams. A room's rule comes
+from the settings; when it changes, the room moves to the new rule's stream
+with its offsets running on (what the old one kept is not read again), but
+nodes that disagree on a room's rule at the same time would give out an
+offset twice.
 
 **Append** reads the subject's last entry and the record together (one
 round trip) and publishes with ``Nats-Expected-Last-Subject-Sequence`` =
@@ -20,13 +25,13 @@ neither gets a new epoch (a random token), claimed in the record first
 
 The record is raised to the new offset after the entry is stored (never
 lowered: compare-and-set). If that fails the entry still counts as stored
-and the next append or read repairs the record. A writer that stopped
-between the two steps, its room then quiet for the whole ttl, would leave
-the record one offset behind, and that offset would be used again: the
-window is one round trip wide, and JetStream 2.9 has no transaction (nor
-per-message TTL) to close it. Writing the record first instead would let
-racing appends leave holes, and a read report an offset whose message is
-still on its way.
+and the next append or read repairs the record. A writer that stopped (or
+lost NATS) between the two steps, its room then untouched (no append, no
+read) for the whole ttl, would leave the record one offset behind, and that
+offset would be used again: the window is one round trip wide, and
+JetStream 2.9 has no transaction (nor per-message TTL) to close it.
+Writing the record first instead would let racing appends leave holes, and
+a read report an offset whose message is still on its way.
 
 **Read** takes the record (none: no state, ``Position(0, "")``), then the
 subject's last and first entries (newest offset, oldest kept), and walks
