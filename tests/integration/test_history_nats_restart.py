@@ -26,6 +26,7 @@ from nats.js import api as js_api
 from nats.js.errors import BadRequestError
 
 from tests.rig.brokers import ServerHandle, start_nats_server
+from tests.rig.timing import wait_until
 from wshub_channels.core.history import HistoryRule, Position
 from wshub_channels.errors import BusUnavailable
 from wshub_channels.layers import NatsHubLayer
@@ -77,6 +78,20 @@ async def _reconnected(*layers: NatsHubLayer) -> None:
         scaled(10),
         what="the layers to reconnect",
     )
+
+
+def _wait_stopped(pid: int) -> None:
+    """Wait until the process ``pid`` is stopped (state T), where /proc tells."""
+    stat = f"/proc/{pid}/stat"
+    if not os.path.exists(stat):
+        time.sleep(scaled(0.2))  # no /proc here: give the signal a moment
+        return
+
+    def stopped() -> bool:
+        with open(stat) as handle:
+            return handle.read().rpartition(")")[2].split()[0] in ("T", "t")
+
+    wait_until(stopped, scaled(5), interval=0.005, what=f"process {pid} to stop")
 
 
 async def _fails_within(call: Awaitable[Any], bound: float) -> float:
@@ -190,6 +205,7 @@ async def test_a_frozen_server_fails_appends_and_reads_in_bounded_time(
     first = await layer.history_append(room, b"before", RULE)
     os.kill(private_nats.pid, signal.SIGSTOP)
     try:
+        await asyncio.to_thread(_wait_stopped, private_nats.pid)  # the signal lands later
         bound = scaled(4)  # an append may take two request timeouts (its retries)
         await _fails_within(layer.history_append(room, b"maybe", RULE), bound)
         await _fails_within(layer.history_read(room, first, None), bound)
