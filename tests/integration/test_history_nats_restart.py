@@ -278,3 +278,18 @@ async def test_a_rule_change_moves_the_room_with_its_offsets(make_layer: Any) ->
     assert [e.payload for e in page.entries] == [b"new0", b"new1"] and page.complete
     newest = await layer.history_read(room, None, None)
     assert [e.offset for e in newest.entries] == [4, 5] and not newest.complete
+
+
+async def test_first_appends_of_many_nodes_share_one_epoch(make_layer: Any) -> None:
+    """Twenty nodes append once each to a new room at the same moment: the epoch
+    claim and the empty-subject compare-and-set race, and the room still gets 1..20."""
+    nodes = [make_layer() for _ in range(20)]
+    await asyncio.gather(*(node.history_read("hist.warm", None, None) for node in nodes))
+    for attempt in range(3):
+        room = f"hist.first.{attempt}.{uuid.uuid4().hex[:6]}"
+        appends = [node.history_append(room, b"%d" % i, RULE) for i, node in enumerate(nodes)]
+        positions = await asyncio.wait_for(asyncio.gather(*appends), scaled(20))
+        assert sorted(p.offset for p in positions) == list(range(1, 21))
+        assert len({p.epoch for p in positions}) == 1
+        page = await nodes[0].history_read(room, None, None)
+        assert sorted(e.payload for e in page.entries) == sorted(b"%d" % i for i in range(20))

@@ -19,6 +19,9 @@ that entry's stream sequence, or 0 on an empty subject: a compare-and-set
 the server checks (nats-server 2.9.10 refuses 0 on a subject that holds a
 message; the restart tests pin it), retried with jitter on "wrong last
 sequence", so appenders on every node get distinct consecutive offsets.
+A node appends to a room one message at a time (a lock per room), so only
+appenders on different nodes race, and the pause between two attempts
+grows with the attempts.
 On an empty subject the record says where the room is; a room with
 neither gets a new epoch (a random token), claimed in the record first
 (compare-and-set too), so racing first appends agree on one epoch.
@@ -87,7 +90,7 @@ __all__ = ["NatsHistory"]
 logger = logging.getLogger("wshub_channels.layers.nats")
 
 CAS_ATTEMPTS = 500
-JITTER = 0.003  # seconds, at most, between two compare-and-set attempts
+JITTER = 0.002  # seconds: the pause between two compare-and-set attempts grows from it
 
 T = TypeVar("T")
 
@@ -101,6 +104,9 @@ class NatsHistory(HistoryStore):
         self.timeout = bus.request_timeout
         self.streams = HistoryStreams(bus.prefix, storage, bus.request_timeout, self._connected)
         self._log = Throttle(logger, 10.0)
+        #: One append at a time per room on this node: racing is left to nodes.
+        self._turns: dict[str, _Turn] = {}
+        self._turns_loop: asyncio.AbstractEventLoop | None = None
 
     def _connected(self) -> Client:
         client = self.bus.client
@@ -112,7 +118,7 @@ class NatsHistory(HistoryStore):
 
     @on_home
     async def append(self, room: str, payload: bytes, rule: HistoryRule) -> Position:
-        position, record = await self._bounded(self._append(room, payload, rule), 2, "append")
+        position, record = await self._bounded(self._take_turn(room, payload, rule), 2, "append")
         try:
             async with asyncio.timeout(self.timeout):
                 await self._record(room, position, rule_key(rule), record)
@@ -132,13 +138,33 @@ class NatsHistory(HistoryStore):
 
     # -- append ----------------------------------------------------------------------
 
+    async def _take_turn(
+        self, room: str, payload: bytes, rule: HistoryRule
+    ) -> tuple[Position, Stored | None]:
+        """:meth:`_append` once this node's earlier appends to the room are done, so
+        that only appenders on different nodes race for an offset."""
+        loop = asyncio.get_running_loop()
+        if self._turns_loop is not loop:  # a new home loop: the old one's locks are gone
+            self._turns, self._turns_loop = {}, loop
+        turn = self._turns.get(room)
+        if turn is None:
+            turn = self._turns[room] = _Turn()
+        turn.users += 1
+        try:
+            async with turn.lock:
+                return await self._append(room, payload, rule)
+        finally:
+            turn.users -= 1
+            if not turn.users and self._turns.get(room) is turn:
+                del self._turns[room]
+
     async def _append(
         self, room: str, payload: bytes, rule: HistoryRule
     ) -> tuple[Position, Stored | None]:
         streams, key = self.streams, rule_key(rule)
         stream, subject = streams.entries(key), streams.entries_subject(key, room)
         records, record_subject = streams.records, streams.record_subject(room)
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
             await streams.ensure(key, rule)
             last, record = await _both(
                 streams.get(stream, subject), streams.get(records, record_subject)
@@ -150,12 +176,12 @@ class NatsHistory(HistoryStore):
             else:  # a new epoch: claim it in the record first, so racing appenders share it
                 epoch, offset, expect = random_token(8), 1, 0
                 if not await streams.put(records, record_subject, b"", 0, epoch, 0, key):
-                    await _jitter()
+                    await _jitter(attempt)
                     continue
                 record = None  # re-read at the record's update
             if await streams.put(stream, subject, payload, expect, epoch, offset, key):
                 return Position(offset, epoch), record
-            await _jitter()
+            await _jitter(attempt)
         raise BusUnavailable(f"history of {room!r}: no append won in {CAS_ATTEMPTS} attempts")
 
     async def _record(self, room: str, position: Position, key: str, record: Stored | None) -> None:
@@ -163,7 +189,7 @@ class NatsHistory(HistoryStore):
         streams = self.streams
         records, subject = streams.records, streams.record_subject(room)
         fresh = record is not None
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
             if not fresh:
                 record = await streams.get(records, subject)
             fresh = False
@@ -179,7 +205,7 @@ class NatsHistory(HistoryStore):
                 records, subject, b"", expect, position.epoch, position.offset, key
             ):
                 return
-            await _jitter()
+            await _jitter(attempt)
 
     # -- read ------------------------------------------------------------------------
 
@@ -275,5 +301,16 @@ def _page(page: ReadPlan | HistoryPage) -> HistoryPage:
     return page
 
 
-async def _jitter() -> None:
-    await asyncio.sleep(random.random() * JITTER)
+class _Turn:
+    """A room's lock on this node, and how many appends hold or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+async def _jitter(attempt: int) -> None:
+    """A random pause before the next compare-and-set, longer as attempts fail."""
+    await asyncio.sleep(random.random() * JITTER * min(attempt + 1, 8))
