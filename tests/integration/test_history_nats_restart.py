@@ -209,13 +209,21 @@ async def test_a_frozen_server_fails_appends_and_reads_in_bounded_time(
         bound = scaled(4)  # an append may take two request timeouts (its retries)
         await _fails_within(layer.history_append(room, b"maybe", RULE), bound)
         await _fails_within(layer.history_read(room, first, None), bound)
+        # Appends queued behind one another on this node share the bound, not add up.
+        start = time.monotonic()
+        queued = [layer.history_append(room, b"queued", RULE) for _ in range(5)]
+        results = await asyncio.wait_for(
+            asyncio.gather(*queued, return_exceptions=True), bound + scaled(5)
+        )
+        assert all(isinstance(r, BusUnavailable) for r in results), results
+        assert time.monotonic() - start < bound
     finally:
         os.kill(private_nats.pid, signal.SIGCONT)
     await _reconnected(layer)
     nxt = await layer.history_append(room, b"after", RULE)
     page = await layer.history_read(room, None, None)
     offsets = [e.offset for e in page.entries]
-    # "maybe" reached the server or not (its answer was lost): either way no hole.
+    # What was sent reached the server or not (its answer was lost): either way no hole.
     assert offsets == list(range(1, nxt.offset + 1)) and page.complete
     assert nxt.epoch == first.epoch and page.entries[-1].payload == b"after"
 
