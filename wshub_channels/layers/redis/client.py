@@ -138,15 +138,15 @@ def build_cluster_client(
 ) -> aioredis.RedisCluster:
     """A Redis Cluster client whose startup nodes are every node ``hosts`` names.
 
-    Commands follow ``MOVED`` and ``ASK`` and refresh the slot map themselves;
-    a failed command is tried twice more, quickly, so that during a failover a
-    caller hears of it (and the node refreshes its slot map) within about a
-    second instead of waiting out long backoffs. ``pool_size`` bounds the
-    connections to each node.
+    Commands follow ``MOVED`` and ``ASK`` and refresh the slot map themselves.
+    A command that fails on a connection is not tried again: a publish whose
+    reply was lost may have been delivered, and delivery is at most once; the
+    caller hears of it at once (``BusUnavailable``) and the next command runs
+    on a refreshed slot map. ``pool_size`` bounds the connections to each node.
     """
     from redis.asyncio.cluster import ClusterNode
     from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialBackoff
+    from redis.backoff import NoBackoff
 
     nodes: list[tuple[str, int]] = []
     options: dict[str, Any] = {}
@@ -160,7 +160,7 @@ def build_cluster_client(
         **common,
         **options,
         "max_connections": pool_size,
-        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+        "retry": Retry(NoBackoff(), 0),
         "require_full_coverage": False,
         "topology_refresh_min_interval": 0.1,
     }

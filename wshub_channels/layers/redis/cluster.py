@@ -21,9 +21,11 @@ URL in ``hosts``); every entry of ``hosts`` is a startup node.
   (:mod:`.history`). Single-Redis key names are unchanged.
 - **Failover and migration.** Commands follow ``MOVED``/``ASK`` and refresh
   the slot map themselves (redis-py's ``RedisCluster``); a command to a
-  master that is down fails within about a second and the caller gets
-  ``BusUnavailable``. The subscriptions move to the promoted replica, or to
-  a slot's new master, within a fraction of a second of Redis announcing it.
+  master that is down fails at once and the caller gets ``BusUnavailable``.
+  The subscriptions move to the promoted replica, or to a slot's new
+  master, within a fraction of a second of Redis announcing it, and until
+  they are back a publish there is refused too (:mod:`.handover`), so a
+  message the bus took is not lost to the move.
 
 Loop safety: as :mod:`.bus`, every client belongs to the home loop.
 """
@@ -35,9 +37,10 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from ..homeloop import HomeLoop
+from ..homeloop import HomeLoop, on_home
 from .bus import RedisBus
-from .client import aioredis, build_cluster_client
+from .client import aioredis, build_cluster_client, key_slot
+from .handover import Handover
 from .shards import ShardedSubscriber
 from .store import POP_BLOCK, RedisStore
 from .subscriber import Subscriber
@@ -57,10 +60,23 @@ class RedisClusterStore(RedisStore):
         expiry: float,
         group_subject: Callable[[str], str],
         blocking: Callable[[float], aioredis.RedisCluster],
+        handover: Handover,
     ) -> None:
         super().__init__(home, prefix, pool_size, command_timeout, expiry)
         self._group_subject = group_subject
         self._make_blocking = blocking
+        self.handover = handover
+
+    def master_of(self, subject: str) -> str | None:
+        """The master that owns ``subject``'s slot, as the command client last knew."""
+        client: Any = self.client
+        if client is None:
+            return None
+        nodes = client.nodes_manager.slots_cache.get(key_slot(subject.encode()))
+        return str(nodes[0].name) if nodes else None
+
+    def published(self, subject: str, receivers: int) -> None:
+        self.handover.check(subject, self.master_of(subject), receivers)
 
     def key(self, kind: str, name: str) -> str:
         return f"{self.prefix}:{kind}:{{{name}}}"
@@ -92,6 +108,7 @@ class RedisClusterBus(RedisBus):
                 "braces (they would make one hash tag of every key)"
             )
         self._group_subject: Callable[[str], str] = options.pop("group_subject")
+        self.handover = Handover()
         super().__init__(hosts, prefix, name, **options)
 
     def _make_store(self, expiry: float) -> RedisStore:
@@ -103,6 +120,7 @@ class RedisClusterBus(RedisBus):
             expiry,
             self._group_subject,
             self._build,
+            self.handover,
         )
 
     def _make_subscriber(self) -> Subscriber | ShardedSubscriber:
@@ -127,6 +145,13 @@ class RedisClusterBus(RedisBus):
 
     def _next_host(self) -> None:
         """No-op: every entry of ``hosts`` is a startup node of the one client."""
+
+    @on_home
+    async def publish(self, subject: str, data: bytes) -> None:
+        """``SPUBLISH``; refused while the subject's new master lacks subscribers
+        (:mod:`.handover`)."""
+        receivers = await self._publish_counted(subject, data)
+        self._store.published(subject, receivers)
 
     async def _publish_counted(self, subject: str, data: bytes) -> int:
         return int(await self._cluster_client().spublish(subject, data))

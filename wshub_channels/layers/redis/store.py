@@ -107,6 +107,9 @@ class RedisStore(BrokerStore):
         """Queue the publish of ``data`` on ``subject`` in ``pipe``."""
         pipe.publish(subject, data)
 
+    def published(self, subject: str, receivers: int) -> None:
+        """A publish on ``subject`` reached ``receivers`` subscribers; raise to refuse it."""
+
     def command_client(self) -> aioredis.Redis:
         if self.client is None:
             raise ConnectionError("the Redis bus is closed")
@@ -125,7 +128,8 @@ class RedisStore(BrokerStore):
             self.pipe_publish(pipe, subject, data)
             pipe.zremrangebyscore(key, "-inf", time.time())
             pipe.zrange(key, 0, -1)
-            _, _, members = await pipe.execute()
+            count, _, members = await pipe.execute()
+        self.published(subject, int(count))
         return [m.decode() for m in members]
 
     @on_home
