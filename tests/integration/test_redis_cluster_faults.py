@@ -204,3 +204,39 @@ async def test_master_failover_during_traffic(private_cluster: RedisCluster, nod
     assert resumed <= 2.0
     assert lost == []
     assert taken > 100
+
+
+async def test_slot_migration_during_traffic(private_cluster: RedisCluster, nodes: Nodes) -> None:
+    """Move the room's slot to another master: subscriptions follow, none is lost."""
+    slot = _room_slot(nodes.prefix)
+    source = private_cluster.servers[_owner(private_cluster, slot)]
+    target = next(m for m in private_cluster.masters if m is not source)
+    cli = private_cluster.cli
+    times: dict[str, float] = {}
+
+    def migrate() -> float:
+        source_id, target_id = private_cluster.node_id(source), private_cluster.node_id(target)
+        times["started"] = time.monotonic()
+        cli(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+        cli(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+        while keys := cli(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "100").split():
+            cli(source, "MIGRATE", "127.0.0.1", str(target.port), "", "0", "5000", "KEYS", *keys)
+        for server in private_cluster.masters:
+            cli(server, "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+        times["moved"] = time.monotonic()
+        return times["moved"]
+
+    traffic, moved = await _run_traffic(nodes.servers, migrate)
+    taken, refused, lost = _account(traffic)
+    assert _owner(private_cluster, slot) == private_cluster.servers.index(target)
+    try:
+        stopped, back = _outage(traffic, times["started"])
+        gap = f"delivery paused {back - stopped:.2f}s, back {back - moved:.2f}s after the move"
+    except AssertionError:
+        gap = "delivery never paused"
+    print(
+        f"\nslot migration: {gap}; {taken} taken, {refused} refused (BusUnavailable), "
+        f"{len(lost)} taken but lost"
+    )
+    assert lost == []
+    assert taken > 100

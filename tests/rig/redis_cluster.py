@@ -21,9 +21,11 @@ import functools
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,36 +85,35 @@ def cluster_server_or_skip() -> str:
 
 
 def _cli(port: int, *args: str, timeout: float = 10.0) -> str:
-    """One command to the server on ``port`` over RESP, its reply as text."""
-    import socket
-
-    def encode(parts: tuple[str, ...]) -> bytes:
-        out = [f"*{len(parts)}\r\n".encode()]
-        for part in parts:
-            data = part.encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        return b"".join(out)
-
+    """One command to the server on ``port`` over RESP; its reply as text (an array's
+    elements one a line)."""
     with socket.create_connection((LOCALHOST, port), timeout=timeout) as sock:
-        sock.sendall(encode(args))
-        buf = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-            if buf[:1] in (b"+", b"-", b":") and buf.endswith(b"\r\n"):
-                break
-            if buf[:1] == b"$":
-                head, _, rest = buf.partition(b"\r\n")
-                size = int(head[1:])
-                if size < 0 or len(rest) >= size + 2:
-                    break
-    if buf.startswith(b"-"):
-        raise BrokerError(f"redis on {port}: {' '.join(args)}: {buf.decode().strip()}")
-    if buf.startswith(b"$"):
-        return buf.partition(b"\r\n")[2][:-2].decode()
-    return buf[1:].decode().strip()
+        command = [f"*{len(args)}\r\n".encode()]
+        for part in args:
+            data = part.encode()
+            command.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        sock.sendall(b"".join(command))
+        reader = sock.makefile("rb")
+        reply = _read_reply(reader)
+    if isinstance(reply, BrokerError):
+        raise BrokerError(f"redis on {port}: {' '.join(args)}: {reply}")
+    return reply
+
+
+def _read_reply(reader: Any) -> Any:
+    line = reader.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:].decode()
+    if kind == b"-":
+        return BrokerError(rest)
+    if kind in (b"+", b":"):
+        return rest
+    if kind == b"$":
+        size = int(rest)
+        return "" if size < 0 else reader.read(size + 2)[:-2].decode()
+    if kind == b"*":
+        items = [_read_reply(reader) for _ in range(max(0, int(rest)))]
+        return "\n".join(str(item) for item in items)
+    raise BrokerError(f"unreadable Redis reply {line!r}")
 
 
 class RedisCluster:
