@@ -221,8 +221,9 @@ def _argv(handle: ServerHandle) -> list[str]:
     ]
 
 
-def start_redis_cluster(binary: str | None = None) -> RedisCluster:
-    """Start 3 masters and 3 replicas on free ports and wait for ``cluster_state:ok``."""
+def start_redis_cluster(binary: str | None = None, replicas: bool = True) -> RedisCluster:
+    """Start 3 masters and 3 replicas (or, ``replicas=False``, none) on free ports and
+    wait for ``cluster_state:ok``."""
     if binary is None:
         binary, missing = find_cluster_redis_server()
         if binary is None:
@@ -238,7 +239,7 @@ def start_redis_cluster(binary: str | None = None) -> RedisCluster:
             probe=lambda p, timeout: redis_answers(LOCALHOST, p, timeout),
             startup_timeout=t(20),
         )
-        for i in range(6)
+        for i in range(6 if replicas else 3)
     ]
     cluster = RedisCluster(servers)
     try:
@@ -260,7 +261,7 @@ def start_redis_cluster(binary: str | None = None) -> RedisCluster:
             )
         ids = [cluster.node_id(m) for m in cluster.masters]
         deadline = Deadline(t(20))
-        for replica, master_id in zip(cluster.replicas, ids, strict=True):
+        for replica, master_id in zip(cluster.replicas, ids[: len(cluster.replicas)], strict=True):
             while True:
                 try:
                     _cli(replica.port, "CLUSTER", "REPLICATE", master_id)
