@@ -9,14 +9,18 @@ room ``cap``; a control connection on node 0 calls ``broadcast_to_room``
 The CPU of each node process (``/proc/<pid>/stat``, user + sys) and of Redis
 (``INFO CPU``) is read before the first call and after the last delivery.
 
-1. **Calibration, one node**, at ``--small`` and ``--large`` clients: server
-   CPU per delivery (the slope) and per broadcast (the rest), and the
-   memory per idle connection (the node's RSS, ``/proc/<pid>/status``,
-   after the clients connected, slope between the two sizes).
+1. **Calibration**, two nodes: node 0, the caller, has no clients; node 1
+   has ``--small`` (1), then ``--large`` clients. Each node's idle CPU is
+   sampled first (clients connected, no traffic) and taken off. Server CPU
+   per delivery (node 1's slope), per broadcast received from the bus (the
+   rest) and per broadcast called (node 0), and the memory per idle
+   connection (node 1's RSS, ``/proc/<pid>/status``, after the clients
+   connected, slope between the two sizes).
 2. **Check**: 2 and 3 nodes, ``--large`` clients spread evenly (client i on
    node i % n), the broadcasts called on node 0. The model predicts each
-   node's CPU as clients on it * messages * CPU per delivery + messages * CPU
-   per broadcast; the error of the prediction is printed per node.
+   node's CPU as messages * (clients on it * CPU per delivery + CPU per
+   broadcast called or received) + its idle CPU * the run's length; the
+   error of the prediction is printed per node.
 
 Run from the repository root::
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -43,7 +48,7 @@ import _common
 
 _common.import_this_tree()
 
-from redis_cluster import cpu_seconds, start_single  # noqa: E402
+from redis_cluster import _until, cpu_seconds, start_single  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from tests.rig.redis_cluster import find_cluster_redis_server  # noqa: E402
@@ -52,6 +57,8 @@ from tests.rig.servers import AsgiServer, start_asgi_server  # noqa: E402
 APP = "tests.apps.hub_app:application"
 SECTION = "capacity"
 TICKS = os.sysconf("SC_CLK_TCK")
+#: Seconds each node's idle CPU is sampled for, its clients connected, before the run.
+IDLE = 3.0
 
 
 def proc_cpu(pid: int) -> float:
@@ -107,6 +114,9 @@ async def run(
         await control.recv()
         await asyncio.sleep(1.0)
         rss1 = [proc_rss_kib(s.pid) for s in servers]
+        idle0 = [proc_cpu(s.pid) for s in servers]
+        await asyncio.sleep(IDLE)
+        idle = [(proc_cpu(s.pid) - a) / IDLE for s, a in zip(servers, idle0, strict=True)]
         counts = [0] * len(sockets)
 
         async def read(n: int, ws: Any) -> None:
@@ -146,6 +156,7 @@ async def run(
         "nodes": nodes,
         "clients": per_node,
         "cpu": [b - a for a, b in zip(cpu0, cpu1, strict=True)],
+        "idle": idle,
         "rss_kib": [b - a for a, b in zip(rss0, rss1, strict=True)],
         "redis_cpu": redis1 - redis0,
         "elapsed": elapsed,
@@ -153,12 +164,48 @@ async def run(
     }
 
 
+async def nats_broker_cpu(urls: Sequence[str], pids: Sequence[int], messages: int) -> list[float]:
+    """CPU µs per message of each nats-server: ``messages`` 120-byte publishes on 96
+    subjects from a client on the first server, two subscribers (on the last two
+    servers, or the only one) interested in every subject."""
+    import nats
+
+    publisher = await nats.connect(urls[0])
+    subscribers = [
+        await nats.connect(url) for url in (urls[1:] or urls) * (2 if len(urls) == 1 else 1)
+    ]
+    got = [0]
+
+    async def count(msg: Any) -> None:
+        got[0] += 1
+
+    for sub in subscribers:
+        await sub.subscribe("cap.r.*", cb=count)
+        await sub.flush()
+    await asyncio.sleep(0.5)  # interest reaches every route
+    before = [proc_cpu(pid) for pid in pids]
+    for i in range(messages):
+        await publisher.publish(f"cap.r.{i % 96}", b"x" * 120)
+        if i % 500 == 499:
+            await publisher.flush()
+    await publisher.flush()
+    with contextlib.suppress(TimeoutError):
+        await _until(lambda: got[0] >= messages * len(subscribers), 60)
+    after = [proc_cpu(pid) for pid in pids]
+    for conn in (publisher, *subscribers):
+        await conn.close()
+    if got[0] < messages * len(subscribers):
+        raise TimeoutError(f"NATS delivered {got[0]} of {messages * len(subscribers)}")
+    return [(b - a) / messages * 1e6 for a, b in zip(before, after, strict=True)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--small", type=int, default=200)
+    parser.add_argument("--small", type=int, default=1)
     parser.add_argument("--large", type=int, default=900)
     parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--nats-messages", type=int, default=50_000)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     binary, missing = find_cluster_redis_server()
@@ -173,16 +220,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         checks = [asyncio.run(run(redis.url, n, args.large, args.messages)) for n in (2, 3)]
     finally:
         redis.stop()
+    from tests.rig.brokers import start_nats_server
+    from tests.rig.nats_cluster import start_nats_cluster
+
+    single_nats = start_nats_server(jetstream=False)
+    try:
+        nats_one = asyncio.run(
+            nats_broker_cpu([single_nats.url], [single_nats.pid], args.nats_messages)
+        )
+    finally:
+        single_nats.stop()
+    nats_cluster = start_nats_cluster(3)
+    try:
+        nats_three = asyncio.run(
+            nats_broker_cpu(
+                nats_cluster.urls, [s.pid for s in nats_cluster.servers], args.nats_messages
+            )
+        )
+    finally:
+        nats_cluster.stop()
     k = args.messages
-    per_delivery = (large["cpu"][1] - small["cpu"][1]) / (k * (args.large - args.small))
-    per_received = small["cpu"][1] / k - args.small * per_delivery
-    per_call = statistics.mean([small["cpu"][0], large["cpu"][0]]) / k
+
+    def net(result: dict[str, Any], node: int) -> float:
+        """A node's CPU over the run less what it spends idle in as long."""
+        return float(result["cpu"][node] - result["idle"][node] * result["elapsed"])
+
+    per_delivery = (net(large, 1) - net(small, 1)) / (k * (args.large - args.small))
+    per_received = net(small, 1) / k - args.small * per_delivery
+    per_call = statistics.mean([net(small, 0), net(large, 0)]) / k
+    idle_per_conn = (large["idle"][1] - small["idle"][1]) / (args.large - args.small)
     per_conn_kib = (large["rss_kib"][1] - small["rss_kib"][1]) / (args.large - args.small)
     redis_per_publish = large["redis_cpu"] / k
     rows = []
     for check in checks:
         for i, (clients, cpu) in enumerate(zip(check["clients"], check["cpu"], strict=True)):
-            predicted = k * (clients * per_delivery + (per_call if i == 0 else per_received))
+            work = k * (clients * per_delivery + (per_call if i == 0 else per_received))
+            predicted = work + check["idle"][i] * check["elapsed"]
             rows.append(
                 [
                     f"{check['nodes']} nodes",
@@ -215,13 +288,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"- server CPU per broadcast called (node 0: the control frame, the call, the "
             f"publish, its echo, the reply): **{per_call * 1e6:.0f} µs**",
             f"- memory per idle connection (RSS): **{per_conn_kib:.1f} KiB**",
+            f"- idle CPU of node 1, clients connected, no traffic: {small['idle'][1] * 1000:.1f}"
+            f" ms/s with {args.small}, {large['idle'][1] * 1000:.1f} ms/s with {args.large} "
+            f"clients ({idle_per_conn * 1e6:.2f} µs/s per connection); the figures above "
+            "are net of it",
             f"- Redis CPU per broadcast (one PUBLISH to one subscriber): "
             f"**{redis_per_publish * 1e6:.0f} µs**",
+            "",
+            f"nats-server CPU per message (µs, `/proc`): {args.nats_messages:,} publishes of "
+            "120 bytes over 96 subjects, two subscribers interested in all: one server "
+            f"**{nats_one[0]:.1f}**; a 3-server cluster (publisher on the first, one "
+            f"subscriber on each of the others) **{' / '.join(f'{v:.1f}' for v in nats_three)}**.",
             "",
             f"Check: {args.large} clients spread evenly over 2 and 3 nodes, the broadcasts "
             "called on node 0; measured and predicted CPU of each node over the run (ms), "
             "predicted = broadcasts * (clients on the node * CPU per delivery + CPU per "
-            "broadcast called (node 0) or received (the others)):",
+            "broadcast called (node 0) or received (the others)) + the node's idle CPU "
+            f"(sampled {IDLE:.0f} s before the run) * the run's length:",
             "",
             _common.markdown_table(
                 ["run", "node", "clients", "measured ms", "predicted ms", "error"],
