@@ -209,7 +209,7 @@ def _argv(handle: ServerHandle) -> list[str]:
         "--cluster-config-file",
         str(Path(handle.workdir) / "nodes.conf"),
         "--cluster-port",
-        str(_bus_ports.setdefault(handle.port, free_port())),
+        str(_bus_ports[handle.port]),
         "--cluster-node-timeout",
         str(NODE_TIMEOUT_MS),
         "--cluster-replica-validity-factor",
@@ -223,23 +223,46 @@ def _argv(handle: ServerHandle) -> list[str]:
 
 def start_redis_cluster(binary: str | None = None, replicas: bool = True) -> RedisCluster:
     """Start 3 masters and 3 replicas (or, ``replicas=False``, none) on free ports and
-    wait for ``cluster_state:ok``."""
+    wait for ``cluster_state:ok``; tried up to three times (a port taken meanwhile)."""
     if binary is None:
         binary, missing = find_cluster_redis_server()
         if binary is None:
             raise BrokerError(missing)
+    for attempt in range(1, 4):
+        try:
+            return _start_cluster(binary, replicas)
+        except BrokerError:
+            if attempt == 3:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _distinct_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _start_cluster(binary: str, replicas: bool) -> RedisCluster:
+    size = 6 if replicas else 3
+    ports = _distinct_ports(2 * size)
+    for client_port, bus_port in zip(ports[:size], ports[size:], strict=True):
+        _bus_ports[client_port] = bus_port
     servers = [
         ServerHandle(
             name=f"redis-cluster{i}",
             binary=binary,
             scheme="redis",
-            port=free_port(),
+            port=ports[i],
             workdir=scratch_dir(f"wshub-redis-cluster{i}-"),
             argv=_argv,
             probe=lambda p, timeout: redis_answers(LOCALHOST, p, timeout),
             startup_timeout=t(20),
         )
-        for i in range(6 if replicas else 3)
+        for i in range(size)
     ]
     cluster = RedisCluster(servers)
     try:
@@ -270,7 +293,7 @@ def start_redis_cluster(binary: str | None = None, replicas: bool = True) -> Red
                     if deadline.expired():
                         raise
                     time.sleep(t(0.05))  # the replica has not heard of that master yet
-        cluster.wait_ok()
+        cluster.wait_ok(t(30))
     except BaseException:
         cluster.stop()
         raise
