@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import Config, DropPolicy, Limits
 from .connection.consumer import HubConsumer, JsonHubConsumer
+from .connection.protocol import HubProtocolMixin, ProtocolHubConsumer
 from .core.listing import ClientInfo, ClusterPage, RoomEvent
 from .core.presence import NodeInfo
 from .errors import (
@@ -66,6 +67,7 @@ __all__ = [
     "HubDraining",
     "HubError",
     "HubNotStarted",
+    "HubProtocolMixin",
     "HubStopped",
     "HubTimeout",
     "InvalidFrame",
@@ -81,6 +83,7 @@ __all__ = [
     "MiddlewareChain",
     "NodeInfo",
     "NotInRoom",
+    "ProtocolHubConsumer",
     "RateLimitExceeded",
     "RoomEvent",
     "RoomFull",

@@ -29,6 +29,7 @@ from .closing import send_close
 from .outbound import Outbound
 
 if TYPE_CHECKING:
+    from ..core.history import Position
     from ..core.membership import Slot
     from ..hub.hub import Hub
     from .inbound import Inbound
@@ -52,6 +53,7 @@ class HubClient:
     _accepted = False
     connected_since: datetime | None = None  # when the handshake was accepted (UTC)
     messages_in = 0  # frames received
+    framed: bool = False  # speaks client protocol v1: the hub sends it "msg" frames
 
     @property
     def _me(self) -> LocalClient:
@@ -143,7 +145,7 @@ class HubClient:
     def room_count(self) -> int:
         return len(self.rooms)
 
-    async def join_room(self, room: str) -> None:
+    async def join_room(self, room: str, since: Position | None = None) -> Any:
         """Join ``room``.
 
         Raises ``AlreadyInRoom``, ``EmptyRoomName``, ``InvalidName``,
