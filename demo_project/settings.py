@@ -14,6 +14,8 @@ NATS needed. The environment changes what a deployment would:
   nodes of one cluster share it, so a session works on every node.
 - ``DEMO_RATE``: chat messages per second per connection (default 5, bursts of
   one second); ``DEMO_ROOM_SIZE``: people per room on one node (default 50);
+  ``DEMO_TABS``: tabs per nickname on one node (default 8); ``DEMO_PING``:
+  seconds between the server's protocol pings (default 20);
   ``DEMO_DEBUG``: ``0`` turns debug off.
 """
 
@@ -110,7 +112,7 @@ WSHUB = {
     "CONFIG": {"send_queue_size": 256, "max_message_size": 16 * 1024},
     "LIMITS": {
         "max_connections": 1000,  # per node: a handshake over it is refused
-        "max_connections_per_user": 8,  # tabs per nickname on one node
+        "max_connections_per_user": int(os.environ.get("DEMO_TABS", "8")),  # tabs per nickname
         "max_rooms_per_client": 10,
         "max_clients_per_room": int(os.environ.get("DEMO_ROOM_SIZE", "50")),
         "max_message_rate": float(os.environ.get("DEMO_RATE", "5")),
@@ -123,6 +125,9 @@ WSHUB = {
     # wshub_* series on django-prometheus's /metrics
     "METRICS": "wshub_channels.metrics.prometheus.PrometheusMetrics",
 }
+
+#: Seconds between the protocol's pings to each tab (``ChatConsumer.protocol_ping``).
+DEMO_PING = float(os.environ.get("DEMO_PING", "20"))
 
 LOGGING = {
     "version": 1,

@@ -60,7 +60,7 @@ from ..core.protocol import (
     welcome_frame,
 )
 from ..core.ratelimit import clock
-from ..errors import ConnectionClosed, HubError, NotInRoom, RateLimitExceeded
+from ..errors import ConnectionClosed, NotInRoom, RateLimitExceeded
 from ..log import Throttle
 from ..tasks import spawn
 from .consumer import HubConsumer
@@ -101,7 +101,9 @@ class HubProtocolMixin(_Base):
 
     def protocol_error(self, exc: BaseException, frame: ClientFrame | None) -> tuple[str, str]:
         """The code and the sentence an ``error`` frame tells of ``exc`` (raised answering
-        ``frame``). Override to reword; keep the codes, clients act on them."""
+        ``frame``). Override to reword, or to give a code to the application's own
+        exceptions; keep the codes, clients act on them. What maps to
+        ``server_error`` is also reported (``on_error``, ``hub_error``) as a bug."""
         return error_code(exc), error_message(exc)
 
     async def on_room_leave(self, room: str) -> None:
@@ -186,8 +188,6 @@ class HubProtocolMixin(_Base):
         try:
             await self._handle(frame)
         except Exception as exc:
-            if not isinstance(exc, HubError):
-                await self.report_error(exc, "message_handling")
             await self._refused(exc, frame)
 
     async def _handle(self, frame: ClientFrame) -> None:
@@ -221,6 +221,8 @@ class HubProtocolMixin(_Base):
         self, exc: BaseException, frame: ClientFrame | None, ref: Ref = None
     ) -> None:
         code, text = self.protocol_error(exc, frame)
+        if code == "server_error":  # not a refusal: a bug, reported like a handler's error
+            await self.report_error(cast(Exception, exc), "message_handling")
         if frame is not None:
             ref = getattr(frame, "ref", None)
         await self._send_frame(error_frame(code, text, ref))
