@@ -5,10 +5,8 @@
 // given), reconnects by itself with full-jitter exponential backoff, answers the server's pings and
 // drops a connection that stays silent, rejoins its rooms after a reconnect asking for what it
 // missed since the last offset it saw in each room, and tells the page whether the room could be
-// recovered. Types: wshub.d.ts beside this file.
-//
-// Status: the server side of protocol v1 (a consumer mixin and room history) is not part of
-// this release yet; this client is tested on its own (close codes, backoff, frame splitting).
+// recovered. Types: wshub.d.ts beside this file. The server side is HubProtocolMixin
+// (wshub_channels.connection.protocol); the frames are described in wshub_channels.core.protocol.
 
 /** The subprotocol of client protocol v1. */
 export const PROTOCOL = "wshub.v1";
@@ -452,7 +450,8 @@ export class WshubClient {
     return new Promise((resolve, reject) => {
       let sub = this._rooms.get(room);
       if (sub && sub.joined && !sub.leaving) {
-        resolve({ t: "joined", room, recovered: true, ...(sub.position || {}), ref: null });
+        const position = sub.position || { offset: null, epoch: null };
+        resolve({ t: "joined", room, recovered: true, ...position, ref: null });
         return;
       }
       if (!sub) {
