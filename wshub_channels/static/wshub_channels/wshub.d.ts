@@ -157,6 +157,8 @@ export const PROTOCOL: "wshub.v1";
 export const TOKEN_PREFIX: "wshub.token.";
 export const TOKEN_EXPIRED: 4419;
 export const RETRY_CODES: ReadonlySet<number>;
+/** Join refusals that are asked again after a backoff delay ("rate_limited", ...). */
+export const TRANSIENT_ERRORS: ReadonlySet<string>;
 export function closeAction(code: number): CloseAction;
 export function backoffDelay(
   attempt: number,
