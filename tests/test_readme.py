@@ -98,3 +98,30 @@ async def test_token_auth_example(cache_sessions: None) -> None:
     assert (await replay.connect(scaled(2)))[0]
     closed = await replay.receive_output(scaled(2))
     assert closed == {"type": "websocket.close", "code": 4401}, json.dumps(closed)
+
+
+async def test_history_example() -> None:
+    """A client that sends its position gets what it missed; one from a lost epoch reloads."""
+    blocks = python_blocks("### Room history and recovery")
+    namespace: dict[str, Any] = {}
+    exec(blocks[0], namespace)
+    with override_settings(WSHUB=namespace["WSHUB"]):
+        exec(blocks[1], namespace)
+        chat, last_messages = namespace["Chat"], namespace["last_messages"]
+        hub = get_hub()
+        await hub.start()
+        for n in range(3):
+            await hub.broadcast_to_room("chat.lobby", f"m{n}")
+        assert (await last_messages())[-3:] == ["m0", "m1", "m2"]
+        top = (await hub.history("chat.lobby", limit=0)).position
+        back = WebsocketCommunicator(
+            chat.as_asgi(), f"/ws/?offset={top.offset - 2}&epoch={top.epoch}"
+        )
+        assert (await back.connect(scaled(2)))[0]
+        assert [await back.receive_from(scaled(2)) for _ in range(2)] == ["m1", "m2"]
+        assert await back.receive_nothing(scaled(0.2))
+        lost = WebsocketCommunicator(chat.as_asgi(), "/ws/?offset=5&epoch=gone")
+        assert (await lost.connect(scaled(2)))[0]
+        assert json.loads(await lost.receive_from(scaled(2))) == {"reload": True}
+        await back.disconnect()
+        await lost.disconnect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .config import Config, DropPolicy, Limits
 from .connection.consumer import HubConsumer, JsonHubConsumer
 from .connection.protocol import HubProtocolMixin, ProtocolHubConsumer
+from .core.history import HistoryMessage, HistoryPage, Position, Recovery
 from .core.listing import ClientInfo, ClusterPage, RoomEvent
 from .core.presence import NodeInfo
 from .errors import (
@@ -16,6 +17,7 @@ from .errors import (
     DuplicateNodeId,
     EmptyRoomName,
     ForeignChannel,
+    HistoryUnavailable,
     HubDraining,
     HubError,
     HubNotStarted,
@@ -61,6 +63,9 @@ __all__ = [
     "DuplicateNodeId",
     "EmptyRoomName",
     "ForeignChannel",
+    "HistoryMessage",
+    "HistoryPage",
+    "HistoryUnavailable",
     "Hooks",
     "Hub",
     "HubConsumer",
@@ -83,8 +88,10 @@ __all__ = [
     "MiddlewareChain",
     "NodeInfo",
     "NotInRoom",
+    "Position",
     "ProtocolHubConsumer",
     "RateLimitExceeded",
+    "Recovery",
     "RoomEvent",
     "RoomFull",
     "RoomNotFound",

@@ -10,7 +10,8 @@ under "WebSocket hub", for staff only:
   "disconnect selected" action and a form that sends a text message to a
   room, a user or a client need the change permission; viewing needs the
   view permission.
-- **Rooms**: every room with its members on each node (the nodes' room
+- **Rooms**: every room with its members on each node, and the position
+  (offset and epoch) of history rooms (the nodes' room
   tables), searchable.
 - **Nodes**: every node with its counts (``Hub.nodes()``).
 
@@ -219,7 +220,12 @@ class RoomAdmin(ClusterAdmin):
         shown = ordered[(page - 1) * PAGE : page * PAGE]
         return {
             "rooms": [
-                {"name": name, "members": sum(on.values()), "nodes": sorted(on.items())}
+                {
+                    "name": name,
+                    "members": sum(on.values()),
+                    "nodes": sorted(on.items()),
+                    "history": _history_position(hub, name),
+                }
                 for name, on in shown
             ],
             "total": len(ordered),
@@ -228,6 +234,18 @@ class RoomAdmin(ClusterAdmin):
             "partial": [n.node_id for n in nodes if len(n.rooms) < n.room_count],
             **_page_links(request, page, len(ordered)),
         }
+
+
+def _history_position(hub: Hub, room: str) -> str:
+    """A history room's position for the rooms page ("" for a room without history)."""
+    if hub.settings.history.rule_for(room) is None:
+        return ""
+    try:
+        page = ask(hub.history, room, limit=0)
+    except HubError as exc:
+        return f"unavailable ({type(exc).__name__})"
+    position = page.position
+    return f"offset {position.offset}, epoch {position.epoch or '-'}"
 
 
 @admin.register(Node)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .config import Config, Limits
+from .config import Config, HistoryRules, Limits
 
 __all__ = ["DEFAULTS", "HubSettings", "get_settings", "reset_settings"]
 
@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "HOOKS": None,
     "METRICS": None,
     "TOKEN_MAX_AGE": 300,
+    "HISTORY": {},
 }
 
 
@@ -54,6 +55,7 @@ class HubSettings:
     hooks: str | None
     metrics: str | None
     token_max_age: int = 300
+    history: HistoryRules = field(default_factory=HistoryRules)
 
 
 def parse_settings(raw: Mapping[str, Any]) -> HubSettings:
@@ -102,6 +104,8 @@ def parse_settings(raw: Mapping[str, Any]) -> HubSettings:
             isinstance(value, int) and not isinstance(value, bool) and value > 0,
             "a positive int (seconds)",
         )
+        key = "HISTORY"
+        history = HistoryRules.parse(merged[key])
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"WSHUB[{key!r}]: {exc}") from exc
     return HubSettings(
@@ -117,6 +121,7 @@ def parse_settings(raw: Mapping[str, Any]) -> HubSettings:
         hooks=merged["HOOKS"],
         metrics=merged["METRICS"],
         token_max_age=merged["TOKEN_MAX_AGE"],
+        history=history,
     )
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # annotations only: types stays at the bottom of the import graph
+    from .core.history import Position, Recovery
     from .core.listing import ClientInfo, RoomEvent
     from .message import Message
 
@@ -84,7 +85,7 @@ class Client(Protocol):
 
     async def close(self, code: int | bool | None = 1000, reason: str | None = None) -> None: ...
 
-    async def join_room(self, room: str) -> None: ...
+    async def join_room(self, room: str, since: Position | None = None) -> Recovery: ...
 
     async def leave_room(self, room: str) -> None: ...
 

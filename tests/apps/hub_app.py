@@ -24,7 +24,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from tests.apps.policies import EVENTS, PolicyEcho  # noqa: E402
-from wshub_channels import JsonHubConsumer, RoomEvent, get_hub, signals  # noqa: E402
+from wshub_channels import JsonHubConsumer, Position, RoomEvent, get_hub, signals  # noqa: E402
 from wshub_channels.asgi import HubApplication  # noqa: E402
 from wshub_channels.connection.consumer import dump_json  # noqa: E402
 from wshub_channels.metrics import DebugMetrics, MetricsCollector  # noqa: E402
@@ -115,8 +115,27 @@ class ControlConsumer(JsonHubConsumer):
             for seq in range(cmd["count"]):
                 await hub.send_to_client(cmd["client"], f"{seq}:{body}")
             return None
-        if op in ("join_room", "leave_room"):
-            return await getattr(hub, op)(cmd.get("client", self.id), cmd["room"])
+        if op == "join_room" and "since" in cmd:  # [offset, epoch] or None
+            since = None if cmd["since"] is None else Position(*cmd["since"])
+            recovery = await hub.join_room(cmd.get("client", self.id), cmd["room"], since)
+            at = recovery.position
+            where = None if at is None else [at.offset, at.epoch]
+            return {
+                "recovered": recovery.recovered,
+                "position": where,
+                "replayed": recovery.replayed,
+            }
+        if op == "history":
+            since = None if cmd.get("since") is None else Position(*cmd["since"])
+            page = await hub.history(cmd["room"], since=since, limit=cmd.get("limit"))
+            return {
+                "entries": [[e.offset, e.data] for e in page.entries],
+                "position": [page.position.offset, page.position.epoch],
+                "complete": page.complete,
+            }
+        if op in ("join_room", "leave_room"):  # a join's Recovery: see "since" above
+            await getattr(hub, op)(cmd.get("client", self.id), cmd["room"])
+            return None
         if op == "leave_all_rooms":
             return await hub.leave_all_rooms(cmd.get("client", self.id))
         if op == "disconnect":

@@ -23,6 +23,7 @@ from wshub_channels.errors import (
     RoomFull,
 )
 from wshub_channels.hooks import Hooks
+from wshub_channels.hub.delivery import Delivery
 from wshub_channels.hub.membership import Membership
 from wshub_channels.layers import InMemoryHubLayer
 from wshub_channels.types import Client
@@ -58,7 +59,7 @@ class Node:
 
 async def node(layer: InMemoryHubLayer, **wshub: object) -> Node:
     parts = make_parts(layer, settings(**wshub))
-    membership = Membership(*parts.args())
+    membership = Membership(*parts.args(), Delivery(*parts.args()).history)
     await layer.start()
     membership.register_ops()
     return Node(layer, parts, membership)

@@ -30,6 +30,7 @@ from wshub_channels.testing import scaled
 pytestmark = pytest.mark.integration
 APP = "tests.apps.hub_app:application"
 CONNECTIONS = "/admin/wshub_channels/connection/"
+HISTORY = {"blue": {"size": 50}}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def prefix() -> str:
 @pytest.fixture(scope="module")
 def nodes(asgi_server: StartAsgiServer, bus: Bus, prefix: str) -> Iterator[list[AsgiServer]]:
     servers = [
-        asgi_server(kind, APP, node_env(bus, prefix, i))  # type: ignore[arg-type]
+        asgi_server(kind, APP, node_env(bus, prefix, i, HISTORY=HISTORY))  # type: ignore[arg-type]
         for i, kind in enumerate(("daphne", "uvicorn"))
     ]
     yield servers
@@ -57,7 +58,8 @@ def nodes(asgi_server: StartAsgiServer, bus: Bus, prefix: str) -> Iterator[list[
 def admin_server(
     bus: Bus, prefix: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AdminServer]:
-    with start_admin_server(node_env(bus, prefix), tmp_path_factory.mktemp("admin")) as server:
+    env = node_env(bus, prefix, HISTORY=HISTORY)
+    with start_admin_server(env, tmp_path_factory.mktemp("admin")) as server:
         yield server
 
 
@@ -182,3 +184,18 @@ def test_the_wsgi_process_logged_no_traceback(admin_server: AdminServer) -> None
         ["grep", "-c", "Traceback", str(admin_server.log)], capture_output=True, text=True
     )
     assert out.stdout.strip() == "0", admin_server.log.read_text()[-3000:]
+
+
+async def test_the_rooms_page_shows_a_history_rooms_position(
+    admin_server: AdminServer, crowd: list[Peer]
+) -> None:
+    for n in range(3):
+        await crowd[0].call("broadcast_to_room", room="blue", text=f"h{n}")
+    position = (await crowd[2].call("history", room="blue", limit=0))["position"]
+    viewer = Browser(admin_server.url)
+    viewer.login("viewer")
+    status, rooms = await asyncio.to_thread(viewer.get, "/admin/wshub_channels/room/?q=blue")
+    assert status == 200, rooms[-2000:]
+    assert cells(rooms, "history") == [f"offset {position[0]}, epoch {position[1]}"]
+    _, others = await asyncio.to_thread(viewer.get, "/admin/wshub_channels/room/?q=n0")
+    assert cells(others, "history") == ["-"]

@@ -122,8 +122,16 @@ def test_message_round_trip() -> None:
 def test_hub_payload_round_trip(data: str | bytes) -> None:
     """Text stays text, bytes stay bytes, and the excluded ids come back sorted."""
     payload = encode_hub_payload(data, {"c2", "c1"})
-    assert decode_hub_payload(payload) == (data, ["c1", "c2"])
+    assert decode_hub_payload(payload) == (data, ["c1", "c2"], None)
     assert payload == msgpack.packb([data, ["c1", "c2"]], use_bin_type=True)
+
+
+def test_hub_payload_of_a_history_room_carries_its_position() -> None:
+    """Minor 3: offset and epoch follow; fields a later minor adds are ignored."""
+    payload = encode_hub_payload("hi", [], (7, "ep"))
+    assert decode_hub_payload(payload) == ("hi", [], (7, "ep"))
+    later = msgpack.packb(["hi", [], 7, "ep", "future"], use_bin_type=True)
+    assert decode_hub_payload(later).position == (7, "ep")
 
 
 @pytest.mark.parametrize(
@@ -136,6 +144,9 @@ def test_hub_payload_round_trip(data: str | bytes) -> None:
         msgpack.packb([1, []]),
         msgpack.packb(["data", "c1"]),
         msgpack.packb(["data", [1]]),
+        msgpack.packb(["data", [], 0, "ep"]),
+        msgpack.packb(["data", [], 3, ""]),
+        msgpack.packb(["data", [], "3", "ep"]),
     ],
 )
 def test_malformed_hub_payload_raises_value_error(payload: bytes) -> None:

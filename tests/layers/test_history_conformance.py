@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from channels.layers import BaseChannelLayer
 
-from wshub_channels.layers import InMemoryHubLayer
+from wshub_channels.core.history import HistoryRule, Position
+from wshub_channels.layers import InMemoryHubLayer, RedisHubLayer
+from wshub_channels.layers.redis.history import room_tag
 from wshub_channels.testing import HistoryConformance, LayerBackend
 
 
@@ -23,3 +27,58 @@ class TestInMemoryHistory(HistoryConformance):
             return InMemoryHubLayer(bus=bus, **config)
 
         return LayerBackend("InMemoryHubLayer(bus=...)", factory, shared_broker=True)
+
+
+@pytest.mark.integration
+class TestRedisHistory(HistoryConformance):
+    """Real Redis; each test gets its own key prefix so runs never see each other."""
+
+    @pytest.fixture
+    def layer_backend(self, redis_url: str) -> LayerBackend:
+        prefix = f"hist{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return RedisHubLayer(hosts=[redis_url], prefix=prefix, **config)
+
+        return LayerBackend("RedisHubLayer", factory, shared_broker=True)
+
+    async def test_one_hash_tag_per_room_and_the_expiries(
+        self, make_layer: Callable[..., Any], redis_url: str
+    ) -> None:
+        """A stream and a meta hash, both under the room's hash tag (one Cluster slot)."""
+        layer = make_layer()
+        room = f"k\u00f6ln {uuid.uuid4().hex[:6]}"
+        await layer.history_append(room, b"a", HistoryRule(size=5, ttl=30))
+        top = await layer.history_append(room, b"b", HistoryRule(size=5, ttl=30))
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            keys = sorted([k.decode() async for k in client.scan_iter(match=f"{layer.prefix}:*")])
+            tag = room_tag(room)
+            assert keys == [f"{layer.prefix}:rh:{{{tag}}}", f"{layer.prefix}:rhm:{{{tag}}}"]
+            stream, meta = keys
+            assert await client.type(stream) == b"stream" and await client.type(meta) == b"hash"
+            assert 0 < await client.pttl(stream) <= 30_000
+            assert 30_000 < await client.pttl(meta) <= 86_400_000
+            assert await client.hgetall(meta) == {
+                b"epoch": top.epoch.encode(),
+                b"top": b"2",
+                b"ttl": b"30000",
+            }
+            assert [entry_id for entry_id, _ in await client.xrange(stream)] == [b"1-0", b"2-0"]
+        finally:
+            await client.aclose()
+
+    async def test_numbers_beyond_any_room_are_answered(
+        self, make_layer: Callable[..., Any], room: str
+    ) -> None:
+        """A reader's huge offset or limit, a rule's huge size or ttl: answers, not errors."""
+        layer = make_layer()
+        huge = HistoryRule(size=10**30, ttl=1e300)
+        first = await layer.history_append(room, b"a", huge)
+        top = await layer.history_append(room, b"b", huge)
+        ahead = await layer.history_read(room, Position(10**30, first.epoch), 10**30)
+        assert ahead.entries == [] and not ahead.complete and ahead.position == top
+        page = await layer.history_read(room, Position(0, ""), 10**30)
+        assert [e.payload for e in page.entries] == [b"a", b"b"] and page.complete
+        newest = await layer.history_read(room, None, 10**30)
+        assert [e.offset for e in newest.entries] == [1, 2] and newest.complete

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from ..core.frames import binary_message, data_message, frame_payload, text_message
+from ..core.history import Position, Recovery
 from ..core.listing import ClientInfo
 from ..core.names import channel_node, validate_user_id
 from ..core.wire import pack_message
@@ -29,7 +30,6 @@ from .closing import send_close
 from .outbound import Outbound
 
 if TYPE_CHECKING:
-    from ..core.history import Position
     from ..core.membership import Slot
     from ..hub.hub import Hub
     from .inbound import Inbound
@@ -53,7 +53,9 @@ class HubClient:
     _accepted = False
     connected_since: datetime | None = None  # when the handshake was accepted (UTC)
     messages_in = 0  # frames received
-    framed: bool = False  # speaks client protocol v1: the hub sends it "msg" frames
+    #: True when the client speaks client protocol v1: the hub's broadcast, room and user
+    #: sends reach it as ``msg`` frames (set before the connection is registered).
+    framed = False
 
     @property
     def _me(self) -> LocalClient:
@@ -145,14 +147,24 @@ class HubClient:
     def room_count(self) -> int:
         return len(self.rooms)
 
-    async def join_room(self, room: str, since: Position | None = None) -> Any:
-        """Join ``room``.
+    async def join_room(self, room: str, since: Position | None = None) -> Recovery:
+        """Join ``room``; in a history room, first replay what was missed after ``since``.
+
+        With ``since`` (the position of the last message this client's user
+        saw, e.g. sent back by a reconnecting browser), the client is
+        subscribed first, then the messages after ``since`` are pushed in
+        order, then live ones: none is lost or sent twice. The
+        :class:`~wshub_channels.core.history.Recovery` says whether that
+        worked (``recovered``) and gives the room's current position; when
+        it did not (the epoch changed or the gap is older than the history),
+        the application reloads the room's state.
 
         Raises ``AlreadyInRoom``, ``EmptyRoomName``, ``InvalidName``,
-        ``MaxRoomsReached``, ``RoomFull``, ``ConnectionClosed``, or what a
+        ``MaxRoomsReached``, ``RoomFull``, ``ConnectionClosed``,
+        ``BusUnavailable`` (a history room whose store is down), or what a
         ``before_room_join`` hook raises.
         """
-        await self.hub.membership.join_local(self._me, room)
+        return await self.hub.membership.join_local(self._me, room, since)
 
     async def leave_room(self, room: str) -> None:
         """Leave ``room``; raises ``NotInRoom``, or what a ``before_room_leave`` hook raises."""

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.typing import WebSocketReceiveEvent
 
-from ..core.history import Position
 from ..core.listing import RoomEvent
 from ..core.protocol import (
     PROTOCOL,
@@ -204,9 +203,8 @@ class HubProtocolMixin(_Base):
 
     async def _join(self, frame: JoinFrame) -> None:
         recovery = await self.join_room(frame.room, since=frame.since)
-        recovered = bool(getattr(recovery, "recovered", False))
-        position = cast("Position | None", getattr(recovery, "position", None))
-        await self._send_frame(joined_frame(frame.room, recovered, position, frame.ref))
+        joined = joined_frame(frame.room, recovery.recovered, recovery.position, frame.ref)
+        await self._send_frame(joined)
 
     async def _leave(self, frame: LeaveFrame) -> None:
         room = frame.room

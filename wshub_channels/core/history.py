@@ -8,18 +8,28 @@ stream was reset, or everything in it expired). A :class:`Position` names
 one message of one epoch; a client that saw up to a position can ask for
 what came after it and learn whether the answer is complete.
 
-This module is pure: the layers store and read, the hub delivers.
+The rules that opt rooms in (:class:`HistoryRule`, :class:`HistoryRules`) are
+settings, so they live in :mod:`wshub_channels.config`; they are
+re-exported here. This module is pure: the layers store and read, the hub
+delivers.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-__all__ = ["HistoryEntry", "HistoryPage", "HistoryRule", "HistoryRules", "Position"]
+from ..config import HistoryRule, HistoryRules
+
+__all__ = [
+    "HistoryEntry",
+    "HistoryMessage",
+    "HistoryPage",
+    "HistoryRule",
+    "HistoryRules",
+    "Position",
+    "Recovery",
+    "StoredPage",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,20 +50,6 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryRule:
-    """How much of a room to keep: at most ``size`` messages, each for ``ttl`` seconds."""
-
-    size: int
-    ttl: float
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
-            raise ValueError(f"history size is an int >= 1, not {self.size!r}")
-        if not isinstance(self.ttl, (int, float)) or isinstance(self.ttl, bool) or self.ttl <= 0:
-            raise ValueError(f"history ttl is a number of seconds > 0, not {self.ttl!r}")
-
-
-@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One stored message: its offset in the room, and the bytes the sender stored."""
 
@@ -62,8 +58,8 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryPage:
-    """What a history read returns.
+class StoredPage:
+    """What a history store's read returns (the layers' level; see :class:`HistoryPage`).
 
     ``entries`` are the stored messages after the asked position, oldest
     first, at most the asked limit. ``position`` is the room's latest
@@ -78,64 +74,43 @@ class HistoryPage:
     complete: bool
 
 
-@dataclass(frozen=True)
-class HistoryRules:
-    """``WSHUB["HISTORY"]`` read once: room name patterns mapped to rules.
+@dataclass(frozen=True, slots=True)
+class HistoryMessage:
+    """One message of a room's history: its offset, and the data as it was sent."""
 
-    Patterns are shell-style (``fnmatch``, case-sensitive): ``"chat.*"``
-    matches ``"chat.lobby"``; a name without wildcards matches only itself.
-    The first pattern that matches, in the setting's order, wins. A room that
-    matches none keeps no history and costs nothing.
+    offset: int
+    data: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """What ``hub.history(room, since=..., limit=...)`` returns.
+
+    ``entries``: the room's messages after ``since`` (the newest ``limit``
+    without it), oldest first. ``position``: the room's current position.
+    ``complete``: True when nothing after ``since`` was lost (trimmed,
+    expired, or in another epoch); a ``limit`` that cuts the page short
+    leaves it complete.
     """
 
-    rules: tuple[tuple[str, HistoryRule], ...] = ()
-    _compiled: tuple[tuple[re.Pattern[str], HistoryRule], ...] = field(
-        init=False, repr=False, compare=False, default=()
-    )
-    _cache: dict[str, HistoryRule | None] = field(
-        init=False, repr=False, compare=False, default_factory=dict
-    )
+    entries: list[HistoryMessage]
+    position: Position
+    complete: bool
 
-    def __post_init__(self) -> None:
-        compiled = tuple((re.compile(fnmatch.translate(p)), rule) for p, rule in self.rules)
-        object.__setattr__(self, "_compiled", compiled)
 
-    @classmethod
-    def parse(cls, setting: Mapping[str, Any] | None) -> HistoryRules:
-        """Read ``WSHUB["HISTORY"]``; raise ``ValueError`` naming the bad entry."""
-        if not setting:
-            return cls()
-        if not isinstance(setting, Mapping):
-            raise ValueError("WSHUB['HISTORY'] maps room patterns to {'size': N, 'ttl': seconds}")
-        rules: list[tuple[str, HistoryRule]] = []
-        for pattern, spec in setting.items():
-            if not isinstance(pattern, str) or not pattern:
-                raise ValueError(f"WSHUB['HISTORY']: a pattern is a non-empty str: {pattern!r}")
-            if not isinstance(spec, Mapping) or set(spec) - {"size", "ttl"} or "size" not in spec:
-                raise ValueError(
-                    f"WSHUB['HISTORY'][{pattern!r}] is {{'size': N, 'ttl': seconds}}, not {spec!r}"
-                )
-            try:
-                rule = HistoryRule(spec["size"], spec.get("ttl", 300))
-            except ValueError as exc:
-                raise ValueError(f"WSHUB['HISTORY'][{pattern!r}]: {exc}") from None
-            rules.append((pattern, rule))
-        return cls(tuple(rules))
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What a join with a position got (``join_room(room, since=...)``).
 
-    def __bool__(self) -> bool:
-        return bool(self.rules)
+    ``recovered`` is True when the client now has every message of the room
+    after ``since``: the missed ones were replayed (``replayed`` of them)
+    before any live one. False when nothing was asked (no ``since``), the
+    room keeps no history, its epoch changed, or the gap is older than what
+    it keeps: then the application reloads the room's state, and goes on
+    from ``position``, the room's current position (None for a room without
+    history).
+    """
 
-    def rule_for(self, room: str) -> HistoryRule | None:
-        """The rule of ``room``, or None when it keeps no history."""
-        if not self._compiled:
-            return None
-        cache = self._cache
-        try:
-            return cache[room]
-        except KeyError:
-            pass
-        found = next((rule for regex, rule in self._compiled if regex.match(room)), None)
-        if len(cache) >= 65536:  # bounded: room names come from users
-            cache.clear()
-        cache[room] = found
-        return found
+    recovered: bool
+    position: Position | None
+    replayed: int = 0

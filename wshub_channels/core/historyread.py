@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from .history import HistoryEntry, HistoryPage, Position
+from .history import HistoryEntry, Position, StoredPage
 
 __all__ = ["ReadPlan", "finish_page", "plan_read"]
 
@@ -30,8 +30,8 @@ class ReadPlan(NamedTuple):
 
 def plan_read(
     since: Position | None, limit: int | None, epoch: str, top: int, oldest: int
-) -> ReadPlan | HistoryPage:
-    """What to fetch for a read; a :class:`HistoryPage` when nothing needs fetching.
+) -> ReadPlan | StoredPage:
+    """What to fetch for a read; a :class:`StoredPage` when nothing needs fetching.
 
     ``oldest`` is the oldest kept offset (``top + 1`` when nothing is kept).
     """
@@ -42,15 +42,15 @@ def plan_read(
     if since is None:
         complete = oldest <= 1
         if limit == 0 or oldest > top:
-            return HistoryPage([], position, complete)
+            return StoredPage([], position, complete)
         first = oldest if limit is None else max(oldest, top - limit + 1)
         return ReadPlan(first, top)
     after = since.offset
     if after and (since.epoch != epoch or after > top):
-        return HistoryPage([], position, False)  # another epoch, or a future one
+        return StoredPage([], position, False)  # another epoch, or a future one
     complete = oldest <= after + 1
     if limit == 0 or after >= top:
-        return HistoryPage([], position, complete)
+        return StoredPage([], position, complete)
     first = max(after + 1, oldest)
     last = top if limit is None else min(top, first + limit - 1)
     return ReadPlan(first, last)
@@ -58,7 +58,7 @@ def plan_read(
 
 def finish_page(
     since: Position | None, epoch: str, top: int, oldest: int, entries: Sequence[HistoryEntry]
-) -> HistoryPage:
+) -> StoredPage:
     """The page of a :class:`ReadPlan`'s fetched ``entries`` (oldest first).
 
     ``oldest`` is the oldest kept offset as the fetch saw it: entries that
@@ -69,4 +69,4 @@ def finish_page(
     else:
         first = entries[0].offset if entries else max(oldest, top + 1)
         complete = first <= since.offset + 1
-    return HistoryPage(list(entries), Position(top, epoch), complete)
+    return StoredPage(list(entries), Position(top, epoch), complete)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from .history import HistoryEntry, HistoryPage, HistoryRule, Position
+from .history import HistoryEntry, HistoryRule, Position, StoredPage
 from .historyread import ReadPlan, finish_page, plan_read
 
 __all__ = ["STATE_TTL", "HistoryRing", "get_ring"]
@@ -49,7 +49,7 @@ class HistoryRing:
         self._expire(now)
         return Position(self.top, self.epoch)
 
-    def read(self, since: Position | None, limit: int | None, now: float) -> HistoryPage:
+    def read(self, since: Position | None, limit: int | None, now: float) -> StoredPage:
         self._expire(now)
         entries = self._entries
         oldest = entries[0][0] if entries else self.top + 1

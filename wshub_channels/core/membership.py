@@ -150,24 +150,29 @@ class Slot:
 class Registry:
     """Local clients, their queues, users and rooms, limits and reservations."""
 
-    __slots__ = ("_clients", "_interest", "_pending", "_pending_users", "_queues")
+    __slots__ = ("_clients", "_framed", "_interest", "_pending", "_pending_users", "_queues")
 
     def __init__(self, interest: Interest) -> None:
         self._interest = interest
         self._clients: dict[str, LocalClient] = {}
         self._queues: dict[str, OutboundQueue] = {}
+        self._framed: set[str] = set()  # clients that get hub sends as protocol frames
         self._pending = 0  # handshakes holding a connection slot
         self._pending_users: dict[str, int] = {}
 
     # -- clients ---------------------------------------------------------------------
 
     def add(self, client: LocalClient, queue: OutboundQueue) -> None:
+        """Register a client; one whose ``framed`` is true gets hub sends as protocol frames."""
         self._clients[client.id] = client
         self._queues[client.id] = queue
+        if getattr(client, "framed", False):
+            self._framed.add(client.id)
 
     def remove(self, client_id: str) -> LocalClient | None:
         """Forget a client; return it, or None if it was not registered."""
         self._queues.pop(client_id, None)
+        self._framed.discard(client_id)
         return self._clients.pop(client_id, None)
 
     def get(self, client_id: str) -> LocalClient | None:
@@ -212,6 +217,14 @@ class Registry:
         return [c for c in map(clients.get, tuple(ids)) if c is not None]
 
     # -- fan-out targets -----------------------------------------------------------------
+
+    @property
+    def framed(self) -> set[str]:
+        """The ids of clients that speak the client protocol (read, do not change)."""
+        return self._framed
+
+    def queue_of(self, client_id: str) -> OutboundQueue | None:
+        return self._queues.get(client_id)
 
     def queue_depths(self) -> list[int]:
         """How many messages wait in each local client's outbound queue."""

@@ -17,8 +17,9 @@ Inside envelopes travel:
   round-trip (the spec's types, ``str`` keys only) and raises ``TypeError``
   naming the offending path, so a bad message fails at ``send``, never at
   ``receive``;
-- the hub's room, user and broadcast payloads: the data and the client ids
-  to skip (:func:`encode_hub_payload`);
+- the hub's room, user and broadcast payloads: the data, the client ids
+  to skip and, for history rooms, the message's offset and epoch
+  (:func:`encode_hub_payload`);
 - presence heartbeats and goodbyes (:func:`encode_presence`).
 
 Calls between nodes have their codecs here too: a call travels as ``[op,
@@ -49,6 +50,7 @@ __all__ = [
     "REQUEST",
     "Answer",
     "Envelope",
+    "HubPayload",
     "Kind",
     "Reply",
     "Request",
@@ -77,7 +79,8 @@ ENVELOPE_MAJOR = 1
 #: 1: six meaningful fields; minor 0 also read a seventh ("extra", never used) and
 #: refuses shorter envelopes, so a seventh field always follows the payload.
 #: 2: the seventh field is the sender's pid.
-ENVELOPE_MINOR = 2
+#: 3: a hub payload of a history room carries the message's offset and epoch.
+ENVELOPE_MINOR = 3
 _FIELDS = 6
 
 _SCALARS = (str, bytes, int, float, bool, type(None))
@@ -149,22 +152,47 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def encode_hub_payload(data: str | bytes, excluded: Iterable[str]) -> bytes:
-    """Return the payload of a hub send: the data and the client ids to skip."""
-    return msgpack.packb([data, sorted(excluded)], use_bin_type=True)  # type: ignore[no-any-return]
+class HubPayload(NamedTuple):
+    """A hub send as it travels: the data, the client ids to skip, and for a message of a
+    history room its offset and epoch (minor 3; None otherwise)."""
+
+    data: str | bytes
+    excluded: list[str]
+    position: tuple[int, str] | None = None
 
 
-def decode_hub_payload(payload: bytes) -> tuple[str | bytes, list[str]]:
-    """Decode :func:`encode_hub_payload`; raise ``ValueError`` on malformed input."""
+def encode_hub_payload(
+    data: str | bytes, excluded: Iterable[str], position: tuple[int, str] | None = None
+) -> bytes:
+    """Return the payload of a hub send: the data, the client ids to skip, and the
+    message's ``(offset, epoch)`` in its room's history, when it has one."""
+    body: list[Any] = [data, sorted(excluded)]
+    if position is not None:
+        body += position
+    return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_hub_payload(payload: bytes) -> HubPayload:
+    """Decode :func:`encode_hub_payload`; raise ``ValueError`` on malformed input.
+
+    Later minors may add trailing fields: they are ignored.
+    """
     body = unpack_value(payload, "hub payload")
-    if not isinstance(body, list) or len(body) != 2:
+    if not isinstance(body, list) or len(body) < 2 or len(body) == 3:
         raise ValueError("malformed hub payload")
-    data, excluded = body
+    data, excluded = body[0], body[1]
     if not isinstance(data, (str, bytes)) or not isinstance(excluded, list):
         raise ValueError("malformed hub payload")
     if not all(isinstance(client_id, str) for client_id in excluded):
         raise ValueError("malformed hub payload: excluded ids must be str")
-    return data, excluded
+    if len(body) == 2:
+        return HubPayload(data, excluded)
+    offset, epoch = body[2], body[3]
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 1:
+        raise ValueError("malformed hub payload: a history offset is an int >= 1")
+    if not isinstance(epoch, str) or not epoch:
+        raise ValueError("malformed hub payload: a history epoch is a non-empty str")
+    return HubPayload(data, excluded, (offset, epoch))
 
 
 def encode_presence(op: str, info: dict[str, Any]) -> bytes:

@@ -20,14 +20,16 @@ import asyncio
 import time
 from collections.abc import Iterable, Iterator
 
-from ..core.frames import data_message
+from ..core.clientframes import msg_frame
+from ..core.frames import binary_message, data_message, text_message
 from ..core.membership import ROOMS, USERS, OutboundQueue, Registry
 from ..core.wire import Envelope, Kind, decode_hub_payload, encode_hub_payload
 from ..layers import HubBus
 from ..message import check_text
-from ..types import Client, Data
+from ..types import AsgiMessage, Client, Data
 from ..utf8 import frame_size
 from .heartbeat import Heartbeat
+from .history import RoomHistory
 from .policy import Policy
 from .roomevents import RoomEvents
 
@@ -53,6 +55,8 @@ class Delivery:
         self.registry = registry
         self._heartbeat = heartbeat
         self._room_events = room_events
+        #: Rooms that keep history (``WSHUB["HISTORY"]``): their sends and recoveries.
+        self.history = RoomHistory(layer, policy, registry, self._push, self.push_one)
 
     async def send(
         self,
@@ -69,6 +73,11 @@ class Delivery:
         elif not isinstance(data, bytes):
             raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
         excluded = {c if isinstance(c, str) else c.id for c in exclude}
+        if kind == Kind.ROOM:
+            rule = self.history.rule_for(target)
+            if rule is not None:
+                await self.history.send(target, subject, data, excluded, rule)
+                return
         layer = self.layer
         payload = encode_hub_payload(data, excluded) if layer.shared else b""
         ns = _NAMESPACE[kind]
@@ -90,14 +99,47 @@ class Delivery:
                 yield queue
 
     def _push(
-        self, ns: str | None, name: str, data: Data, excluded: set[str] | frozenset[str]
+        self,
+        ns: str | None,
+        name: str,
+        data: Data,
+        excluded: set[str] | frozenset[str],
+        position: tuple[int, str] | None = None,
     ) -> None:
         started = time.perf_counter()
         message = data_message(data)  # one dict shared by every recipient
         sent = 0
-        for queue in self._recipients(ns, name, excluded):
-            sent += queue.push(message)  # a frame the drop policy refused is not sent
+        framed = self.registry.framed
+        taps = self.history.taps.get(name) if position is not None else None
+        if not framed and taps is None:
+            for queue in self._recipients(ns, name, excluded):
+                sent += queue.push(message)  # a frame the drop policy refused is not sent
+            self._count_sent(sent, data, started)
+            return
+        as_frame: AsgiMessage | None = None
+        for client_id, queue in self.registry.queues(ns, name):
+            if client_id in excluded or queue.closed:
+                continue
+            if taps is not None and client_id in taps:
+                taps[client_id].append((data, position))  # a recovering client: after replay
+            elif client_id in framed:
+                if as_frame is None:
+                    as_frame = _framed(ns, name, data, position)
+                sent += queue.push(as_frame)
+            else:
+                sent += queue.push(message)
         self._count_sent(sent, data, started)
+
+    def push_one(
+        self, client_id: str, room: str, data: Data, position: tuple[int, str] | None
+    ) -> bool:
+        """Push one room message to one local client (a replay); False if not taken."""
+        queue = self.registry.queue_of(client_id)
+        if queue is None or queue.closed:
+            return False
+        if client_id in self.registry.framed:
+            return queue.push(_framed(ROOMS, room, data, position))
+        return queue.push(data_message(data))
 
     async def _push_within(
         self,
@@ -109,7 +151,13 @@ class Delivery:
     ) -> None:
         started = time.perf_counter()
         message = data_message(data)
-        waits = [q.push_within(message, timeout) for q in self._recipients(ns, name, excluded)]
+        framed = self.registry.framed
+        as_frame = _framed(ns, name, data, None) if framed else message
+        waits = [
+            queue.push_within(as_frame if client_id in framed else message, timeout)
+            for client_id, queue in self.registry.queues(ns, name)
+            if client_id not in excluded and not queue.closed
+        ]
         accepted = sum(await asyncio.gather(*waits)) if waits else 0
         self._count_sent(accepted, data, started)
 
@@ -134,8 +182,18 @@ class Delivery:
             self.layer.count_bad_envelope()
             return
         try:
-            data, excluded = decode_hub_payload(env.payload)
+            data, excluded, position = decode_hub_payload(env.payload)
         except ValueError:
             self.layer.count_bad_envelope()
             return
+        if position is not None and kind == Kind.ROOM:
+            self.history.offer(env.target, position, data, frozenset(excluded))
+            return
         self._push(_NAMESPACE[kind], env.target, data, frozenset(excluded))
+
+
+def _framed(ns: str | None, name: str, data: Data, position: tuple[int, str] | None) -> AsgiMessage:
+    """The protocol form of one hub send (binary data stays a binary frame)."""
+    if isinstance(data, bytes):
+        return binary_message(data)
+    return text_message(msg_frame(name if ns == ROOMS else None, data, position))

@@ -37,6 +37,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import HubSettings, get_settings
 from ..config import Config, Limits
+from ..core.history import HistoryPage, Position, Recovery
 from ..core.listing import ClientInfo, ClusterPage
 from ..core.membership import ROOMS, USERS, Registry
 from ..core.names import validate_room, validate_user_id
@@ -76,7 +77,7 @@ class Hub:
         parts = (layer, policy, registry, self.heartbeat, self.room_events)
         self.connections = Connections(*parts)
         self.delivery = Delivery(*parts)
-        self.membership = Membership(*parts)
+        self.membership = Membership(*parts, self.delivery.history)
         self.cluster = ClusterQueries(layer, lifecycle, registry, self.heartbeat)
         self.stopping = Stopping(lifecycle, self.connections, self.heartbeat)
         self.stopping.register_ops()  # answered even before start: a drain of a new hub
@@ -254,10 +255,31 @@ class Hub:
         await self.membership.call(client, "send_to_client", *args)
 
     @on_home_loop
-    async def join_room(self, client: Client | str, room: str) -> None:
-        """Add a client (local or on another node) to ``room``."""
+    async def join_room(
+        self, client: Client | str, room: str, since: Position | None = None
+    ) -> Recovery:
+        """Add a client (local or on another node) to ``room``.
+
+        In a history room, ``since`` replays what the client missed after it
+        first (see :meth:`HubClient.join_room
+        <wshub_channels.connection.client.HubClient.join_room>`).
+        """
         await self.start()
-        await self.membership.call(client, "join_room", room)
+        return await self.membership.join(client, room, since)
+
+    @on_home_loop
+    async def history(
+        self, room: str, since: Position | None = None, limit: int | None = None
+    ) -> HistoryPage:
+        """The messages ``room`` keeps after ``since`` (the newest ``limit`` without it),
+        oldest first, with the room's current position and whether the range is complete.
+
+        Raises ``HistoryUnavailable`` (the layer keeps none) or ``BusUnavailable``.
+        A room without history (or state) reads ``Position(0, "")``.
+        """
+        room = validate_room(room)
+        await self.start()
+        return await self.delivery.history.read(room, since, limit)
 
     @on_home_loop
     async def leave_room(self, client: Client | str, room: str) -> None:

@@ -15,19 +15,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..core.history import Position, Recovery
 from ..core.membership import ROOMS, Registry
 from ..core.names import channel_node, validate_room
 from ..errors import AlreadyInRoom, ClientNotFound, ConnectionClosed, NotInRoom
 from ..layers import HubBus, NoResponders
 from ..types import Client, LocalClient
 from .heartbeat import Heartbeat
+from .history import RoomHistory
 from .policy import Policy
 from .roomevents import RoomEvents
 
 __all__ = ["Membership"]
 
 #: What an op does to a client of this node, given the op's arguments.
-Op = Callable[..., Awaitable[None]]
+Op = Callable[..., Awaitable[Any]]
 
 
 class Membership:
@@ -40,16 +42,18 @@ class Membership:
         registry: Registry,
         heartbeat: Heartbeat,
         room_events: RoomEvents,
+        history: RoomHistory,
     ) -> None:
         self.layer = layer
         self.policy = policy
         self.registry = registry
         self._heartbeat = heartbeat
         self._room_events = room_events
+        self.history = history
         #: op name -> what it does to a local client; the remote side runs the same.
         self.ops: dict[str, Op] = {
             "send_to_client": _send,
-            "join_room": self.join_local,
+            "join_room": self._join_op,
             "leave_room": self.leave_local,
             "leave_all_rooms": self.leave_all_local,
             "disconnect": _disconnect,
@@ -57,14 +61,22 @@ class Membership:
 
     # -- clients of this node --------------------------------------------------------
 
-    async def join_local(self, client: LocalClient, room: str) -> None:
+    async def join_local(
+        self, client: LocalClient, room: str, since: Position | None = None
+    ) -> Recovery:
         """Join a client of this node to ``room``: limits, hooks, interest, signal.
 
-        Raises ``AlreadyInRoom``, ``EmptyRoomName``, ``InvalidName``,
-        ``MaxRoomsReached``, ``RoomFull``, ``ConnectionClosed``, or what a
+        In a history room, ``since`` (the position of the last message the
+        client saw) replays what it missed before any live message (see
+        :mod:`.history`). Raises ``AlreadyInRoom``, ``EmptyRoomName``,
+        ``InvalidName``, ``MaxRoomsReached``, ``RoomFull``,
+        ``ConnectionClosed``, ``BusUnavailable`` (a history room whose store
+        cannot be read: the client is not joined), or what a
         ``before_room_join`` hook raises.
         """
         room = validate_room(room)
+        if since is not None and not isinstance(since, Position):
+            raise TypeError(f"since is a Position or None, not {type(since).__name__}")
         registry, policy = self.registry, self.policy
         if client.is_closed or client.id not in registry:
             raise ConnectionClosed("the connection is closed")
@@ -73,13 +85,36 @@ class Membership:
         registry.check_join(client.id, room, policy.limits)
         await policy.events.check(client, "room_join", room)
         first = not registry.room_size(room)
-        await self.layer.add_interest(ROOMS, room, client.id)
+        history = self.history if self.history.rule_for(room) is not None else None
+        if history is None:
+            await self.layer.add_interest(ROOMS, room, client.id)
+            recovery = Recovery(False, None)
+        else:
+            history.before_join(room, client.id, first, since)
+            try:
+                await self.layer.add_interest(ROOMS, room, client.id)
+                recovery = await history.recover(room, client.id, since)
+            except BaseException:
+                history.cancel_join(room, client.id)
+                await self.layer.discard_interest(ROOMS, room, client.id)
+                raise
         self._heartbeat.touch(room)
         policy.metrics.increment_room_joins()
         if first:
             policy.metrics.increment_rooms()
         await policy.events.notify(client, "room_join", room, room=room)
         await self._room_events.announce(client, room, "joined")
+        return recovery
+
+    async def _join_op(
+        self, client: LocalClient, room: str, since: list[Any] | None = None
+    ) -> list[Any]:
+        """``join_room`` as an op: ``since`` and the result travel as plain lists."""
+        at = None if since is None else Position(int(since[0]), str(since[1]))
+        recovery = await self.join_local(client, room, at)
+        position = recovery.position
+        where = None if position is None else [position.offset, position.epoch]
+        return [recovery.recovered, where, recovery.replayed]
 
     async def leave_local(self, client: LocalClient, room: str) -> None:
         """Take a client of this node out of ``room``; raises ``NotInRoom`` or a hook's error."""
@@ -93,6 +128,7 @@ class Membership:
         policy.metrics.increment_room_leaves()
         if not self.registry.room_size(room):
             policy.metrics.decrement_rooms()
+            self.history.left(room)
         await policy.events.notify(client, "room_leave", room, room=room)
         await self._room_events.announce(client, room, "left")
 
@@ -102,7 +138,18 @@ class Membership:
 
     # -- any client of the cluster ----------------------------------------------------
 
-    async def call(self, client: Client | str, op: str, *args: Any) -> None:
+    async def join(
+        self, client: Client | str, room: str, since: Position | None = None
+    ) -> Recovery:
+        """``hub.join_room``: join any client of the cluster, here or on its node."""
+        if since is not None and not isinstance(since, Position):
+            raise TypeError(f"since is a Position or None, not {type(since).__name__}")
+        at = None if since is None else [since.offset, since.epoch]
+        recovered, where, replayed = await self.call(client, "join_room", room, at)
+        position = None if where is None else Position(int(where[0]), str(where[1]))
+        return Recovery(bool(recovered), position, int(replayed))
+
+    async def call(self, client: Client | str, op: str, *args: Any) -> Any:
         """Run ``op`` on ``client``: here if it is local, else on its node.
 
         Raises ``ClientNotFound`` when no node has it (its node is gone, or
@@ -113,13 +160,12 @@ class Membership:
             raise TypeError(f"expected a client or a client id, not {type(client).__name__}")
         local = self.registry.get(client_id)
         if local is not None:
-            await self.ops[op](local, *args)
-            return
+            return await self.ops[op](local, *args)
         node = channel_node(client_id)
         if node is None or node == self.layer.node_id or not self.layer.shared:
             raise ClientNotFound(f"no client {client_id!r}")
         try:
-            await self.layer.remote_call(node, op, client_id, *args)
+            return await self.layer.remote_call(node, op, client_id, *args)
         except NoResponders as exc:
             raise ClientNotFound(f"no client {client_id!r}: its node {node} is gone") from exc
 
@@ -128,14 +174,14 @@ class Membership:
         for name, op in self.ops.items():
             self.layer.register_op(name, self._served(op))
 
-    def _served(self, op: Op) -> Callable[..., Awaitable[None]]:
+    def _served(self, op: Op) -> Callable[..., Awaitable[Any]]:
         registry = self.registry
 
-        async def serve(client_id: str, *args: Any) -> None:
+        async def serve(client_id: str, *args: Any) -> Any:
             found = registry.get(client_id)
             if found is None:
                 raise ClientNotFound(f"no client {client_id!r}")
-            await op(found, *args)
+            return await op(found, *args)
 
         return serve
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
-from ..core.history import HistoryPage, HistoryRule, Position
+from ..core.history import HistoryRule, Position, StoredPage
 from ..core.membership import Interest
 from ..core.wire import Envelope
 from .bus import BusStatus
@@ -112,7 +112,7 @@ class HubBus(Protocol):
 
     async def history_read(
         self, room: str, since: Position | None, limit: int | None
-    ) -> HistoryPage:
+    ) -> StoredPage:
         """Read what a history room keeps after ``since``, and its position."""
 
     # -- calls between nodes --

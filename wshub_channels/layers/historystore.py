@@ -7,7 +7,7 @@ the broker, so every node and every publisher process share one history
 - :meth:`~HistoryStore.append`: stores one message of a room under its rule
   and returns the message's :class:`~wshub_channels.core.history.Position`;
 - :meth:`~HistoryStore.read`: returns a
-  :class:`~wshub_channels.core.history.HistoryPage` of what came after a
+  :class:`~wshub_channels.core.history.StoredPage` of what came after a
   position, the room's current position, and whether the range is complete;
 - :meth:`~HistoryStore.flush`: forgets every room under this prefix.
 
@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import abc
 
-from ..core.history import HistoryPage, HistoryRule, Position
+from ..core.history import HistoryRule, Position, StoredPage
 from ..errors import HistoryUnavailable
 
 __all__ = ["HistoryStore", "NoHistory"]
@@ -60,7 +60,7 @@ class HistoryStore(abc.ABC):
         """Store ``payload`` as the room's next message; return its position."""
 
     @abc.abstractmethod
-    async def read(self, room: str, since: Position | None, limit: int | None) -> HistoryPage:
+    async def read(self, room: str, since: Position | None, limit: int | None) -> StoredPage:
         """Return what the room keeps after ``since`` (at most ``limit``), and its position."""
 
     @abc.abstractmethod
@@ -80,7 +80,7 @@ class NoHistory(HistoryStore):
     async def append(self, room: str, payload: bytes, rule: HistoryRule) -> Position:
         raise self._refuse()
 
-    async def read(self, room: str, since: Position | None, limit: int | None) -> HistoryPage:
+    async def read(self, room: str, since: Position | None, limit: int | None) -> StoredPage:
         raise self._refuse()
 
     async def flush(self) -> None:

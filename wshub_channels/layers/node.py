@@ -37,7 +37,6 @@ from collections.abc import Awaitable, Coroutine
 from typing import Any, NamedTuple, TypeVar
 
 from .. import errors
-from ..core.history import HistoryPage, HistoryRule, Position
 from ..core.membership import Interest
 from ..core.names import current_pid, make_node_id, subject_token
 from ..core.wire import (
@@ -49,6 +48,7 @@ from ..core.wire import (
 from ..log import Throttle
 from .bus import Bus, BusStatus
 from .face import BusListener, Deliver, HubSink
+from .historyops import HistoryOps
 from .historystore import HistoryStore, NoHistory
 from .limits import answer_within_limit, check_wire_size
 from .rpc import Op, RemoteOps
@@ -72,7 +72,7 @@ class Backend(NamedTuple):
     history: HistoryStore | None = None
 
 
-class BusNode:
+class BusNode(HistoryOps):
     """A node's bus side: subjects, interest, publishing, remote calls, inbound envelopes.
 
     ``prefix`` starts every subject; ``node_id`` is a prefix for this node's
@@ -215,20 +215,6 @@ class BusNode:
         own = {self.node_subject(self.node_id), self.cluster_subject}
         sizes["interest_subscriptions"] = self._subs.count_except(own)
         return sizes
-
-    # -- room history ---------------------------------------------------------------
-
-    async def history_append(self, room: str, payload: bytes, rule: HistoryRule) -> Position:
-        """Store one message of a history room; return its position (see :mod:`.historystore`)."""
-        await self.start()
-        return await self.history.append(room, payload, rule)
-
-    async def history_read(
-        self, room: str, since: Position | None, limit: int | None
-    ) -> HistoryPage:
-        """Read a history room after ``since`` (see :mod:`.historystore`)."""
-        await self.start()
-        return await self.history.read(room, since, limit)
 
     # -- publishing -----------------------------------------------------------------
 

@@ -79,6 +79,7 @@ class MetricsCollector(Protocol):
     def increment_handshakes_refused(self, reason: str) -> None: ...
     def increment_messages_dropped_for(self, policy: str) -> None: ...
     def record_bytes_sent(self, size: int) -> None: ...
+    def increment_history(self, event: str) -> None: ...
     def observe_hub(self, sample: HubSample) -> None: ...
 
     sample_interval: float | None
@@ -133,6 +134,9 @@ class NoopMetrics:
         pass
 
     def record_bytes_sent(self, size: int) -> None:
+        pass
+
+    def increment_history(self, event: str) -> None:
         pass
 
     def observe_hub(self, sample: HubSample) -> None:
@@ -222,6 +226,9 @@ class DebugMetrics:
     def record_bytes_sent(self, size: int) -> None:
         self._inc("bytes_sent", size)
 
+    def increment_history(self, event: str) -> None:
+        self._inc(f"history_{event}")
+
     def observe_hub(self, sample: HubSample) -> None:
         pass
 
@@ -250,6 +257,7 @@ OPTIONAL: dict[str, Callable[[Any], Callable[..., None]]] = {
         lambda policy: inner.increment_messages_dropped()
     ),
     "record_bytes_sent": lambda inner: _noop,
+    "increment_history": lambda inner: _noop,
     "observe_hub": lambda inner: _noop,
 }
 

@@ -81,6 +81,11 @@ class _Series:
             "broadcast_seconds", "Time to queue one send for its local recipients", _SECONDS
         )
         self.errors = counter("errors", "Errors, by type", ("type",))
+        self.history = counter(
+            "history_events",
+            "Room history appends, reads, recoveries (by outcome) and gaps, by event",
+            ("event",),
+        )
         self.queue_depth = histogram(
             "outbound_queue_depth", "Outbound queue length of each client, sampled", _DEPTHS
         )
@@ -188,6 +193,9 @@ class PrometheusMetrics:
 
     def increment_handshakes_refused(self, reason: str) -> None:
         self.s.refused.labels(reason).inc()
+
+    def increment_history(self, event: str) -> None:
+        self.s.history.labels(event).inc()
 
     def observe_hub(self, sample: HubSample) -> None:
         """Take one sample: queue depths, bus counter deltas, bus state and presence."""

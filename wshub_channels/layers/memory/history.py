@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from ...core.history import HistoryPage, HistoryRule, Position
+from ...core.history import HistoryRule, Position, StoredPage
 from ...core.historyread import plan_read
 from ...core.historyring import get_ring
 from ...core.names import random_token
@@ -29,12 +29,12 @@ class MemoryHistory(HistoryStore):
         now = time.time()
         return get_ring(self.broker.history, room, now, _new_epoch).append(payload, rule, now)
 
-    async def read(self, room: str, since: Position | None, limit: int | None) -> HistoryPage:
+    async def read(self, room: str, since: Position | None, limit: int | None) -> StoredPage:
         now = time.time()
         ring = self.broker.history.get(room)
         if ring is None or not ring.alive(now):
             page = plan_read(since, limit, "", 0, 1)  # no state: nothing to fetch
-            assert isinstance(page, HistoryPage)
+            assert isinstance(page, StoredPage)
             return page
         return ring.read(since, limit, now)
 

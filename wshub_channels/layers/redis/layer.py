@@ -1,9 +1,11 @@
-"""``RedisHubLayer``: the shared core over Redis pub/sub, lists and sorted sets.
+"""``RedisHubLayer``: the shared core over Redis pub/sub, lists, sorted sets and streams.
 
 The layer only configures and builds a
-:class:`~wshub_channels.layers.redis.bus.RedisBus` and its store; everything
-else is the core's (:class:`~wshub_channels.layers.base.HubLayer`), with the
-same loop and thread rules.
+:class:`~wshub_channels.layers.redis.bus.RedisBus`, its store and its room
+history (:class:`~wshub_channels.layers.redis.history.RedisHistory`, a
+stream per room), all on the bus's connection; everything else is the
+core's (:class:`~wshub_channels.layers.base.HubLayer`), with the same loop
+and thread rules.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, ClassVar
 from ..base import HubLayer
 from ..node import Backend
 from .bus import RedisBus
+from .history import RedisHistory
 
 __all__ = ["RedisHubLayer"]
 
@@ -61,4 +64,4 @@ class RedisHubLayer(HubLayer):
         bus = RedisBus(
             prefix=self.prefix, name=self.node_id, expiry=self.expiry, **self._redis_options
         )
-        return Backend(bus, bus.store)
+        return Backend(bus, bus.store, RedisHistory(bus))
