@@ -14,6 +14,8 @@ NATS needed. The environment changes what a deployment would:
   nodes of one cluster share it, so a session works on every node.
 - ``DEMO_RATE``: chat messages per second per connection (default 5, bursts of
   one second); ``DEMO_ROOM_SIZE``: people per room on one node (default 50);
+  ``DEMO_HISTORY_SIZE`` and ``DEMO_HISTORY_TTL``: the last messages every room
+  keeps (default 200, for 600 s), which a tab that reconnects gets back;
   ``DEMO_TABS``: tabs per nickname on one node (default 8); ``DEMO_PING``:
   seconds between the server's protocol pings (default 20);
   ``DEMO_DEBUG``: ``0`` turns debug off.
@@ -116,6 +118,13 @@ WSHUB = {
         "max_rooms_per_client": 10,
         "max_clients_per_room": int(os.environ.get("DEMO_ROOM_SIZE", "50")),
         "max_message_rate": float(os.environ.get("DEMO_RATE", "5")),
+    },
+    # Every room keeps its last messages: a tab that reconnects gets what it missed.
+    "HISTORY": {
+        "*": {
+            "size": int(os.environ.get("DEMO_HISTORY_SIZE", "200")),
+            "ttl": float(os.environ.get("DEMO_HISTORY_TTL", "600")),
+        }
     },
     "MIDDLEWARE": [
         "wshub_channels.middleware.recovery_middleware",

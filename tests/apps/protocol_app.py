@@ -7,8 +7,8 @@ answer HTTP). WebSocket:
   ``WSHUB_TEST_PING`` seconds (default 0.5) and gives a client the same long
   to answer; rooms named ``p.*`` announce presence. Its own frames (without
   ``"t"``): ``kick:<room>`` takes the client out of a room from the server
-  side, ``publish:<room>:<text>`` broadcasts to a room, ``user:<text>`` sends
-  to this client's user; anything else comes back as ``app:<text>``.
+  side, ``publish:<room>:<text>`` broadcasts to a room, ``broadcast:<text>``
+  to everyone; anything else comes back as ``app:<text>``.
 - ``/ws/proto-token/``: the same with ``TokenAuth`` (subprotocol or first frame).
 """
 
@@ -41,8 +41,8 @@ class Proto(ProtocolHubConsumer):
         elif text.startswith("publish:"):
             room, _, data = text[len("publish:") :].partition(":")
             await hub.broadcast_to_room(room, data)
-        elif text.startswith("user:") and self.user_id:
-            await hub.send_to_user(self.user_id, text[len("user:") :])
+        elif text.startswith("broadcast:"):
+            await hub.broadcast(text[len("broadcast:") :])
         else:
             await self.send_text("app:" + text)
 
