@@ -22,7 +22,8 @@ the protocol of :mod:`wshub_channels.core.protocol`:
   override of ``on_room_leave`` or ``on_room_presence`` calls ``super()``.
 
 Protocol frames take the size check, the count and the rate limit of every
-frame, not the ``before_message`` hooks, the middleware or ``on_message``.
+frame, not the ``before_message`` hooks, the middleware, ``on_message`` or the
+``message_received`` signal.
 Frames without ``"t"`` go to the application's ``on_message`` unchanged. A
 client that does not offer ``"wshub.v1"`` gets plain ``HubConsumer``
 behaviour. Use from the connection's event loop.
@@ -82,7 +83,8 @@ class HubProtocolMixin(_Base):
 
     #: Seconds between the server's pings (0 or None: no pings, no timeout).
     protocol_ping: float | None = 20.0
-    #: Seconds a client has to send anything (a pong) after a ping before it is closed.
+    #: Seconds a client has to send anything (a pong) after a ping before it is closed
+    #: (at most ``protocol_ping``: the next ping is never later than the interval).
     protocol_ping_timeout: float = 10.0
 
     _pinger: asyncio.Task[None] | None = None
