@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from tests.inprocess import WAIT, private_layer
-from wshub_channels import HubConsumer, Message, ProtocolHubConsumer, Unauthorized, get_hub
+from wshub_channels import (
+    HubConsumer,
+    HubProtocolMixin,
+    JsonHubConsumer,
+    Message,
+    ProtocolHubConsumer,
+    Unauthorized,
+    get_hub,
+)
 from wshub_channels.layers import InMemoryHubLayer
 from wshub_channels.testing import HubCommunicator, scaled
 
@@ -178,3 +186,16 @@ async def test_a_silent_client_is_closed_with_1011_and_a_talking_one_is_not() ->
     assert get_hub(ALIAS).get_client(silent.client.id) is None
     await talking.disconnect()
     await silent.disconnect()
+
+
+def test_the_mixin_after_the_consumer_is_refused_at_class_creation() -> None:
+    """Behind HubConsumer in the bases, the mixin's methods would never run: a TypeError says so."""
+    with pytest.raises(TypeError, match="put HubProtocolMixin before HubConsumer"):
+
+        class Backwards(JsonHubConsumer, HubProtocolMixin):  # type: ignore[misc]
+            pass
+
+    class Forwards(HubProtocolMixin, JsonHubConsumer):  # type: ignore[misc]
+        pass
+
+    assert Forwards.__mro__.index(HubProtocolMixin) < Forwards.__mro__.index(HubConsumer)

@@ -90,6 +90,13 @@ class HubProtocolMixin(_Base):
     _pinger: asyncio.Task[None] | None = None
     _leaving: frozenset[str] = frozenset()  # rooms a "leave" frame is taking us out of
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+        if HubConsumer in mro and mro.index(HubConsumer) < mro.index(HubProtocolMixin):
+            # HubConsumer's methods would win: the protocol would never be spoken.
+            raise TypeError(f"{cls.__name__}: put HubProtocolMixin before HubConsumer in the bases")
+
     # -- what an application may override ----------------------------------------------
 
     async def on_room_send(self, room: str, data: str) -> None:
