@@ -27,6 +27,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
 # Server processes started by the tests receive their hub settings as JSON.
 WSHUB = json.loads(os.environ.get("WSHUB_TEST_SETTINGS", "{}"))
+# WSHUB_TEST_DIRECT_WRITES=0 runs every server test on the ASGI path alone.
+if os.environ.get("WSHUB_TEST_DIRECT_WRITES") == "0":
+    WSHUB.setdefault("CONFIG", {}).setdefault("direct_writes", False)
 # The rig stops server processes with SIGTERM, which drains them first: keep the
 # drain short unless a test asks for more (one time unit, as in tests/rig/timing.py).
 WSHUB.setdefault("DRAIN_TIMEOUT", float(os.environ.get("WSHUB_TEST_TIME_UNIT") or 1))

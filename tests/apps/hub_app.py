@@ -212,6 +212,24 @@ class ControlConsumer(JsonHubConsumer):
             return [[n.node_id, n.clients] for n in await hub.nodes(timeout=cmd.get("timeout"))]
         if op == "health":
             return asdict(hub.health())
+        if op == "paths":  # which write path each named client takes, and the counters
+            stats = hub.metrics.stats() if isinstance(hub.metrics, DebugMetrics) else {}
+            return {
+                "clients": {cid: _paths(hub.get_client(cid)) for cid in cmd["clients"]},
+                "messages_sent": int(stats.get("messages_sent", 0)),
+                "bytes_sent": int(stats.get("bytes_sent", 0)),
+            }
+        if op == "sequence":  # broadcast, per-client sends and room sends, interleaved
+            ids = cmd["clients"]
+            for n in range(cmd["count"]):
+                if n % 3 == 0:
+                    await hub.broadcast_to_room(cmd["room"], f"s{n}")
+                elif n % 3 == 1:
+                    for cid in ids:
+                        await hub.send_to_client(cid, f"s{n}")
+                else:
+                    await hub.broadcast(f"s{n}")
+            return None
         if op == "queued":  # frames waiting in each named client's outbound queue
             return {cid: _queued(hub.get_client(cid)) for cid in cmd["clients"]}
         if op == "shutdown":  # hub.shutdown() alone: the server process keeps running
@@ -231,6 +249,25 @@ class ControlConsumer(JsonHubConsumer):
         if op == "json":
             return dump_json({"ok": True})
         raise ValueError(f"unknown op {op}")
+
+
+def _paths(client: Any) -> dict[str, Any] | None:
+    outbound = getattr(client, "_outbound", None)
+    if outbound is None:
+        return None
+    return {"kind": outbound.direct_kind, "direct": outbound.direct, "sent": outbound.sent}
+
+
+def wrap_send(app: Any) -> Any:
+    """An ASGI middleware that wraps ``send``: the hub cannot see the server through it."""
+
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def wrapped(message: dict[str, Any]) -> None:
+            await send(message)
+
+        await app(scope, receive, wrapped)
+
+    return middleware
 
 
 def _queued(client: Any) -> int | None:
@@ -292,6 +329,7 @@ application = HubApplication(
                 URLRouter(
                     [
                         path("ws/control/", ControlConsumer.as_asgi()),  # type: ignore[arg-type]
+                        path("ws/wrapped/", wrap_send(ControlConsumer.as_asgi())),
                         path("ws/hooks/", HookFailures.as_asgi()),  # type: ignore[arg-type]
                         path("ws/stock/", StockChat.as_asgi()),  # type: ignore[arg-type]
                         path("ws/policy/", PolicyEcho.as_asgi()),  # type: ignore[arg-type]

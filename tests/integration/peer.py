@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 from collections import deque
 from typing import Any
 
@@ -26,6 +27,10 @@ class Peer:
 
     @classmethod
     async def open(cls, url: str, **kwargs: Any) -> Peer:
+        """Connect; clients offer permessage-deflate (uvicorn takes it: the ASGI path)
+        unless ``WSHUB_TEST_CLIENT_COMPRESSION=none`` (uvicorn writes directly too)."""
+        if os.environ.get("WSHUB_TEST_CLIENT_COMPRESSION") == "none":
+            kwargs.setdefault("compression", None)
         ws = await connect(url, open_timeout=scaled(5), **kwargs)
         hello = json.loads(await asyncio.wait_for(ws.recv(), scaled(5)))
         return cls(ws, hello["hello"])

@@ -226,8 +226,11 @@ def server_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 # --------------------------------------------------------------------------------------
 
 
-def asgi_command(kind: AsgiKind, app: str, port: int) -> list[str]:
-    """The command line that serves ``app`` (``module:attribute``) with ``kind``."""
+def asgi_command(kind: AsgiKind, app: str, port: int, ws: str = "auto") -> list[str]:
+    """The command line that serves ``app`` (``module:attribute``) with ``kind``.
+
+    ``ws`` is uvicorn's ``--ws`` implementation (``auto``: websockets-sansio here).
+    """
     if kind == "daphne":
         return [sys.executable, "-m", "daphne", "-b", LOCALHOST, "-p", str(port), app]
     if kind == "uvicorn":
@@ -243,7 +246,7 @@ def asgi_command(kind: AsgiKind, app: str, port: int) -> list[str]:
             "--lifespan",
             "auto",
             "--ws",
-            "auto",  # websockets-sansio here: what users get by default
+            ws,  # auto: websockets-sansio here, what users get by default
         ]
     raise ValueError(f"unknown ASGI server kind {kind!r}; expected one of {get_args(AsgiKind)}")
 
@@ -319,6 +322,7 @@ def start_asgi_server(
     *,
     log_dir: Path | None = None,
     startup_timeout: float | None = None,
+    ws: str = "auto",
 ) -> AsgiServer:
     """Start ``kind`` serving ``app`` (e.g. ``"tests.rig.echo_asgi:application"``).
 
@@ -326,7 +330,8 @@ def start_asgi_server(
     ``env`` says otherwise) on a free port, logging to a file in ``log_dir`` (a temporary
     directory by default). Returns once the port accepts connections; raises
     :class:`ServerStartError` with the log tail if the process exits or the deadline
-    (default 30 time units) passes first. If the chosen port was grabbed by someone else
+    (default 30 time units) passes first. ``ws`` picks uvicorn's WebSocket
+    implementation (see :func:`asgi_command`). If the chosen port was grabbed by someone else
     in the meantime, it retries on another port.
     """
     if kind not in get_args(AsgiKind):
@@ -338,7 +343,8 @@ def start_asgi_server(
     for attempt in range(1, attempts + 1):
         port = free_port()
         log_path = log_dir / f"{kind}-{port}.log"
-        proc = spawn(asgi_command(kind, app, port), log_path=log_path, env=full_env, cwd=REPO_ROOT)
+        command = asgi_command(kind, app, port, ws)
+        proc = spawn(command, log_path=log_path, env=full_env, cwd=REPO_ROOT)
         server = AsgiServer(kind, app, port, proc, log_path)
         while proc.poll() is None and not deadline.expired():
             if port_accepts(port, timeout=min(t(0.5), max(deadline.remaining(), 0.01))):

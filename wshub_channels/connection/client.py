@@ -188,7 +188,11 @@ class HubClient:
         if outbound is None or outbound.closed or self.is_closed:
             raise ConnectionClosed(f"client {self.channel_name!r} is closed")
         if timeout is None:
-            sent = outbound.push(message)
+            fanout = self.hub.delivery.fanout
+            if fanout.idle:
+                sent = outbound.push(message)
+            else:  # in turn after the fan-out in progress, which may reach this client too
+                sent = await fanout.call(lambda: outbound.push(message))
         else:
             sent = await outbound.put(message, timeout)
         if sent:

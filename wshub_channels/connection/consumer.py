@@ -42,6 +42,7 @@ from ..origin import resolve as resolve_origin
 from ..tasks import spawn
 from ..types import AsgiSend, Data
 from .client import HubClient
+from .directwrite import detect
 from .inbound import CLOSE_POLICY, CLOSE_TOO_BIG, Inbound
 from .outbound import Outbound
 from .tokenauth import TokenGate, close_refused
@@ -161,11 +162,13 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
                 await self._refuse(exc)
             self._accepted = True
             self.connected_since = datetime.now(UTC)
+            config = policy.config
             self._outbound = Outbound(
                 cast(AsgiSend, self.base_send),
-                policy.config,
+                config,
                 self._dropped,
                 self._overflow_disconnect,
+                detect(self.base_send) if config.direct_writes else None,
             )
             await self._before_register()
             await connections.register(self, self._outbound, self._slot)  # the slot: the client

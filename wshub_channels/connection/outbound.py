@@ -13,6 +13,11 @@ its drop policies and coalescing are the pure
   suspended write is done.
 - With coalescing on, frames always go through the queue and are written
   once the current loop iteration ends, so a burst leaves as few frames.
+- With a :mod:`.directwrite` writer (a known server, ``Config.direct_writes``),
+  what would be written at once goes straight to the socket as a frame built
+  once per message, if the writer takes it (open, no extension, the server's
+  buffer empty); else to the ASGI ``send``. Nothing is queued or in flight
+  then, so order holds; :attr:`direct` counts them, and they count as sent.
 
 A fan-out therefore never waits on one slow client. Three ways in, one
 meaning each:
@@ -22,9 +27,9 @@ meaning each:
   ``SendBufferFull``;
 - :meth:`Outbound.push_within` waits up to ``timeout`` for room, then
   pushes: the drop policy applies (a broadcast with ``timeout=``).
- A queue that would go
-over ``Config.send_queue_size`` frames or ``Config.send_queue_bytes`` bytes
-applies the drop policy. The owner hears of two things:
+
+A queue over ``Config.send_queue_size`` frames or ``Config.send_queue_bytes``
+bytes applies the drop policy. The owner hears of two things:
 
 - ``on_drop(frame, reason)`` for every frame discarded, whatever the cause:
   the drop policy (``drop_newest``, ``drop_oldest``, ``disconnect``), or the
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -53,9 +59,13 @@ from ..core.sendqueue import Frame, Offer, SendQueue
 from ..errors import ConnectionClosed, SendBufferFull
 from ..types import AsgiMessage, AsgiSend
 from ..utf8 import frame_size
+from .directwrite import DirectWriter
 from .gone import client_gone
+from .resume import resume as _resume
 
 __all__ = ["CloseRequest", "DropHandler", "Outbound"]
+
+logger = logging.getLogger("wshub_channels.consumer")
 
 #: ``on_drop(frame, reason)``: one frame discarded, and why (a drop reason).
 DropHandler = Callable[[Frame, str], None]
@@ -70,6 +80,7 @@ class Outbound:
         "_busy",
         "_closed",
         "_coalesce",
+        "_direct",
         "_disconnect_requested",
         "_flush_scheduled",
         "_queue",
@@ -77,6 +88,7 @@ class Outbound:
         "_send",
         "_task",
         "_write_timeout",
+        "direct",
         "on_close_request",
         "on_drop",
         "sent",
@@ -88,8 +100,10 @@ class Outbound:
         config: Config,
         on_drop: DropHandler,
         on_close_request: CloseRequest,
+        direct: DirectWriter | None = None,
     ) -> None:
         self._send = send
+        self._direct = direct if config.direct_writes else None
         self._queue = SendQueue.from_config(config)
         self._coalesce = config.coalesce_writes
         self._write_timeout = config.write_timeout or None
@@ -98,6 +112,7 @@ class Outbound:
         self._busy = False  # a write is in flight, or a task is writing the queue
         self._closed = False
         self.sent = 0  # messages accepted for sending (a drop is not counted)
+        self.direct = 0  # of those, frames written straight to the socket
         self._disconnect_requested = False
         self._flush_scheduled = False
         self._room_waiters: deque[asyncio.Future[None]] = deque()
@@ -106,6 +121,11 @@ class Outbound:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def direct_kind(self) -> str | None:
+        """The server whose socket this connection writes to directly, or None (ASGI only)."""
+        return None if self._direct is None else self._direct.kind
 
     @property
     def queued(self) -> int:
@@ -129,7 +149,10 @@ class Outbound:
             raise ConnectionClosed("the connection is closed")
         if not self._busy and not self._coalesce and not self._queue:
             self.sent += 1
-            self._write_now(message)
+            if self._direct is not None and self._write_direct(frame_payload(message)):
+                self.direct += 1
+            else:
+                self._write_now(message)
             return True
         accepted = self._apply(self._queue.offer(frame_payload(message)))
         self.sent += accepted
@@ -239,7 +262,18 @@ class Outbound:
             if frame is None:
                 return
             self._room()
-            self._write_now(data_message(frame))
+            if self._direct is not None and self._write_direct(frame):
+                self.direct += 1
+            else:
+                self._write_now(data_message(frame))
+
+    def _write_direct(self, data: Frame) -> bool:
+        try:  # never raises: a server that changed under us leaves this connection on ASGI
+            return self._direct is not None and self._direct.write(data)
+        except Exception:
+            logger.warning("direct writes off for a connection", exc_info=True)
+            self._direct = None
+            return False
 
     def _write_now(self, message: AsgiMessage) -> None:
         """Step the ASGI send coroutine now; hand it to a task only if it suspends."""
@@ -350,23 +384,3 @@ class Outbound:
         """
         if not self._closed:
             self._abandon(reason)
-
-
-async def _resume(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-    """Drive a send coroutine that suspended once to its end, as a Task would."""
-    while True:
-        try:
-            if yielded is None:
-                await asyncio.sleep(0)
-            else:
-                await asyncio.wait([yielded])
-        except asyncio.CancelledError:
-            # Abandon the write: let the send coroutine clean up, then stop it.
-            with contextlib.suppress(BaseException):
-                coro.throw(asyncio.CancelledError())
-            coro.close()
-            raise
-        try:
-            yielded = coro.send(None)
-        except StopIteration:
-            return

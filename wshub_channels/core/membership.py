@@ -233,13 +233,10 @@ class Registry:
     def queues(self, ns: str | None, name: str = "") -> Iterator[tuple[str, OutboundQueue]]:
         """Yield ``(client id, queue)`` of every client (``ns`` None) or of one room or user."""
         queues = self._queues
-        if ns is None:
-            yield from tuple(queues.items())
-            return
-        members = self._interest.members(ns, name)
-        if not members:
-            return
-        for client_id in tuple(members):
+        # One snapshot of the ids (one object, however many clients), not of (id, queue)
+        # pairs: a million short-lived pairs is what makes the garbage collector stall.
+        ids = tuple(queues) if ns is None else tuple(self._interest.members(ns, name) or ())
+        for client_id in ids:
             queue = queues.get(client_id)
             if queue is not None:
                 yield client_id, queue

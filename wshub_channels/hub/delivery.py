@@ -7,7 +7,10 @@ delivery reads the recipients' queues straight from the
 :class:`~wshub_channels.core.membership.Registry` and builds one ASGI message
 shared by every recipient: without ``timeout`` each queue is pushed to (the
 drop policy applies, nothing waits); with ``timeout`` each full queue is
-waited for up to that long, then the drop policy applies.
+waited for up to that long, then the drop policy applies. Beyond
+``Config.broadcast_batch_size`` recipients the pushes go in batches with a
+yield to the loop between them, in order with every other fan-out
+(:class:`~wshub_channels.hub.fanout.FanOut`).
 
 :meth:`Delivery.receive` is the layer's hub sink: room, user and broadcast
 envelopes from other nodes go through the same loop; heartbeats and room
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from ..core.clientframes import msg_frame
 from ..core.frames import binary_message, data_message, text_message
@@ -28,6 +32,7 @@ from ..layers import HubBus
 from ..message import check_text
 from ..types import AsgiMessage, Client, Data
 from ..utf8 import frame_size
+from .fanout import FanOut
 from .heartbeat import Heartbeat
 from .history import RoomHistory
 from .policy import Policy
@@ -55,8 +60,11 @@ class Delivery:
         self.registry = registry
         self._heartbeat = heartbeat
         self._room_events = room_events
+        self.fanout = FanOut(lambda: policy.config.broadcast_batch_size)
         #: Rooms that keep history (``WSHUB["HISTORY"]``): their sends and recoveries.
-        self.history = RoomHistory(layer, policy, registry, self._push, self.push_one)
+        self.history = RoomHistory(
+            layer, policy, registry, self._push, self.push_one, self.fanout.call
+        )
 
     async def send(
         self,
@@ -84,11 +92,23 @@ class Delivery:
 
         async def deliver() -> None:
             if timeout is None:
-                self._push(ns, target, data, excluded)
+                pending = self._push(ns, target, data, excluded)
+                if pending is not None:
+                    await pending  # a large fan-out: served in batches
             else:
                 await self._push_within(ns, target, data, excluded, timeout)
 
         await layer.publish_and_deliver(subject, kind, target, payload, deliver)
+
+    async def send_local(self, ns: str | None, target: str, data: Data) -> None:
+        """Deliver ``data`` here only, without a publish (a bus nobody else shares)."""
+        if isinstance(data, str):
+            check_text(data)
+        elif not isinstance(data, bytes):
+            raise TypeError(f"data must be str or bytes, not {type(data).__name__}")
+        pending = self._push(ns, target, data, frozenset())
+        if pending is not None:
+            await pending
 
     def _recipients(
         self, ns: str | None, name: str, excluded: set[str] | frozenset[str]
@@ -105,30 +125,40 @@ class Delivery:
         data: Data,
         excluded: set[str] | frozenset[str],
         position: tuple[int, str] | None = None,
-    ) -> None:
+    ) -> asyncio.Future[Any] | None:
+        """Push to every recipient; None once done, else a future for the batches left.
+
+        Clients that speak the client protocol get the ``msg`` frame of the
+        send; a client recovering in a history room gets it after its replay.
+        """
         started = time.perf_counter()
-        message = data_message(data)  # one dict shared by every recipient
-        sent = 0
+        message = data_message(data)  # one dict (and one frame) shared by every recipient
         framed = self.registry.framed
         taps = self.history.taps.get(name) if position is not None else None
         if not framed and taps is None:
-            for queue in self._recipients(ns, name, excluded):
-                sent += queue.push(message)  # a frame the drop policy refused is not sent
-            self._count_sent(sent, data, started)
-            return
-        as_frame: AsgiMessage | None = None
+            return self.fanout.push(
+                self._recipients(ns, name, excluded),
+                message,
+                lambda sent: self._count_sent(sent, data, started),
+            )
+        plain: list[OutboundQueue] = []
+        speaking: list[OutboundQueue] = []
         for client_id, queue in self.registry.queues(ns, name):
             if client_id in excluded or queue.closed:
                 continue
             if taps is not None and client_id in taps:
                 taps[client_id].append((data, position))  # a recovering client: after replay
-            elif client_id in framed:
-                if as_frame is None:
-                    as_frame = _framed(ns, name, data, position)
-                sent += queue.push(as_frame)
             else:
-                sent += queue.push(message)
-        self._count_sent(sent, data, started)
+                (speaking if client_id in framed else plain).append(queue)
+        count = self._count_sent
+        pending = [self.fanout.push(iter(plain), message, lambda sent: count(sent, data, started))]
+        if speaking:
+            as_frame = _framed(ns, name, data, position)
+            pending.append(
+                self.fanout.push(iter(speaking), as_frame, lambda sent: count(sent, data, None))
+            )
+        waiting = [future for future in pending if future is not None]
+        return asyncio.gather(*waiting) if waiting else None
 
     def push_one(
         self, client_id: str, room: str, data: Data, position: tuple[int, str] | None
@@ -161,13 +191,15 @@ class Delivery:
         accepted = sum(await asyncio.gather(*waits)) if waits else 0
         self._count_sent(accepted, data, started)
 
-    def _count_sent(self, sent: int, data: Data, started: float) -> None:
+    def _count_sent(self, sent: int, data: Data, started: float | None) -> None:
+        """Count one fan-out (``started`` None: the second part of one, not timed again)."""
         policy = self.policy
         metrics = policy.metrics
         metrics.increment_messages_sent(sent)
         if sent and policy.counts_bytes:
             metrics.record_bytes_sent(sent * frame_size(data))
-        metrics.record_broadcast_duration(time.perf_counter() - started)
+        if started is not None:
+            metrics.record_broadcast_duration(time.perf_counter() - started)
 
     def receive(self, env: Envelope) -> None:
         """Deliver a room, user or broadcast envelope (or a heartbeat) from another node."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from ..core.history import (
     HistoryMessage,
@@ -39,7 +40,6 @@ from ..core.history import (
     HistoryRule,
     Position,
     Recovery,
-    StoredPage,
 )
 from ..core.historyorder import RoomSequence
 from ..core.membership import ROOMS, Registry
@@ -61,22 +61,31 @@ Item = tuple[Data, frozenset[str]]
 #: What a tap holds for a recovering client: data and (offset, epoch).
 Tapped = tuple[Data, tuple[int, str] | None]
 #: Delivery's push of one message to a room's local members.
-PushRoom = Callable[[str, str, Data, frozenset[str], tuple[int, str] | None], None]
+PushRoom = Callable[[str, str, Data, frozenset[str], tuple[int, str] | None], Any]
 #: Delivery's push of one message to one local client.
 PushOne = Callable[[str, str, Data, tuple[int, str] | None], bool]
+#: Runs a function once every fan-out in progress is over (now when none is).
+InTurn = Callable[[Callable[[], None]], Any]
 
 
 class RoomHistory:
     """Sends, ordered delivery and recovery of the history rooms of this node."""
 
     def __init__(
-        self, layer: HubBus, policy: Policy, registry: Registry, push: PushRoom, push_one: PushOne
+        self,
+        layer: HubBus,
+        policy: Policy,
+        registry: Registry,
+        push: PushRoom,
+        push_one: PushOne,
+        in_turn: InTurn,
     ) -> None:
         self.layer = layer
         self.policy = policy
         self.registry = registry
         self._push = push
         self._push_one = push_one
+        self._in_turn = in_turn
         self._sequences: dict[str, RoomSequence[Item]] = {}
         self._fills: dict[str, asyncio.Task[None]] = {}
         #: room -> recovering client id -> what arrived live while it recovers.
@@ -201,27 +210,31 @@ class RoomHistory:
         if since is None:
             return Recovery(False, page.position)
         recovered = page.complete
-        replayed = self._replay(room, client_id, page) if recovered else 0
-        # No await from here on: the tap's messages go out, then live ones go direct.
-        # Those up to the read's position were replayed (or are what the app reloads).
-        tapped = self._untap(room, client_id)
         epoch, last = page.position.epoch, page.position.offset
-        for data, at in tapped:
-            if at is not None and at[1] == epoch and at[0] <= last:
-                continue  # replayed already
-            self._push_one(client_id, room, data, at)
-        metrics.increment_history("recovered" if recovered else "not_recovered")
-        return Recovery(recovered, sequence.position or page.position, replayed)
-
-    def _replay(self, room: str, client_id: str, page: StoredPage) -> int:
-        """Push the page's messages to one client; return how many it took."""
-        replayed = 0
-        at_epoch = page.position.epoch
-        for entry in page.entries:
+        replay: list[Tapped] = []
+        for entry in page.entries if recovered else ():
             data, excluded, _ = decode_hub_payload(entry.payload)
             if client_id not in excluded:
-                replayed += self._push_one(client_id, room, data, (entry.offset, at_epoch))
-        return replayed
+                replay.append((data, (entry.offset, epoch)))
+
+        def finish() -> None:
+            """Replay, then what the tap held after the replay, then live messages direct.
+
+            Run in turn with the fan-outs (after any still in progress), with
+            no await inside, so nothing overtakes and nothing is lost between.
+            Tapped messages up to the read's position were replayed (or are in
+            the state the app reloads).
+            """
+            tapped = self._untap(room, client_id)
+            for data, at in replay:
+                self._push_one(client_id, room, data, at)
+            for data, at in tapped:
+                if at is None or at[1] != epoch or at[0] > last:
+                    self._push_one(client_id, room, data, at)
+
+        self._in_turn(finish)
+        metrics.increment_history("recovered" if recovered else "not_recovered")
+        return Recovery(recovered, sequence.position or page.position, len(replay))
 
     def _untap(self, room: str, client_id: str) -> list[Tapped]:
         taps = self.taps.get(room)

@@ -237,6 +237,9 @@ class Hub:
     async def send_to_user(self, user_id: str, data: Data, timeout: float | None = None) -> None:
         """Send ``data`` to every connection of ``user_id``, on every node."""
         user_id = validate_user_id(user_id)
+        if timeout is None and self.lifecycle.running and not self.layer.shared:
+            await self.delivery.send_local(USERS, user_id, data)  # no bus: a lookup, a push
+            return
         await self.start()
         subject = self.layer.subject(USERS, user_id)
         await self.delivery.send(Kind.USER, user_id, subject, data, (), timeout)
@@ -248,6 +251,10 @@ class Hub:
         self, client: Client | str, data: Data, timeout: float | None = None
     ) -> None:
         """Send ``data`` to one client anywhere; raise ``ClientNotFound`` if no node has it."""
+        local = self._registry.get(client if isinstance(client, str) else getattr(client, "id", ""))
+        if local is not None:  # a client of this node: a lookup and a push (send_data checks)
+            await local.send_data(data, timeout)
+            return
         if isinstance(data, str):
             check_text(data)
         await self.start()
@@ -258,12 +265,8 @@ class Hub:
     async def join_room(
         self, client: Client | str, room: str, since: Position | None = None
     ) -> Recovery:
-        """Add a client (local or on another node) to ``room``.
-
-        In a history room, ``since`` replays what the client missed after it
-        first (see :meth:`HubClient.join_room
-        <wshub_channels.connection.client.HubClient.join_room>`).
-        """
+        """Add a client (local or on another node) to ``room``; ``since``: see
+        :meth:`HubClient.join_room <wshub_channels.connection.client.HubClient.join_room>`."""
         await self.start()
         return await self.membership.join(client, room, since)
 
@@ -271,12 +274,9 @@ class Hub:
     async def history(
         self, room: str, since: Position | None = None, limit: int | None = None
     ) -> HistoryPage:
-        """The messages ``room`` keeps after ``since`` (the newest ``limit`` without it),
-        oldest first, with the room's current position and whether the range is complete.
-
-        Raises ``HistoryUnavailable`` (the layer keeps none) or ``BusUnavailable``.
-        A room without history (or state) reads ``Position(0, "")``.
-        """
+        """What ``room`` keeps after ``since`` (the newest ``limit`` without it): see
+        :class:`~wshub_channels.core.history.HistoryPage`. Raises ``HistoryUnavailable``
+        (the layer keeps none) or ``BusUnavailable``; no state reads ``Position(0, "")``."""
         room = validate_room(room)
         await self.start()
         return await self.delivery.history.read(room, since, limit)
