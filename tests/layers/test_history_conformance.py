@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from channels.layers import BaseChannelLayer
 
+from tests.rig.brokers import start_nats_server
 from wshub_channels.core.history import HistoryRule, Position
-from wshub_channels.layers import InMemoryHubLayer, RedisHubLayer
+from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.layers.redis.history import room_tag
 from wshub_channels.testing import HistoryConformance, LayerBackend
+from wshub_channels.testing.jetstream import delete_prefix_streams
 
 
 class TestInMemoryHistory(HistoryConformance):
@@ -82,3 +85,48 @@ class TestRedisHistory(HistoryConformance):
         assert [e.payload for e in page.entries] == [b"a", b"b"] and page.complete
         newest = await layer.history_read(room, None, 10**30)
         assert [e.offset for e in newest.entries] == [1, 2] and newest.complete
+
+
+@pytest.mark.integration
+class TestNatsHistory(HistoryConformance):
+    """Real NATS with JetStream; each test gets its own prefix, whose streams (room
+    entries and room records among them) are deleted afterwards."""
+
+    @pytest.fixture
+    async def layer_backend(self, nats_url: str) -> AsyncIterator[LayerBackend]:
+        prefix = f"hist{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return NatsHubLayer(servers=[nats_url], prefix=prefix, **config)
+
+        yield LayerBackend("NatsHubLayer", factory, shared_broker=True)
+        await delete_prefix_streams(nats_url, prefix)
+
+
+@pytest.fixture(scope="module")
+def debian_nats_url() -> Iterator[str]:
+    paths = ("/usr/sbin/nats-server", "/usr/bin/nats-server")
+    binary = next((path for path in paths if os.access(path, os.X_OK)), None)
+    if binary is None:
+        pytest.skip("no system nats-server package installed (Debian's is nats-server 2.9.10)")
+    handle = start_nats_server(binary=binary)
+    try:
+        yield handle.url
+    finally:
+        handle.stop()
+
+
+@pytest.mark.integration
+class TestNatsHistoryOnDebianServer(HistoryConformance):
+    """The suite again on the system's nats-server package (Debian ships 2.9.10), the
+    oldest server the NATS backend is run on, whatever server ``nats_url`` found."""
+
+    @pytest.fixture
+    async def layer_backend(self, debian_nats_url: str) -> AsyncIterator[LayerBackend]:
+        prefix = f"hdeb{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return NatsHubLayer(servers=[debian_nats_url], prefix=prefix, **config)
+
+        yield LayerBackend("NatsHubLayer (system nats-server)", factory, shared_broker=True)
+        await delete_prefix_streams(debian_nats_url, prefix)

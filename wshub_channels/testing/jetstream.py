@@ -17,7 +17,8 @@ __all__ = ["delete_prefix_streams"]
 
 
 async def delete_prefix_streams(url: str, prefix: str, timeout: float | None = None) -> int:
-    """Delete the work-queue streams and the group bucket of ``prefix``; return how many.
+    """Delete the work-queue, room-history and group-bucket streams of ``prefix``;
+    return how many.
 
     ``timeout`` (default five time units) bounds the connect and each JetStream call.
     """
@@ -38,7 +39,7 @@ async def delete_prefix_streams(url: str, prefix: str, timeout: float | None = N
             return 0  # a server without JetStream keeps nothing
         for info in streams:
             name = info.config.name or ""
-            if name.startswith(f"{safe}_q") or name == f"KV_{safe}_groups":
+            if name.startswith((f"{safe}_q", f"{safe}_h")) or name == f"KV_{safe}_groups":
                 await js.delete_stream(name)
                 deleted += 1
     finally:

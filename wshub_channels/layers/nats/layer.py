@@ -14,6 +14,7 @@ from ..base import HubLayer
 from ..node import Backend
 from .bus import NatsBus
 from .client import ConnectOptions
+from .history import NatsHistory
 
 __all__ = ["NatsHubLayer"]
 
@@ -44,15 +45,15 @@ class NatsHubLayer(HubLayer):
     - ``ping_interval`` (5 s): the keepalive; a server silent for three
       intervals counts as gone and the client reconnects.
     - ``storage`` ("file"): where JetStream keeps normal channels and
-      stored group members ("memory" is faster and lost when the server
-      restarts).
+      stored group members and room history ("memory" is faster and lost
+      when the server restarts).
 
     ``request_timeout`` (5 s) bounds acknowledged calls to other nodes and
     every JetStream call. Messages are checked against the server's
     ``max_payload`` (read at connect): a larger one raises
-    ``MessageTooLarge`` at ``send`` and ``group_send``. Normal channels need
-    JetStream; without it their first use raises ``ImproperlyConfigured``,
-    and everything else works.
+    ``MessageTooLarge`` at ``send`` and ``group_send``. Normal channels and
+    room history (:mod:`.history`) need JetStream; without it their first
+    use raises ``ImproperlyConfigured``, and everything else works.
     """
 
     def __init__(
@@ -103,4 +104,4 @@ class NatsHubLayer(HubLayer):
             group_expiry=self.group_expiry,
             storage=self._storage,
         )
-        return Backend(bus, bus.store)
+        return Backend(bus, bus.store, NatsHistory(bus, storage=self._storage))
