@@ -15,7 +15,8 @@ NATS needed. The environment changes what a deployment would:
 - ``DEMO_RATE``: chat messages per second per connection (default 5, bursts of
   one second); ``DEMO_ROOM_SIZE``: people per room on one node (default 50);
   ``DEMO_HISTORY_SIZE`` and ``DEMO_HISTORY_TTL``: the last messages every room
-  keeps (default 200, for 600 s), which a tab that reconnects gets back;
+  keeps (default 200, for 600 s), which a tab that reconnects gets back
+  (``DEMO_HISTORY_SIZE=0``: none, for a NATS server without JetStream);
   ``DEMO_TABS``: tabs per nickname on one node (default 8); ``DEMO_PING``:
   seconds between the server's protocol pings (default 20);
   ``DEMO_DEBUG``: ``0`` turns debug off.
@@ -109,6 +110,9 @@ def _channel_layers(kind: str) -> dict[str, Any]:
 
 CHANNEL_LAYERS = _channel_layers(os.environ.get("WSHUB_LAYER", "memory").strip().lower())
 
+_HISTORY_SIZE = int(os.environ.get("DEMO_HISTORY_SIZE", "200"))
+_HISTORY_TTL = float(os.environ.get("DEMO_HISTORY_TTL", "600"))
+
 WSHUB = {
     "PRESENCE_INTERVAL": float(os.environ.get("WSHUB_PRESENCE_INTERVAL", "2")),
     "CONFIG": {"send_queue_size": 256, "max_message_size": 16 * 1024},
@@ -120,12 +124,7 @@ WSHUB = {
         "max_message_rate": float(os.environ.get("DEMO_RATE", "5")),
     },
     # Every room keeps its last messages: a tab that reconnects gets what it missed.
-    "HISTORY": {
-        "*": {
-            "size": int(os.environ.get("DEMO_HISTORY_SIZE", "200")),
-            "ttl": float(os.environ.get("DEMO_HISTORY_TTL", "600")),
-        }
-    },
+    "HISTORY": {"*": {"size": _HISTORY_SIZE, "ttl": _HISTORY_TTL}} if _HISTORY_SIZE else {},
     "MIDDLEWARE": [
         "wshub_channels.middleware.recovery_middleware",
         "wshub_channels.middleware.logging_middleware",
