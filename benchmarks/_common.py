@@ -134,6 +134,13 @@ def redis_server_version(url: str, timeout: float = 2.0) -> str:
         import redis  # only the scripts that use a Redis server need it installed
     except ImportError:
         return "unknown (redis-py not installed)"
+    for scheme in ("redis+cluster://", "rediss+cluster://"):
+        if url.startswith(scheme):  # a Redis Cluster: ask its first startup node
+            rest = url[len(scheme) :]
+            auth, _, nodes = rest.rpartition("@")
+            first = nodes.split("/", 1)[0].split(",", 1)[0]
+            base = scheme.replace("+cluster", "")
+            url = f"{base}{auth + '@' if auth else ''}{first}"
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         try:

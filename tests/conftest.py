@@ -6,6 +6,9 @@ Fixtures (all session-scoped):
   ``redis-server`` started for the session.
 * ``nats_url``: ``NATS_URL``, else a NATS answering on 127.0.0.1:4222, else a bundled
   ``nats-server`` (JetStream, 8 MB max_payload) started for the session.
+* ``redis_cluster``: a Redis Cluster of 3 masters and 3 replicas (``redis-server`` 7+,
+  see ``tests/rig/redis_cluster.py``), started for the session; skipped, saying what is
+  missing, without such a binary.
 * ``asgi_server``: a callable ``start(kind, app, env=None) -> AsgiServer`` running real
   daphne/uvicorn processes; everything it started is stopped at session end.
 
@@ -21,6 +24,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.rig.brokers import ServerHandle, resolve_nats_url, resolve_redis_url
+from tests.rig.redis_cluster import RedisCluster, cluster_server_or_skip, start_redis_cluster
 from tests.rig.servers import AsgiKind, AsgiServer, StartAsgiServer, start_asgi_server
 
 #: Upper bound for the raised RLIMIT_NOFILE soft limit.
@@ -75,6 +79,17 @@ def redis_url() -> Iterator[str]:
 def nats_url() -> Iterator[str]:
     """URL of a NATS server for the whole session."""
     yield from _session_broker(resolve_nats_url)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster (3 masters, 3 replicas) for the whole session; tests that kill
+    or move its servers start their own (``start_redis_cluster``)."""
+    cluster = start_redis_cluster(cluster_server_or_skip())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.integration.buses import Bus, node_env
 from tests.integration.peer import Peer
 from tests.rig.admin import AdminServer, start_admin_server
+from tests.rig.redis_cluster import RedisCluster
 from tests.rig.servers import AsgiServer, StartAsgiServer
 from wshub_channels.testing import scaled
 
@@ -33,9 +34,13 @@ CONNECTIONS = "/admin/wshub_channels/connection/"
 HISTORY = {"blue": {"size": 50}}
 
 
-@pytest.fixture(scope="module")
-def bus(redis_url: str) -> Bus:
-    return Bus("redis", "redis", (redis_url,))
+@pytest.fixture(scope="module", params=["redis", "redis-cluster"])
+def bus(request: pytest.FixtureRequest) -> Bus:
+    """One Redis, then a Redis Cluster (3 masters, 3 replicas)."""
+    if request.param == "redis-cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return Bus("redis-cluster", "redis", (cluster.url,))
+    return Bus("redis", "redis", (request.getfixturevalue("redis_url"),))
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 
 from tests.integration.buses import Bus, node_env
 from tests.integration.peer import Peer
+from tests.rig.redis_cluster import RedisCluster
 from tests.rig.servers import AsgiServer, StartAsgiServer, free_port, manage
 from tests.rig.timing import async_wait_until
 from wshub_channels.testing import scaled
@@ -24,9 +25,13 @@ APP = "tests.apps.hub_app:application"
 PROMETHEUS = "wshub_channels.metrics.prometheus.PrometheusMetrics"
 
 
-@pytest.fixture(scope="module")
-def bus(redis_url: str) -> Bus:
-    return Bus("redis", "redis", (redis_url,))
+@pytest.fixture(scope="module", params=["redis", "redis-cluster"])
+def bus(request: pytest.FixtureRequest) -> Bus:
+    """One Redis, then a Redis Cluster (3 masters, 3 replicas)."""
+    if request.param == "redis-cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        return Bus("redis-cluster", "redis", (cluster.url,))
+    return Bus("redis", "redis", (request.getfixturevalue("redis_url"),))
 
 
 @pytest.fixture(scope="module")

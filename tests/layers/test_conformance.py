@@ -12,6 +12,7 @@ from channels.layers import BaseChannelLayer
 
 from tests.layers.dictbus import DictHubLayer, DictNet
 from tests.rig.brokers import start_nats_server
+from tests.rig.redis_cluster import RedisCluster
 from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.testing import ChannelLayerConformance, LayerBackend
 from wshub_channels.testing.jetstream import delete_prefix_streams
@@ -54,6 +55,20 @@ class TestRedisHubLayer(ChannelLayerConformance):
             return RedisHubLayer(hosts=[redis_url], prefix=prefix, **config)
 
         return LayerBackend("RedisHubLayer", factory, shared_broker=True)
+
+
+@pytest.mark.integration
+class TestRedisHubLayerOnCluster(ChannelLayerConformance):
+    """A Redis Cluster of 3 masters and 3 replicas: sharded pub/sub, hash-tagged keys."""
+
+    @pytest.fixture
+    def layer_backend(self, redis_cluster: RedisCluster) -> LayerBackend:
+        prefix = f"confc{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return RedisHubLayer(hosts=[redis_cluster.url], prefix=prefix, **config)
+
+        return LayerBackend("RedisHubLayer (Redis Cluster)", factory, shared_broker=True)
 
 
 @pytest.mark.integration

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from channels.layers import BaseChannelLayer
 
 from tests.rig.brokers import start_nats_server
+from tests.rig.redis_cluster import RedisCluster
 from wshub_channels.core.history import HistoryRule, Position
 from wshub_channels.layers import InMemoryHubLayer, NatsHubLayer, RedisHubLayer
 from wshub_channels.layers.redis.history import room_tag
@@ -30,6 +31,20 @@ class TestInMemoryHistory(HistoryConformance):
             return InMemoryHubLayer(bus=bus, **config)
 
         return LayerBackend("InMemoryHubLayer(bus=...)", factory, shared_broker=True)
+
+
+@pytest.mark.integration
+class TestRedisClusterHistory(HistoryConformance):
+    """A Redis Cluster of 3 masters: each room's two keys share its hash tag (one slot)."""
+
+    @pytest.fixture
+    def layer_backend(self, redis_cluster: RedisCluster) -> LayerBackend:
+        prefix = f"histc{uuid.uuid4().hex[:8]}"
+
+        def factory(**config: Any) -> BaseChannelLayer:
+            return RedisHubLayer(hosts=[redis_cluster.url], prefix=prefix, **config)
+
+        return LayerBackend("RedisHubLayer (Redis Cluster)", factory, shared_broker=True)
 
 
 @pytest.mark.integration

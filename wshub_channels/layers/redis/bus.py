@@ -38,6 +38,7 @@ from ..bus import Bus, BusStatus
 from ..homeloop import HomeLoop, on_home
 from ..inbox import PubSubRequests
 from .client import aioredis, build_client, safe_host
+from .shards import ShardedSubscriber
 from .store import RedisStore
 from .subscriber import Subscriber
 
@@ -78,17 +79,23 @@ class RedisBus(Bus):
         self._inbox_base = f"{prefix}.i.{name}.{random_token(8)}"
         self.inbox = process_inbox(self._inbox_base)
         self._host_index = 0
-        self.store = self._store = RedisStore(self.home, prefix, pool_size, command_timeout, expiry)
+        self.store = self._store = self._make_store(expiry)
         self._requests = PubSubRequests(self.inbox, self._publish_counted)
-        self._subscriber = Subscriber(
+        self._subscriber: Subscriber | ShardedSubscriber = self._make_subscriber()
+
+    def _make_store(self, expiry: float) -> RedisStore:
+        return RedisStore(self.home, self.prefix, self.pool_size, self.command_timeout, expiry)
+
+    def _make_subscriber(self) -> Subscriber | ShardedSubscriber:
+        return Subscriber(
             connection=self._subscriber_connection,
             wanted=lambda: {self.inbox, *self.subjects},
             dispatch=self._dispatch,
             report=self._report,
             same_server=self._same_server,
             failover=self._next_host,
-            command_timeout=command_timeout,
-            ping_interval=ping_interval,
+            command_timeout=self.command_timeout,
+            ping_interval=self.ping_interval,
         )
 
     def _report(self, event: str, error: BaseException | None) -> None:

@@ -15,13 +15,24 @@ from django.core.exceptions import ImproperlyConfigured
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.sentinel import Sentinel
-    from redis.exceptions import NoScriptError
+    from redis.crc import key_slot
+    from redis.exceptions import ClusterError, NoScriptError, RedisClusterException, ResponseError
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImproperlyConfigured(
         'RedisHubLayer needs redis-py: pip install "wshub-channels[redis]"'
     ) from exc
 
-__all__ = ["NoScriptError", "aioredis", "build_client", "info_field", "safe_host"]
+__all__ = [
+    "ClusterError",
+    "NoScriptError",
+    "RedisClusterException",
+    "ResponseError",
+    "aioredis",
+    "build_client",
+    "info_field",
+    "key_slot",
+    "safe_host",
+]
 
 
 def build_client(host: Any, pool_size: int, common: dict[str, Any]) -> aioredis.Redis:
@@ -74,3 +85,84 @@ def safe_host(host: Any) -> str:
         scheme, _, rest = text.partition("://")
         text = f"{scheme}://***@{rest.split('@', 1)[1]}"
     return text
+
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def wants_cluster(hosts: list[Any], cluster: bool) -> bool:
+    """True when ``hosts`` name a Redis Cluster: ``cluster`` is set, or a URL says so."""
+    return cluster or any(isinstance(h, str) and h.startswith(CLUSTER_SCHEMES) for h in hosts)
+
+
+def _node_options(host: Any) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The startup nodes and the connection options of one ``hosts`` entry, for a Cluster."""
+    if isinstance(host, (tuple, list)):
+        return [(str(host[0]), int(host[1]))], {}
+    if isinstance(host, dict):
+        options = dict(host)
+        if "sentinels" in options:
+            raise ImproperlyConfigured("RedisHubLayer: a Redis Cluster takes no Sentinel hosts")
+        address = options.pop("address", None)
+        nodes, found = _node_options(address) if address is not None else ([], {})
+        if "host" in options:
+            nodes.append((str(options.pop("host")), int(options.pop("port", 6379))))
+        return nodes, {**found, **options}
+    if not isinstance(host, str):
+        raise ImproperlyConfigured(f"RedisHubLayer: cannot use host {host!r}")
+    scheme, _, rest = host.partition("://")
+    if not rest:
+        raise ImproperlyConfigured(f"RedisHubLayer: cannot use host {safe_host(host)!r}")
+    parsed: dict[str, Any] = {}
+    if scheme.startswith("rediss"):
+        parsed["ssl"] = True
+    location = rest.split("/", 1)[0].split("?", 1)[0]
+    if "@" in location:
+        userinfo, location = location.rsplit("@", 1)
+        user, _, password = userinfo.rpartition(":")
+        from urllib.parse import unquote
+
+        if user:
+            parsed["username"] = unquote(user)
+        if password:
+            parsed["password"] = unquote(password)
+    nodes = []
+    for part in location.split(","):
+        name, _, port = part.rpartition(":") if ":" in part else (part, "", "6379")
+        nodes.append((name.strip("[]") or "127.0.0.1", int(port or 6379)))
+    return nodes, parsed
+
+
+def build_cluster_client(
+    hosts: list[Any], pool_size: int, common: dict[str, Any]
+) -> aioredis.RedisCluster:
+    """A Redis Cluster client whose startup nodes are every node ``hosts`` names.
+
+    Commands follow ``MOVED`` and ``ASK`` and refresh the slot map themselves.
+    A command that fails on a connection is not tried again: a publish whose
+    reply was lost may have been delivered, and delivery is at most once; the
+    caller hears of it at once (``BusUnavailable``) and the next command runs
+    on a refreshed slot map. ``pool_size`` bounds the connections to each node.
+    """
+    from redis.asyncio.cluster import ClusterNode
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    nodes: list[tuple[str, int]] = []
+    options: dict[str, Any] = {}
+    for host in hosts:
+        found, extra = _node_options(host)
+        nodes.extend(found)
+        options.update(extra)
+    if not nodes:
+        raise ImproperlyConfigured("RedisHubLayer: a Redis Cluster needs startup nodes in hosts")
+    kwargs = {
+        **common,
+        **options,
+        "max_connections": pool_size,
+        "retry": Retry(NoBackoff(), 0),
+        "require_full_coverage": False,
+        "topology_refresh_min_interval": 0.1,
+    }
+    startup = [ClusterNode(name, port) for name, port in dict.fromkeys(nodes)]
+    return aioredis.RedisCluster(startup_nodes=startup, **kwargs)

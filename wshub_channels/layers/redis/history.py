@@ -61,12 +61,20 @@ from ...errors import BusUnavailable
 from ..historystore import HistoryStore
 from ..homeloop import on_home
 from .bus import RedisBus
-from .client import aioredis
+from .client import ClusterError, RedisClusterException, aioredis
 
 __all__ = ["APPEND", "READ", "RedisHistory", "room_tag"]
 
-#: What a failed call to Redis raises: it could not be reached, or answered as a replica.
-_UNREACHABLE = (aioredis.ConnectionError, aioredis.TimeoutError, aioredis.ReadOnlyError, OSError)
+#: What a failed call to Redis raises: it could not be reached, or answered as a replica,
+#: or (a Cluster) the slot's master is down or unknown.
+_UNREACHABLE = (
+    aioredis.ConnectionError,
+    aioredis.TimeoutError,
+    aioredis.ReadOnlyError,
+    OSError,
+    ClusterError,
+    RedisClusterException,
+)
 
 _COMMON = """
 local function now_ms()

@@ -1,8 +1,8 @@
 """The Lua side of cancel-safe receives on Redis queues: hold lists, their leases, recovery.
 
 A receive moves the head of its queue into its own **hold list** with
-``BLMOVE``. Before every ``BLMOVE`` the :data:`ARM` script (sent in the same
-pipeline, so nothing runs between the two) makes the hold list afresh,
+``LMOVE`` (or, when the queue is empty, ``BLMOVE``). Before every move the
+:data:`ARM` script (sent in the same pipeline as the ``LMOVE``) makes the hold list afresh,
 holding only :data:`MARKER`, with a TTL, and records it in the channel's
 **registry** (a sorted set scored by the hold's lease deadline, Redis time
 in ms). A list push keeps the TTL of the list it pushes to, so the moved
@@ -14,10 +14,13 @@ message is never in a list without one.
 - :data:`UNCLAIM` runs when a receive is cancelled or fails after the move:
   it gives the hold's messages back to the head of the queue, in order, or
   the receive's own copy when the claim had already deleted the hold.
-- **Recovery.** :data:`ARM` first gives back the messages of every hold
-  whose lease has ended (a receiver that crashed, or whose give-back could
-  not reach Redis), dropping the expired ones. A live receiver's lease
-  outlasts its ``BLMOVE``, so only dead receivers' holds are taken.
+- **Recovery.** :data:`ARM` gives back the messages of the holds whose
+  lease has ended (a receiver that crashed, or whose give-back could not
+  reach Redis), dropping the expired ones. Every key a script touches is
+  one of its ``KEYS`` (so it runs on Redis Cluster, where they share the
+  channel's hash tag): ARM names the dead holds it finds, and the receive
+  arms again at once, naming them, before it blocks. A live receiver's
+  lease outlasts its ``BLMOVE``, so only dead receivers' holds are taken.
 
 The TTL of a hold is the layer's ``expiry`` plus the lease: when it lapses,
 every message in it has expired anyway.
@@ -65,8 +68,10 @@ local function keep(queue, ttl)
 end
 """
 
-#: KEYS: queue, hold, registry. ARGV: lease (ms), hold TTL (ms).
-#: Returns {messages recovered, expired dropped, holds that had messages}.
+#: KEYS: queue, hold, registry, then the dead receivers' holds to recover. ARGV: lease
+#: (ms), hold TTL (ms). Returns {messages recovered, expired dropped, holds that had
+#: messages, then the names of other dead holds in the registry}: a script touches only
+#: the keys it declares, so those are recovered by the next ARM, which names them.
 ARM = (
     _COMMON
     + f"""
@@ -74,13 +79,18 @@ local queue, hold, registry = KEYS[1], KEYS[2], KEYS[3]
 local ttl = tonumber(ARGV[2])
 local now = now_ms()
 local recovered, expired, holds = 0, 0, 0
-local dead = redis.call('ZRANGEBYSCORE', registry, '-inf', now, 'LIMIT', 0, {ORPHANS_PER_ARM})
-for _, orphan in ipairs(dead) do
-  local moved, dropped = give_back(queue, orphan, now)
-  if moved + dropped > 0 then holds = holds + 1 end
-  recovered, expired = recovered + moved, expired + dropped
-  redis.call('DEL', orphan)
-  redis.call('ZREM', registry, orphan)
+local named = {{}}
+for i = 4, #KEYS do
+  local orphan = KEYS[i]
+  named[orphan] = true
+  local lease = redis.call('ZSCORE', registry, orphan)
+  if lease and tonumber(lease) <= now then
+    local moved, dropped = give_back(queue, orphan, now)
+    if moved + dropped > 0 then holds = holds + 1 end
+    recovered, expired = recovered + moved, expired + dropped
+    redis.call('DEL', orphan)
+    redis.call('ZREM', registry, orphan)
+  end
 end
 if recovered > 0 then keep(queue, ttl) end
 redis.call('DEL', hold)
@@ -88,7 +98,12 @@ redis.call('RPUSH', hold, '-')
 redis.call('PEXPIRE', hold, ttl)
 redis.call('ZADD', registry, now + tonumber(ARGV[1]), hold)
 redis.call('PEXPIRE', registry, ttl)
-return {{recovered, expired, holds}}
+local out = {{recovered, expired, holds}}
+local dead = redis.call('ZRANGEBYSCORE', registry, '-inf', now, 'LIMIT', 0, {ORPHANS_PER_ARM})
+for _, orphan in ipairs(dead) do
+  if not named[orphan] then out[#out + 1] = orphan end
+end
+return out
 """
 )
 ARM_SHA = hashlib.sha1(ARM.encode()).hexdigest()  # Redis names scripts so

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..base import HubLayer
+from ..base import GROUPS, HubLayer
 from ..node import Backend
 from .bus import RedisBus
+from .client import wants_cluster
+from .cluster import RedisClusterBus
 from .history import RedisHistory
 
 __all__ = ["RedisHubLayer"]
@@ -31,6 +33,10 @@ class RedisHubLayer(HubLayer):
       Sentinel dict ``{"sentinels": [(host, port)], "master_name": ...}``.
       One server carries the cluster; later entries are tried in turn when
       the current one cannot be reached (failover, not sharding).
+    - ``cluster`` (False): the servers are a Redis Cluster (7+), and every
+      entry of ``hosts`` is a startup node; a ``redis+cluster://h1:p1,h2:p2``
+      URL in ``hosts`` says so too. Subjects then use sharded pub/sub and
+      keys hash tags (:mod:`.cluster`).
     - ``pool_size`` (32): the most command connections per event loop; more
       concurrent commands wait for one instead of failing.
     - ``connect_timeout`` (2 s) and ``command_timeout`` (2 s): the bound on
@@ -49,10 +55,13 @@ class RedisHubLayer(HubLayer):
         connect_timeout: float = 2.0,
         command_timeout: float = 2.0,
         ping_interval: float = 5.0,
+        cluster: bool = False,
         **kwargs: Any,
     ) -> None:
+        hosts = hosts or ["redis://127.0.0.1:6379"]
+        self.cluster = wants_cluster(hosts, cluster)
         self._redis_options: dict[str, Any] = {
-            "hosts": hosts or ["redis://127.0.0.1:6379"],
+            "hosts": hosts,
             "pool_size": pool_size,
             "connect_timeout": connect_timeout,
             "command_timeout": command_timeout,
@@ -61,7 +70,17 @@ class RedisHubLayer(HubLayer):
         super().__init__(**kwargs)
 
     def make_backend(self) -> Backend:
-        bus = RedisBus(
-            prefix=self.prefix, name=self.node_id, expiry=self.expiry, **self._redis_options
-        )
+        bus: RedisBus
+        if self.cluster:
+            bus = RedisClusterBus(
+                prefix=self.prefix,
+                name=self.node_id,
+                expiry=self.expiry,
+                group_subject=lambda group: self.subject(GROUPS, group),
+                **self._redis_options,
+            )
+        else:
+            bus = RedisBus(
+                prefix=self.prefix, name=self.node_id, expiry=self.expiry, **self._redis_options
+            )
         return Backend(bus, bus.store, RedisHistory(bus))

@@ -93,7 +93,22 @@ class RedisStore(BrokerStore):
         self._give_back = client.register_script(UNCLAIM)
 
     def key(self, kind: str, name: str) -> str:
+        """The key of ``name`` (a channel, a group) of one ``kind``: ``q``, ``hs``, ``g``."""
         return f"{self.prefix}:{kind}:{name}"
+
+    def hold_key(self, channel: str, token: str) -> str:
+        """The key of one receive's hold list on ``channel``."""
+        return self.key("h", f"{channel}:{token}")
+
+    def group_key(self, group: str) -> str:
+        return self.key("g", group)
+
+    def pipe_publish(self, pipe: Any, subject: str, data: bytes) -> None:
+        """Queue the publish of ``data`` on ``subject`` in ``pipe``."""
+        pipe.publish(subject, data)
+
+    def published(self, subject: str, receivers: int) -> None:
+        """A publish on ``subject`` reached ``receivers`` subscribers; raise to refuse it."""
 
     def command_client(self) -> aioredis.Redis:
         if self.client is None:
@@ -108,17 +123,18 @@ class RedisStore(BrokerStore):
 
         The publish goes through this store's client, which is the bus's.
         """
-        key = self.key("g", group)
+        key = self.group_key(group)
         async with self.command_client().pipeline(transaction=False) as pipe:
-            pipe.publish(subject, data)
+            self.pipe_publish(pipe, subject, data)
             pipe.zremrangebyscore(key, "-inf", time.time())
             pipe.zrange(key, 0, -1)
-            _, _, members = await pipe.execute()
+            count, _, members = await pipe.execute()
+        self.published(subject, int(count))
         return [m.decode() for m in members]
 
     @on_home
     async def group_add(self, group: str, channel: str, expiry: float) -> None:
-        key = self.key("g", group)
+        key = self.group_key(group)
         async with self.command_client().pipeline(transaction=False) as pipe:
             pipe.zadd(key, {channel: time.time() + expiry})
             pipe.expire(key, max(1, math.ceil(expiry)))
@@ -126,11 +142,11 @@ class RedisStore(BrokerStore):
 
     @on_home
     async def group_discard(self, group: str, channel: str) -> None:
-        await self.command_client().zrem(self.key("g", group), channel)
+        await self.command_client().zrem(self.group_key(group), channel)
 
     @on_home
     async def group_members(self, group: str) -> list[str]:
-        key = self.key("g", group)
+        key = self.group_key(group)
         async with self.command_client().pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(key, "-inf", time.time())
             pipe.zrange(key, 0, -1)
@@ -209,7 +225,7 @@ class RedisStore(BrokerStore):
         message was claimed already) it is counted as "receive_lost".
         """
         key, registry = self.key("q", channel), self.key("hs", channel)
-        hold = self.key("h", f"{channel}:{random_token(8)}")
+        hold = self.hold_key(channel, random_token(8))
         item: bytes | None = None
         putting_back = self._putting_back.get(key)
         if putting_back is not None:
@@ -239,22 +255,45 @@ class RedisStore(BrokerStore):
             raise
 
     async def _move(self, key: str, hold: str, registry: str) -> bytes | None:
-        """Arm the hold and ``BLMOVE`` into it, in one pipeline: the head message, or None."""
+        """Arm the hold and move the head message into it: the message, or None.
+
+        ``ARM`` and a non-blocking ``LMOVE`` go in one pipeline (one round
+        trip when a message is waiting). When the queue is empty, the receive
+        arms again naming the dead holds ARM found, if any (a script touches
+        only the keys it is given), then waits in ``BLMOVE``. When ARM found
+        dead holds, the message taken goes back first, so theirs (older) come
+        out before it.
+        """
         lease_ms = int((POP_BLOCK + self.command_timeout + LEASE_SLACK) * 1000)
-        async with self._blocking_client().pipeline(transaction=False) as pipe:
-            pipe.evalsha(ARM_SHA, 3, key, hold, registry, lease_ms, self._hold_ttl_ms())
-            pipe.blmove(key, hold, POP_BLOCK, "LEFT", "RIGHT")
-            armed, item = await pipe.execute(raise_on_error=False)
-        if isinstance(item, Exception):
-            raise item
-        if isinstance(armed, NoScriptError):
-            # Redis lost its scripts (a restart). The claim works on an unarmed hold too.
-            await self.command_client().script_load(ARM)
-        elif isinstance(armed, Exception):
-            raise armed
-        else:
-            self._recovered(key, *armed)
-        return item if isinstance(item, bytes) or item is None else str(item).encode()
+        named: list[str] = []
+        for _ in range(3):
+            keys = [key, hold, registry, *named]
+            async with self.command_client().pipeline(transaction=False) as pipe:
+                pipe.evalsha(ARM_SHA, len(keys), *keys, lease_ms, self._hold_ttl_ms())
+                pipe.lmove(key, hold, "LEFT", "RIGHT")
+                armed, item = await pipe.execute(raise_on_error=False)
+            if isinstance(item, Exception):
+                raise item
+            if isinstance(armed, NoScriptError):
+                # Redis lost its scripts (a restart). The claim works on an unarmed hold too.
+                await self.command_client().script_load(ARM)
+                if item is None:
+                    continue
+            elif isinstance(armed, Exception):
+                raise armed
+            else:
+                self._recovered(key, *armed[:3])
+                named = [_text(dead) for dead in armed[3:]]
+            if not named:
+                if item is not None:
+                    return _as_bytes(item)
+                break
+            if item is not None:
+                # Dead holds came first: give this message back to the head, behind
+                # their older ones, and take the head again once they are recovered.
+                await self._give_back(keys=[key, hold, registry], args=[self._hold_ttl_ms(), b""])
+        item = await self._blocking_client().blmove(key, hold, POP_BLOCK, "LEFT", "RIGHT")
+        return None if item is None else _as_bytes(item)
 
     def _hold_ttl_ms(self) -> int:
         return int((self.expiry + POP_BLOCK + self.command_timeout + LEASE_SLACK) * 1000)
@@ -318,3 +357,11 @@ class RedisStore(BrokerStore):
                 batch.clear()
         if batch:
             await client.delete(*batch)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _as_bytes(item: Any) -> bytes:
+    return item if isinstance(item, bytes) else str(item).encode()

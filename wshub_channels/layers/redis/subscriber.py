@@ -10,6 +10,11 @@ restart of Redis ("down") from Redis cutting this subscriber off on purpose
 ("dropped", almost always ``client-output-buffer-limit pubsub``) by the
 server's run id.
 
+On Redis Cluster (``sharded``), one subscriber holds the subjects of one
+shard with ``SSUBSCRIBE`` (one command per hash slot, as Redis wants), and
+tells its owner (:mod:`.shards`) through ``moved()`` when the shard answers
+``MOVED`` or gives up a channel whose slot moved away.
+
 Loop safety: a subscriber belongs to the bus's home loop; every method
 must run there.
 """
@@ -26,7 +31,7 @@ from typing import Any
 from ...tasks import spawn
 from ..bus import Reporter, Sink
 from ..supervisor import Supervisor
-from .client import info_field
+from .client import ResponseError, info_field, key_slot
 
 __all__ = ["Subscriber"]
 
@@ -59,8 +64,16 @@ class Subscriber(Supervisor):
         failover: Callable[[], None],
         command_timeout: float,
         ping_interval: float,
+        sharded: bool = False,
+        moved: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
+        self.sharded = sharded
+        self._moved = moved
+        self._sub, self._unsub = (
+            ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
+        )
+        self._kinds = (b"smessage", b"ssubscribe") if sharded else (b"message", b"subscribe")
         self._connection = connection
         self._wanted = wanted
         self._dispatch = dispatch
@@ -94,7 +107,7 @@ class Subscriber(Supervisor):
             future = self._confirm[subject] = asyncio.get_running_loop().create_future()
             self._snapshot.add(subject)
             try:
-                await conn.send_command("SUBSCRIBE", subject, check_health=False)
+                await conn.send_command(self._sub, subject, check_health=False)
             except Exception as exc:
                 self._confirm.pop(subject, None)
                 logger.debug("SUBSCRIBE %s deferred to the reconnect: %r", subject, exc)
@@ -108,7 +121,7 @@ class Subscriber(Supervisor):
         if not self.up or conn is None:
             return
         with contextlib.suppress(Exception):
-            await conn.send_command("UNSUBSCRIBE", subject, check_health=False)
+            await conn.send_command(self._unsub, subject, check_health=False)
 
     async def _supervise(self, generation: int) -> None:
         """Keep the subscriber connected: reconnect with backoff, resubscribe, read."""
@@ -148,29 +161,70 @@ class Subscriber(Supervisor):
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF_MAX)
 
+    def resync(self) -> None:
+        """Catch up with ``wanted()`` now (its shard's slots changed): a barrier round."""
+        conn = self._conn
+        if self.up and conn is not None:
+            spawn(self._send_barrier(conn), "redis subscriber resync")
+
+    async def _send_barrier(self, conn: Any) -> None:
+        with contextlib.suppress(Exception):
+            await conn.send_command("PING", BARRIER, check_health=False)
+
     async def _send_subscribe(self, conn: Any, subjects: list[str]) -> None:
-        for start in range(0, len(subjects), SUBSCRIBE_CHUNK):
-            chunk = subjects[start : start + SUBSCRIBE_CHUNK]
-            await conn.send_command("SUBSCRIBE", *chunk, check_health=False)
+        for chunk in self._chunks(subjects):
+            await conn.send_command(self._sub, *chunk, check_health=False)
+
+    def _chunks(self, subjects: list[str]) -> list[list[str]]:
+        """Subjects in commands: up to a thousand a command, one hash slot a command sharded."""
+        if self.sharded:
+            slots: dict[int, list[str]] = {}
+            for subject in subjects:
+                slots.setdefault(key_slot(subject.encode()), []).append(subject)
+            return list(slots.values())
+        return [
+            subjects[start : start + SUBSCRIBE_CHUNK]
+            for start in range(0, len(subjects), SUBSCRIBE_CHUNK)
+        ]
 
     async def _read(self, conn: Any, generation: int) -> None:
         """Read the subscriber connection until it fails."""
         loop = asyncio.get_running_loop()
         keepalive = spawn(self._keepalive(conn, generation), "redis keepalive")
         try:
+            message, confirmed = self._kinds
             while generation == self._generation:
-                reply = await conn.read_response(timeout=math.inf, disconnect_on_error=False)
+                try:
+                    reply = await conn.read_response(timeout=math.inf, disconnect_on_error=False)
+                except ResponseError as exc:
+                    if self._moved is None:
+                        raise
+                    # MOVED for a subscription sent on a stale slot map: the owner
+                    # refreshes it and resyncs every shard.
+                    logger.debug("redis shard subscriber: %r", exc)
+                    self._moved()
+                    continue
                 self._last_read = loop.time()
                 if reply is None:
                     continue
+                if isinstance(reply, bytes):  # PING outside subscribed mode (an idle shard)
+                    if reply == BARRIER:
+                        await self._barrier(conn)
+                    continue
                 kind = reply[0]
-                if kind == b"message":
+                if kind == message:
                     self._dispatch(reply[1].decode(), reply[2])
                     # Let the server write what this message fanned out before the
                     # next one: with a backlog buffered, the reader would otherwise
                     # deliver many broadcasts before any frame reached a socket.
                     await asyncio.sleep(0)
-                elif kind == b"subscribe":
+                elif kind == b"sunsubscribe" and self._moved is not None:
+                    subject = reply[1].decode()
+                    if subject in self._snapshot:
+                        # Redis gave up a channel whose slot moved to another shard.
+                        self._snapshot.discard(subject)
+                        self._moved()
+                elif kind == confirmed:
                     future = self._confirm.pop(reply[1].decode(), None)
                     if future is not None and not future.done():
                         future.set_result(None)
@@ -190,15 +244,17 @@ class Subscriber(Supervisor):
             await conn.send_command("PING", BARRIER, check_health=False)
             return
         if extra:
-            await conn.send_command("UNSUBSCRIBE", *sorted(extra), check_health=False)
-        self.up = True
+            for chunk in self._chunks(sorted(extra)):
+                await conn.send_command(self._unsub, *chunk, check_health=False)
+        was_up, self.up = self.up, True
         self.last_error = None
         for future in self._confirm.values():
             if not future.done():
                 future.set_result(None)
         self._confirm.clear()
         self._up_event.set()
-        self._report("up", None)
+        if not was_up:
+            self._report("up", None)
 
     async def _keepalive(self, conn: Any, generation: int) -> None:
         """PING the subscriber regularly; cut a connection that stopped answering."""
