@@ -14,6 +14,11 @@ NATS needed. The environment changes what a deployment would:
   nodes of one cluster share it, so a session works on every node.
 - ``DEMO_RATE``: chat messages per second per connection (default 5, bursts of
   one second); ``DEMO_ROOM_SIZE``: people per room on one node (default 50);
+  ``DEMO_HISTORY_SIZE`` and ``DEMO_HISTORY_TTL``: the last messages every room
+  keeps (default 200, for 600 s), which a tab that reconnects gets back
+  (``DEMO_HISTORY_SIZE=0``: none, for a NATS server without JetStream);
+  ``DEMO_TABS``: tabs per nickname on one node (default 8); ``DEMO_PING``:
+  seconds between the server's protocol pings (default 20);
   ``DEMO_DEBUG``: ``0`` turns debug off.
 """
 
@@ -105,16 +110,21 @@ def _channel_layers(kind: str) -> dict[str, Any]:
 
 CHANNEL_LAYERS = _channel_layers(os.environ.get("WSHUB_LAYER", "memory").strip().lower())
 
+_HISTORY_SIZE = int(os.environ.get("DEMO_HISTORY_SIZE", "200"))
+_HISTORY_TTL = float(os.environ.get("DEMO_HISTORY_TTL", "600"))
+
 WSHUB = {
     "PRESENCE_INTERVAL": float(os.environ.get("WSHUB_PRESENCE_INTERVAL", "2")),
     "CONFIG": {"send_queue_size": 256, "max_message_size": 16 * 1024},
     "LIMITS": {
         "max_connections": 1000,  # per node: a handshake over it is refused
-        "max_connections_per_user": 8,  # tabs per nickname on one node
+        "max_connections_per_user": int(os.environ.get("DEMO_TABS", "8")),  # tabs per nickname
         "max_rooms_per_client": 10,
         "max_clients_per_room": int(os.environ.get("DEMO_ROOM_SIZE", "50")),
         "max_message_rate": float(os.environ.get("DEMO_RATE", "5")),
     },
+    # Every room keeps its last messages: a tab that reconnects gets what it missed.
+    "HISTORY": {"*": {"size": _HISTORY_SIZE, "ttl": _HISTORY_TTL}} if _HISTORY_SIZE else {},
     "MIDDLEWARE": [
         "wshub_channels.middleware.recovery_middleware",
         "wshub_channels.middleware.logging_middleware",
@@ -123,6 +133,9 @@ WSHUB = {
     # wshub_* series on django-prometheus's /metrics
     "METRICS": "wshub_channels.metrics.prometheus.PrometheusMetrics",
 }
+
+#: Seconds between the protocol's pings to each tab (``ChatConsumer.protocol_ping``).
+DEMO_PING = float(os.environ.get("DEMO_PING", "20"))
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,5 @@
-"""wshub.js's pure parts (close codes, backoff, frame splitting), run by Node where it exists."""
+"""wshub.js under Node where it exists: its pure parts (close codes, backoff, frame splitting)
+and a session against a fake socket (the browser tests run it against real servers)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,100 @@ def test_coalesced_frames_split_on_newlines() -> None:
         {"x": 1},
         "plain",
     ]
+
+
+FLOW = """
+const m = await import(%s);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+class FakeSocket {
+  static all = [];
+  constructor(url, protocols) {
+    Object.assign(this, { url, protocols, sent: [], readyState: 0 });
+    FakeSocket.all.push(this);
+  }
+  send(text) { this.sent.push(JSON.parse(text)); }
+  close() { this.readyState = 3; }
+  open() { this.readyState = 1; if (this.onopen) this.onopen(); }
+  recv(...frames) { this.onmessage({ data: frames.map((f) => JSON.stringify(f)).join("\\n") }); }
+  drop(code) { this.readyState = 3; this.onclose({ code, reason: "" }); }
+}
+const welcome = { t: "welcome", v: 1, client: "c", node: "n", ping: 0 };
+const events = [];
+const client = m.connect("ws://server/ws/", {
+  WebSocket: FakeSocket,
+  random: () => 0,
+  onMessage: (msg) => events.push(["msg", msg.room, msg.data, msg.offset]),
+  onRecovery: (room, ok, position) => events.push(["recovery", room, ok, position]),
+  onError: (error) => events.push(["error", error.code, error.room]),
+});
+await sleep(0);
+const one = FakeSocket.all[0];
+one.open();
+one.recv(welcome);
+client.join("r");
+const first = one.sent[0];
+one.recv({ t: "msg", room: "r", offset: 1, epoch: "e", data: "a" });  // before joined: held
+events.push(["held", events.length]);
+one.recv({ t: "joined", room: "r", recovered: false, offset: 1, epoch: "e", ref: first.ref });
+const b = { t: "msg", room: "r", offset: 2, epoch: "e", data: "b" };
+one.recv(b, b);  // the second copy is dropped by its offset
+one.drop(1006);
+await sleep(5);
+const two = FakeSocket.all[1];
+two.open();
+two.recv(welcome);
+const rejoin = two.sent[0];
+two.recv(
+  { t: "msg", room: "r", offset: 2, epoch: "e", data: "b" },  // replay overlap: dropped
+  { t: "msg", room: "r", offset: 3, epoch: "e", data: "c" },
+  { t: "joined", room: "r", recovered: true, offset: 3, epoch: "e", ref: rejoin.ref },
+);
+client.join("q");
+const refused = two.sent[1];
+two.recv({ t: "error", code: "rate_limited", message: "slow", ref: refused.ref });
+await sleep(5);
+const again = two.sent[2];
+two.drop(1012);
+await sleep(5);
+const three = FakeSocket.all[2];
+three.open();
+three.recv(welcome);
+const sinceR = three.sent.find((f) => f.room === "r");
+three.recv(
+  { t: "joined", room: "r", recovered: false, offset: 10, epoch: "e2", ref: sinceR.ref },
+  { t: "msg", room: "r", offset: 11, epoch: "e2", data: "d" },
+);
+console.log(JSON.stringify({ first, rejoin, refused, again, sinceR, events,
+  protocols: one.protocols, position: client.position("r") }));
+"""
+
+
+def test_a_session_rejoins_with_its_position_and_drops_what_it_saw() -> None:
+    """Against a fake socket: messages before "joined" are held, a copy with an offset
+    already seen is dropped, a reconnect rejoins with the last position and reports the
+    recovery, a rate-limited join is asked again, and a new epoch reports a failed one."""
+    done = subprocess.run(
+        [str(NODE), "--input-type=module", "-e", FLOW % json.dumps(SCRIPT.as_uri())],
+        capture_output=True,
+        text=True,
+        timeout=t(30),
+        check=True,
+    )
+    got = json.loads(done.stdout)
+    assert got["protocols"] == ["wshub.v1"]
+    assert got["first"] == {"t": "join", "room": "r", "since": None, "ref": got["first"]["ref"]}
+    assert got["rejoin"]["since"] == {"offset": 2, "epoch": "e"}
+    assert (got["refused"]["room"], got["again"]["room"]) == ("q", "q")
+    assert got["again"]["ref"] != got["refused"]["ref"]
+    assert got["sinceR"]["since"] == {"offset": 3, "epoch": "e"}
+    assert got["events"] == [
+        ["held", 0],
+        ["msg", "r", "a", 1],  # a first join: no recovery to tell
+        ["msg", "r", "b", 2],
+        ["recovery", "r", True, {"offset": 3, "epoch": "e"}],
+        ["msg", "r", "c", 3],
+        ["error", "rate_limited", "q"],
+        ["recovery", "r", False, {"offset": 10, "epoch": "e2"}],
+        ["msg", "r", "d", 11],
+    ]
+    assert got["position"] == {"offset": 11, "epoch": "e2"}

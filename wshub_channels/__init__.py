@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import Config, DropPolicy, Limits
 from .connection.consumer import HubConsumer, JsonHubConsumer
+from .connection.protocol import HubProtocolMixin, ProtocolHubConsumer
 from .core.history import HistoryMessage, HistoryPage, Position, Recovery
 from .core.listing import ClientInfo, ClusterPage, RoomEvent
 from .core.presence import NodeInfo
@@ -71,6 +72,7 @@ __all__ = [
     "HubDraining",
     "HubError",
     "HubNotStarted",
+    "HubProtocolMixin",
     "HubStopped",
     "HubTimeout",
     "InvalidFrame",
@@ -87,6 +89,7 @@ __all__ = [
     "NodeInfo",
     "NotInRoom",
     "Position",
+    "ProtocolHubConsumer",
     "RateLimitExceeded",
     "Recovery",
     "RoomEvent",

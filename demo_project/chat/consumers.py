@@ -2,21 +2,25 @@
 
 What it shows of ``wshub_channels``:
 
-- ``JsonHubConsumer`` hooks: ``on_connect`` sets the hub user id to the
-  nickname, ``on_json`` handles the page's requests, ``on_error`` turns a
-  rate-limit rejection (``WSHUB["LIMITS"]["max_message_rate"]``) into a
-  message on the page, ``before_room_join`` keeps the members room for
-  logged-in people.
-- Rooms: ``join_room``/``leave_room``, ``hub.broadcast_to_room``; cluster-wide
-  ``hub.cluster_clients(room=...)`` for "who is here" and
-  ``hub.cluster_clients(user_id=...)`` for nicknames in use.
-- Room presence events: ``room_presence`` opts every room in, and
-  ``on_room_presence`` tells the page who joined or left, on any node.
+- Client protocol v1 (``HubProtocolMixin``; the page uses ``wshub.js``):
+  joining, leaving and writing in rooms are protocol frames, so rooms carry
+  offsets, history (``WSHUB["HISTORY"]``) and recovery after a reconnect;
+  :meth:`on_room_send` turns a line into the chat's message; ``protocol_error``
+  words the refusals for people; presence events reach the page as
+  ``presence`` frames.
+- ``JsonHubConsumer`` hooks for the page's own requests (JSON without
+  ``"t"``): ``on_connect`` sets the hub user id to the nickname, ``on_json``
+  answers ``who``, ``rooms`` and ``dm``, ``on_error`` turns a rate-limit
+  rejection (``WSHUB["LIMITS"]["max_message_rate"]``) into a notice,
+  ``before_room_join`` keeps the members room for logged-in people.
+- Rooms: ``hub.broadcast_to_room``; cluster-wide ``hub.cluster_clients(room=...)``
+  for "who is here" and ``hub.cluster_clients(user_id=...)`` for nicknames in use.
+- Room presence events: ``room_presence`` opts every room in.
 - Direct messages: ``hub.send_to_user(nick, ...)`` reaches every tab of that
   person, on every node, and no one else.
 
 Limits (rooms per client, people per room, tabs per nickname) raise typed
-errors that become ``error`` objects with a ``code`` the page explains.
+errors that become ``error`` frames with a ``code`` the page explains.
 """
 
 from __future__ import annotations
@@ -27,16 +31,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from django.conf import settings
+
 from wshub_channels import (
-    AlreadyInRoom,
     ConnectionClosed,
-    HubError,
+    HubProtocolMixin,
     InvalidName,
     JsonHubConsumer,
     MaxRoomsReached,
     NotInRoom,
     RateLimitExceeded,
-    RoomEvent,
     RoomFull,
     Unauthorized,
 )
@@ -61,9 +65,10 @@ MAX_MEMBERS = 200
 Action = Callable[["ChatConsumer", dict[str, Any]], Awaitable[None]]
 
 
-class ChatConsumer(JsonHubConsumer):
+class ChatConsumer(HubProtocolMixin, JsonHubConsumer):  # type: ignore[misc]
     """A tab of one person: nickname from the session, any number of rooms."""
 
+    protocol_ping = getattr(settings, "DEMO_PING", 20.0)
     identity = Identity(None, None, None)
     rate_noticed = -RATE_NOTICE_EVERY  # when the page was last told it is rate limited
 
@@ -108,20 +113,42 @@ class ChatConsumer(JsonHubConsumer):
         return True  # every room tells its members who comes and goes
 
     async def before_room_join(self, room: str) -> None:
+        try:
+            if clean_room(room) != room:
+                raise ChatError("bad_room", "Room names are lower-case, without extra spaces.")
+        except ChatError as exc:
+            raise InvalidName(exc.message) from None
         if room == MEMBERS_ROOM and self.identity.login is None:
             raise Unauthorized(f"Room {room!r} is for logged-in people: log in first.")
 
-    async def on_room_presence(self, event: RoomEvent) -> None:
-        with contextlib.suppress(ConnectionClosed):  # this tab may be closing too
-            await self.send_json(
-                {
-                    "type": "presence",
-                    "room": event.room,
-                    "event": event.event,
-                    "id": event.client_id,
-                    "nick": event.user_id,
-                }
-            )
+    async def on_room_send(self, room: str, data: str) -> None:
+        """A line typed in ``room`` (a ``send`` frame): everyone there gets it, in order."""
+        if not self.in_room(room):
+            raise ChatError("not_in_room", f"Join {room!r} before writing there.")
+        message = {
+            "type": "message",
+            "room": room,
+            "from": self.user_id,
+            "login": self.identity.login,
+            "text": clean_text(data),
+        }
+        await self.hub.broadcast_to_room(room, dump_json(message))
+
+    def protocol_error(self, exc: BaseException, frame: Any) -> tuple[str, str]:
+        """The refusals of joins, leaves and lines, in the page's words."""
+        code, text = super().protocol_error(exc, frame)
+        room = getattr(frame, "room", None)
+        if isinstance(exc, ChatError):
+            return exc.code, exc.message
+        if isinstance(exc, RoomFull):
+            return code, f"Room {room!r} is full. Try another room."
+        if isinstance(exc, MaxRoomsReached):
+            return code, "You are in as many rooms as allowed: leave one first."
+        if isinstance(exc, NotInRoom):
+            return code, f"You are not in {room!r}."
+        if isinstance(exc, RateLimitExceeded):
+            return code, self._slow_down()
+        return code, text
 
     # -- requests ------------------------------------------------------------------
 
@@ -134,32 +161,8 @@ class ChatConsumer(JsonHubConsumer):
             await action(self, content)
         except ChatError as exc:
             await self.send_error(exc.code, exc.message, kind, content)
-        except (RoomFull, MaxRoomsReached, Unauthorized, NotInRoom, InvalidName) as exc:
-            await self.send_error(*_explain(exc, content), kind, content)
-
-    async def _join(self, content: dict[str, Any]) -> None:
-        room = clean_room(content.get("room"))
-        with contextlib.suppress(AlreadyInRoom):  # joining twice is harmless
-            await self.join_room(room)
-        await self.send_json({"type": "joined", "room": room, **await self._members(room)})
-
-    async def _leave(self, content: dict[str, Any]) -> None:
-        room = clean_room(content.get("room"))
-        await self.leave_room(room)
-        await self.send_json({"type": "left", "room": room})
-
-    async def _say(self, content: dict[str, Any]) -> None:
-        room = clean_room(content.get("room"))
-        if not self.in_room(room):
-            raise ChatError("not_in_room", f"Join {room!r} before writing there.")
-        message = {
-            "type": "message",
-            "room": room,
-            "from": self.user_id,
-            "login": self.identity.login,
-            "text": clean_text(content.get("text")),
-        }
-        await self.hub.broadcast_to_room(room, dump_json(message))
+        except InvalidName as exc:
+            await self.send_error("bad_request", str(exc), kind, content)
 
     async def _dm(self, content: dict[str, Any]) -> None:
         to = clean_nickname(content.get("to"))
@@ -207,33 +210,18 @@ class ChatConsumer(JsonHubConsumer):
             now = time.monotonic()
             if now - self.rate_noticed >= RATE_NOTICE_EVERY:
                 self.rate_noticed = now
-                rate = self.hub.limits.max_message_rate
-                text = f"Slow down: at most {rate:g} messages a second. That one was not sent."
-                await self.send_error("rate_limited", text)
+                await self.send_error("rate_limited", self._slow_down())
         elif isinstance(error, ValueError):
             await self.send_error("bad_request", "The server could not read that request.")
         else:  # the recovery middleware has logged it with its traceback
             await self.send_error("server_error", "Something went wrong on the server.")
 
-
-def _explain(exc: HubError, content: dict[str, Any]) -> tuple[str, str]:
-    """An error code and a sentence for an error the hub raised on purpose."""
-    room = content.get("room")
-    if isinstance(exc, RoomFull):
-        return "room_full", f"Room {room!r} is full. Try another room."
-    if isinstance(exc, MaxRoomsReached):
-        return "too_many_rooms", "You are in as many rooms as allowed: leave one first."
-    if isinstance(exc, Unauthorized):
-        return "login_required", str(exc)
-    if isinstance(exc, NotInRoom):
-        return "not_in_room", f"You are not in {room!r}."
-    return "bad_request", str(exc)
+    def _slow_down(self) -> str:
+        rate = self.hub.limits.max_message_rate
+        return f"Slow down: at most {rate:g} messages a second. That one was not sent."
 
 
 _ACTIONS: dict[str, Action] = {
-    "join": ChatConsumer._join,
-    "leave": ChatConsumer._leave,
-    "say": ChatConsumer._say,
     "dm": ChatConsumer._dm,
     "who": ChatConsumer._who,
     "rooms": ChatConsumer._rooms_now,

@@ -1,16 +1,19 @@
 """What the chat page and the server say to each other, and the rules on names (pure).
 
-The page sends JSON objects with a ``type``:
+The page speaks client protocol v1 through ``wshub.js``: rooms are joined,
+left and written in with the protocol's ``join``, ``leave`` and ``send``
+frames, and their lines come back as ``msg`` frames whose data is a
+``message`` object (below). The page's own requests are JSON objects with a
+``type`` (no ``"t"``):
 
-- ``{"type": "join", "room": R}``, ``{"type": "leave", "room": R}``;
-- ``{"type": "say", "room": R, "text": T}``: chat in a room the sender is in;
 - ``{"type": "dm", "to": NICK, "text": T}``: a direct message to every tab of NICK;
 - ``{"type": "who", "room": R}``: who is in a room, on every node;
 - ``{"type": "rooms"}``: the room list now.
 
-The server answers with ``hello``, ``rooms``, ``joined``, ``left``, ``who``,
-``message``, ``dm``, ``presence`` and ``error`` objects (see ``consumers.py``).
-Every ``error`` carries a stable ``code`` and a sentence for people.
+The server answers with ``hello``, ``rooms``, ``who``, ``dm`` and ``error``
+objects, and a line in a room is ``{"type": "message", "room", "from",
+"login", "text"}`` (see ``consumers.py``). Every ``error`` carries a stable
+``code`` and a sentence for people.
 """
 
 from __future__ import annotations

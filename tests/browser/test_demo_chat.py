@@ -172,7 +172,7 @@ def test_the_members_room_needs_a_login_and_shows_the_name(
     guest = people.enter(server.http_url, "guest", "lobby")
     guest.join("members")
     expect(guest.notice).to_contain_text("Room 'members' is for logged-in people: log in first.")
-    expect(guest.notice).to_have_attribute("data-code", "login_required")
+    expect(guest.notice).to_have_attribute("data-code", "unauthorized")  # the protocol's code
 
     member = people.enter(server.http_url, "adal", "lobby")
     member.page.click("#login-link")

@@ -3,8 +3,9 @@
 
 Each run plays a person without a browser: the page, the probes, the admin,
 picking a nickname (a form with its CSRF token, kept in the session cookie), then
-the chat WebSocket with that cookie: hello, the room list, join, say, and a
-refused join of the members room.
+the chat WebSocket with that cookie, speaking client protocol v1 as the page's
+wshub.js does: hello, the room list, join, who, send, and a refused join of
+the members room.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
-from websockets.typing import Origin
+from websockets.typing import Origin, Subprotocol
 
 from tests.rig.demo import DEMO_APP, demo_env, migrate, start_runserver
 from tests.rig.servers import AsgiServer, StartAsgiServer
@@ -92,13 +93,28 @@ class Browserless:
         return "; ".join(f"{c.name}={c.value}" for c in self.jar)
 
 
+def frames(ws: ClientConnection) -> list[dict[str, Any]]:
+    """The objects of the next text frame, as the page sees them: a ``msg`` frame's data
+    is the chat's own object; pings are answered."""
+    found = []
+    for line in str(ws.recv(timeout=t(10))).split("\n"):
+        obj = json.loads(line)
+        if obj.get("t") == "ping":
+            ws.send('{"t":"pong"}')
+        elif obj.get("t") == "msg":
+            found.append(json.loads(obj["data"]))
+        else:
+            found.append(obj)
+    return found
+
+
 def receive(ws: ClientConnection, kind: str) -> dict[str, Any]:
-    """The next message of type ``kind`` (others, like room lists and presence, are skipped)."""
+    """The next object whose "type" (the chat's) or "t" (the protocol's) is ``kind``
+    (others, like room lists and presence, are skipped)."""
     while True:
-        for line in str(ws.recv(timeout=t(10))).split("\n"):
-            msg = json.loads(line)
-            if msg["type"] == kind:
-                return msg  # type: ignore[no-any-return]
+        for msg in frames(ws):
+            if msg.get("type", msg.get("t")) == kind:
+                return msg
 
 
 @pytest.mark.parametrize("server", KINDS, indirect=True)
@@ -120,16 +136,18 @@ def test_the_demo_serves_pages_probes_and_the_chat(server: AsgiServer) -> None:
         hello = receive(ws, "hello")
         assert hello["nick"] == nick
         assert {"lobby", "members", "random"} <= {r["name"] for r in receive(ws, "rooms")["rooms"]}
-        ws.send(json.dumps({"type": "join", "room": "lobby"}))
-        joined = receive(ws, "joined")
-        assert [m["nick"] for m in joined["members"]] == [hello["nick"]]
-        ws.send(json.dumps({"type": "say", "room": "lobby", "text": "<b>hi</b>"}))
+        ws.send(json.dumps({"t": "join", "room": "lobby", "since": None, "ref": "1"}))
+        assert receive(ws, "joined")["ref"] == "1"
+        ws.send(json.dumps({"type": "who", "room": "lobby"}))
+        assert [m["nick"] for m in receive(ws, "who")["members"]] == [hello["nick"]]
+        ws.send(json.dumps({"t": "send", "room": "lobby", "data": "<b>hi</b>", "ref": "2"}))
         assert receive(ws, "message")["text"] == "<b>hi</b>"
-        ws.send(json.dumps({"type": "join", "room": "members"}))
-        assert receive(ws, "error")["code"] == "login_required"
+        ws.send(json.dumps({"t": "join", "room": "members", "ref": "3"}))
+        refused = receive(ws, "error")
+        assert (refused["code"], refused["ref"]) == ("unauthorized", "3")
         metrics = person.get("/metrics")[1]
         assert "wshub_connections_active 1.0" in metrics
-        assert "wshub_messages_received_total 3.0" in metrics  # join, say, join
+        assert "wshub_messages_received_total 4.0" in metrics  # join, who, send, join
 
 
 def chat_socket(server: AsgiServer, person: Browserless) -> ClientConnection:
@@ -138,6 +156,7 @@ def chat_socket(server: AsgiServer, person: Browserless) -> ClientConnection:
         server.ws_url("/ws/chat/"),
         origin=Origin(server.http_url),
         additional_headers=headers,
+        subprotocols=[Subprotocol("wshub.v1")],
         proxy=None,
     )
 
@@ -155,7 +174,7 @@ def closed_with(ws: ClientConnection) -> tuple[int | None, list[dict[str, Any]]]
     seen: list[dict[str, Any]] = []
     with contextlib.suppress(ConnectionClosed):
         while True:
-            seen.extend(json.loads(line) for line in str(ws.recv(timeout=t(10))).split("\n"))
+            seen.extend(frames(ws))
     return ws.close_code, seen
 
 
@@ -171,8 +190,8 @@ def test_two_people_who_picked_one_nickname_at_once_the_later_connection_gives_w
         with chat_socket(server, second) as refused:
             code, seen = closed_with(refused)
         assert code == 4409
-        assert [m["code"] for m in seen if m["type"] == "error"] == ["nickname_taken"]
-        kept.send(json.dumps({"type": "join", "room": "lobby"}))
+        assert [m["code"] for m in seen if m.get("type") == "error"] == ["nickname_taken"]
+        kept.send(json.dumps({"t": "join", "room": "lobby", "ref": "1"}))
         assert receive(kept, "joined")["room"] == "lobby"  # the first one is unharmed
 
 
@@ -186,7 +205,7 @@ def test_tabs_of_one_nickname_are_limited_per_node(server: AsgiServer) -> None:
         with chat_socket(server, person) as ninth:
             code, seen = closed_with(ninth)
         assert code == 4013
-        assert not [m for m in seen if m["type"] == "hello"]
+        assert not [m for m in seen if m.get("type") == "hello"]
 
 
 @pytest.mark.parametrize("server", ["daphne", "uvicorn"], indirect=True)
@@ -200,10 +219,11 @@ def test_a_chat_line_with_a_lone_surrogate_reaches_nobody_and_the_room_carries_o
     with chat_socket(server, writer) as ws_w, chat_socket(server, reader) as ws_r:
         for ws in (ws_w, ws_r):
             receive(ws, "hello")
-            ws.send(json.dumps({"type": "join", "room": "lobby"}))
+            ws.send(json.dumps({"t": "join", "room": "lobby", "ref": "1"}))
             receive(ws, "joined")
-        ws_w.send(json.dumps({"type": "say", "room": "lobby", "text": "x\ud800"}))
-        assert receive(ws_w, "error")["code"] == "bad_request"
-        ws_w.send(json.dumps({"type": "say", "room": "lobby", "text": "next"}))
+        ws_w.send(json.dumps({"t": "send", "room": "lobby", "data": "x\ud800", "ref": "2"}))
+        refused = receive(ws_w, "error")
+        assert (refused["code"], refused["ref"]) == ("bad_frame", "2")
+        ws_w.send(json.dumps({"t": "send", "room": "lobby", "data": "next", "ref": "3"}))
         assert receive(ws_r, "message")["text"] == "next"
         assert receive(ws_w, "message")["text"] == "next"

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, Protocol, get_args
 
@@ -38,6 +38,7 @@ __all__ = [
     "manage",
     "pid_exists",
     "port_accepts",
+    "restart_asgi_server",
     "scratch_dir",
     "server_env",
     "spawn",
@@ -366,6 +367,42 @@ def start_asgi_server(
             f"{kind} serving {app} on port {port} {reason}.\n--- tail of {log_path} ---\n{log}"
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def restart_asgi_server(
+    server: AsgiServer,
+    env: dict[str, str] | None = None,
+    *,
+    down_for: float = 0.0,
+    kill: bool = False,
+    while_down: Callable[[], object] | None = None,
+) -> float:
+    """Stop ``server`` (SIGTERM, which drains; SIGKILL with ``kill``), call ``while_down``,
+    keep its port closed until ``down_for`` seconds after the stop, then start the same
+    command on the same port, in the environment ``env``.
+
+    Returns the monotonic time the new process accepted connections; raises
+    :class:`ServerStartError` if it does not within 30 units.
+    """
+    if kill:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server.pid, signal.SIGKILL)
+    server.stop(grace=t(10))
+    deadline = Deadline(down_for)
+    if while_down is not None:
+        while_down()
+    while not deadline.expired():
+        time.sleep(deadline.sleep_interval())
+    argv = asgi_command(server.kind, server.app, server.port)
+    server.process = spawn(argv, log_path=server.log_path, env=server_env(env), cwd=REPO_ROOT)
+    started = Deadline(t(30))
+    while server.process.poll() is None and not started.expired():
+        if port_accepts(server.port, timeout=t(0.5)):
+            return time.monotonic()
+        time.sleep(started.sleep_interval())
+    log = tail_text(server.log_path)
+    server.stop(grace=t(2))
+    raise ServerStartError(f"{server.kind} did not restart on port {server.port}:\n{log}")
 
 
 def manage(

@@ -170,6 +170,7 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
                 self._overflow_disconnect,
                 detect(self.base_send) if config.direct_writes else None,
             )
+            await self._before_register()
             await connections.register(self, self._outbound, self._slot)  # the slot: the client
         finally:
             if self._slot is not None:
@@ -183,6 +184,10 @@ class HubConsumer(HubClient, AsyncWebsocketConsumer):  # type: ignore[misc]
             # The limit became known only after accept: close with 1013 (try again later).
             logger.info("closing %s after accept: %s", self.id, exc)
             await self.close(CLOSE_TRY_AGAIN, "connection limit")
+
+    async def _before_register(self) -> None:
+        """Accepted, the outbound queue is up, not yet reachable through the hub: the
+        protocol mixin sets ``framed`` and queues its ``welcome`` here. Must not raise."""
 
     async def _refuse(self, exc: Exception) -> NoReturn:
         """Refuse the handshake: count it, free the channel and its groups, close (403,

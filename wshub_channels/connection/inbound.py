@@ -78,6 +78,16 @@ class Inbound:
 
     async def receive(self, data: Data) -> None:
         """Handle one frame from the client (see the module doc for the steps)."""
+        if await self.admit(data):
+            await self.handle(data)
+
+    async def admit(self, data: Data) -> bool:
+        """Steps 1 to 3 (size, counting, rate limit): True when the frame may be handled.
+
+        False when it was refused: over ``max_message_size`` (the connection is
+        closing) or over a rate limit (reported; closing under ``close_on_rate_limit``).
+        The client protocol's own frames take only these steps.
+        """
         client, policy = self._client, self._policy
         size = frame_size(data)
         metrics = policy.metrics
@@ -85,7 +95,7 @@ class Inbound:
             metrics.increment_errors("message_too_big")
             _error_log.warning("closing %s: %d-byte frame over max_message_size", client.id, size)
             await client.close(CLOSE_TOO_BIG, "message too big")
-            return
+            return False
         now = client.last_seen = clock()
         client.messages_in += 1
         metrics.increment_messages_received()
@@ -93,7 +103,12 @@ class Inbound:
         limiter = self._limiter
         if limiter is not None and not limiter.allow(size, now):
             await self._rate_limited(RateLimitExceeded("rate limit exceeded"))
-            return
+            return False
+        return True
+
+    async def handle(self, data: Data) -> None:
+        """Steps 4 to 6 (hooks, middleware and handlers, the signal) for an admitted frame."""
+        client, policy = self._client, self._policy
         msg = Message(data, client.channel_name)
         hooks = policy.hooks
         try:

@@ -22,9 +22,9 @@ export interface JoinedFrame {
   t: "joined";
   room: string;
   recovered: boolean;
-  /** Only for rooms with history. */
-  offset?: number;
-  epoch?: string;
+  /** The room's position; null for rooms without history. */
+  offset: number | null;
+  epoch: string | null;
   ref: string | null;
 }
 
@@ -37,14 +37,18 @@ export interface LeftFrame {
 export interface PresenceFrame {
   t: "presence";
   room: string;
-  event: "join" | "leave";
+  event: "joined" | "left";
   client: string;
   user: string | null;
+  node: string;
 }
 
 export interface ErrorFrame {
   t?: "error";
-  /** A stable code: "bad_frame", "bad_request", "room_full", "token_provider_failed", ... */
+  /**
+   * A stable code: "bad_frame", "room_full", "max_rooms", "unauthorized", "invalid_name",
+   * "already_in_room", "not_in_room", "rate_limited", "server_error", "token_provider_failed"...
+   */
   code: string;
   message: string;
   ref: string | null;
@@ -153,6 +157,8 @@ export const PROTOCOL: "wshub.v1";
 export const TOKEN_PREFIX: "wshub.token.";
 export const TOKEN_EXPIRED: 4419;
 export const RETRY_CODES: ReadonlySet<number>;
+/** Join refusals that are asked again after a backoff delay ("rate_limited", ...). */
+export const TRANSIENT_ERRORS: ReadonlySet<string>;
 export function closeAction(code: number): CloseAction;
 export function backoffDelay(
   attempt: number,

@@ -5,10 +5,8 @@
 // given), reconnects by itself with full-jitter exponential backoff, answers the server's pings and
 // drops a connection that stays silent, rejoins its rooms after a reconnect asking for what it
 // missed since the last offset it saw in each room, and tells the page whether the room could be
-// recovered. Types: wshub.d.ts beside this file.
-//
-// Status: the server side of protocol v1 (a consumer mixin and room history) is not part of
-// this release yet; this client is tested on its own (close codes, backoff, frame splitting).
+// recovered. Types: wshub.d.ts beside this file. The server side is HubProtocolMixin
+// (wshub_channels.connection.protocol); the frames are described in wshub_channels.core.protocol.
 
 /** The subprotocol of client protocol v1. */
 export const PROTOCOL = "wshub.v1";
@@ -28,6 +26,11 @@ export const RETRY_CODES = Object.freeze(
 
 /** The close code this client uses when it drops a silent connection itself. */
 const LOCAL_DROP = 4000;
+/**
+ * Error codes that refuse a join for now, not for good (a rejoin storm over the rate limit, a
+ * busy bus): the join is asked again after a backoff delay instead of dropping the room.
+ */
+export const TRANSIENT_ERRORS = Object.freeze(new Set(["rate_limited", "timeout", "unavailable"]));
 
 /**
  * What to do after the server closed with `code`.
@@ -389,6 +392,7 @@ export class WshubClient {
     const buffered = sub.buffer || [];
     sub.buffer = null;
     sub.joined = true;
+    sub.retries = 0;
     const recovering = sub.recovering;
     sub.everJoined = true;
     const position = positionOf(frame);
@@ -426,6 +430,15 @@ export class WshubClient {
       // The server had put the client in the room itself: joined, but nothing was replayed.
       this._joined({ t: "joined", room: asked.room, recovered: false, ref: frame.ref }, asked);
       return;
+    } else if (asked && sub && asked.kind === "join" && TRANSIENT_ERRORS.has(frame.code)) {
+      sub.buffer = null;  // asked again later, on this connection or the next one
+      const socket = this._socket;
+      sub.retries = (sub.retries || 0) + 1;
+      const delay = backoffDelay(sub.retries, { random: this.options.random });
+      setTimeout(() => {
+        if (this._socket === socket && this.state === "open" && this._rooms.get(asked.room) === sub
+            && !sub.joined && !sub.leaving && !sub.buffer) this._sendJoin(asked.room, sub);
+      }, delay);
     } else if (asked && sub && asked.kind === "join") {
       this._rooms.delete(asked.room);  // refused: the room is not rejoined either
       const error = Object.assign(new Error(frame.message || frame.code), { frame });
@@ -452,7 +465,8 @@ export class WshubClient {
     return new Promise((resolve, reject) => {
       let sub = this._rooms.get(room);
       if (sub && sub.joined && !sub.leaving) {
-        resolve({ t: "joined", room, recovered: true, ...(sub.position || {}), ref: null });
+        const position = sub.position || { offset: null, epoch: null };
+        resolve({ t: "joined", room, recovered: true, ...position, ref: null });
         return;
       }
       if (!sub) {
