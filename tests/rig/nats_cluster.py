@@ -16,8 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .brokers import NATS_MAX_PAYLOAD, ServerHandle, find_nats_server, nats_answers
-from .servers import LOCALHOST, free_port, scratch_dir
+from .brokers import NATS_MAX_PAYLOAD, BrokerError, ServerHandle, find_nats_server, nats_answers
+from .servers import LOCALHOST, free_ports, scratch_dir
 from .timing import Deadline, t
 
 __all__ = ["NatsCluster", "start_nats_cluster"]
@@ -61,11 +61,25 @@ def _config(name: str, client_port: int, route_port: int, monitor: int, peers: l
 
 
 def start_nats_cluster(size: int = 3, *, binary: str | None = None) -> NatsCluster:
-    """Start ``size`` routed nats-servers on free ports and wait for the full mesh."""
+    """Start ``size`` routed nats-servers on free ports and wait for the full mesh; tried
+    up to three times (a port another process took between the pick and the start)."""
     binary = binary or find_nats_server()
-    client_ports = [free_port() for _ in range(size)]
-    route_ports = [free_port() for _ in range(size)]
-    monitor_ports = [free_port() for _ in range(size)]
+    for attempt in range(1, 4):
+        try:
+            return _start_cluster(size, binary)
+        except (BrokerError, TimeoutError):
+            if attempt == 3:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _start_cluster(size: int, binary: str) -> NatsCluster:
+    ports = free_ports(3 * size)
+    client_ports, route_ports, monitor_ports = (
+        ports[:size],
+        ports[size : 2 * size],
+        ports[2 * size :],
+    )
     servers: list[ServerHandle] = []
     for index in range(size):
         workdir = scratch_dir(f"wshub-nats-cluster{index}-")

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from .brokers import BrokerError, ServerHandle, redis_answers
-from .servers import LOCALHOST, free_port, scratch_dir
+from .servers import LOCALHOST, free_ports, scratch_dir
 from .timing import Deadline, t
 
 __all__ = [
@@ -237,18 +237,9 @@ def start_redis_cluster(binary: str | None = None, replicas: bool = True) -> Red
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _distinct_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 def _start_cluster(binary: str, replicas: bool) -> RedisCluster:
     size = 6 if replicas else 3
-    ports = _distinct_ports(2 * size)
+    ports = free_ports(2 * size)
     for client_port, bus_port in zip(ports[:size], ports[size:], strict=True):
         _bus_ports[client_port] = bus_port
     servers = [

@@ -75,6 +75,16 @@ def free_port(host: str = LOCALHOST) -> int:
         return port
 
 
+def free_ports(count: int, host: str = LOCALHOST) -> list[int]:
+    """``count`` distinct ports free on ``host`` right now (the OS may hand one out twice)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port(host)
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def port_accepts(port: int, host: str = LOCALHOST, timeout: float | None = None) -> bool:
     """True if a TCP connection to ``host:port`` succeeds within ``timeout`` seconds."""
     try:
