@@ -37,8 +37,6 @@ from tests.rig.servers import AsgiServer, StartAsgiServer
 from tests.rig.timing import async_wait_until
 from wshub_channels.testing import scaled
 
-pytestmark = pytest.mark.integration
-
 BUDGET = 1024 * 1024  # send_queue_bytes
 SIZE = 4096  # bytes per message
 PERIOD = 0.05  # one broadcast every 50 ms (the receivers share the test process)
@@ -115,7 +113,12 @@ async def stuck_client_run(asgi_server: StartAsgiServer, clients: int) -> None:
         await asyncio.sleep(0.5)
         base_rss = rss(server.pid)
         sent_clean = await broadcast_for(sender, PHASE, "clean")
-        await asyncio.sleep(0.5)
+        await async_wait_until(
+            lambda: len(latencies["clean"]) >= clients * sent_clean,
+            scaled(10),
+            interval=0.05,
+            what="every clean-phase delivery",
+        )
         rss_without = rss(server.pid)
 
         stuck = await StalledClient(url).open()
@@ -136,7 +139,11 @@ async def stuck_client_run(asgi_server: StartAsgiServer, clients: int) -> None:
         sampler = asyncio.create_task(sample())
         sent_both = await broadcast_for(sender, 2 * PHASE, "", stuck=stuck.id)
         sent_with = sent_both // 2
-        await asyncio.sleep(0.5)
+
+        def all_in() -> bool:  # every receiver has every message (bounded wait)
+            return len(latencies["without"]) + len(latencies["with"]) >= clients * sent_both
+
+        await async_wait_until(all_in, scaled(10), interval=0.05, what="every delivery")
         sampler_stop.set()
         await sampler
         after = await sender.call("lookup")
@@ -178,6 +185,7 @@ async def stuck_client_run(asgi_server: StartAsgiServer, clients: int) -> None:
     server.stop()
 
 
+@pytest.mark.integration
 async def test_a_stuck_client_among_200_stays_within_its_byte_budget(
     asgi_server: StartAsgiServer,
 ) -> None:
@@ -192,6 +200,7 @@ async def test_a_stuck_client_among_1000_stays_within_its_byte_budget(
     await stuck_client_run(asgi_server, 1000)
 
 
+@pytest.mark.integration
 async def test_a_client_reading_one_byte_a_second_is_cut_by_write_timeout(
     asgi_server: StartAsgiServer,
 ) -> None:
