@@ -103,6 +103,8 @@ async def test_a_killed_node_is_evicted_and_its_client_recovers_elsewhere(
     finally:
         await stream.stop()
         await survivor.stop()
+        for peer in doomed:  # their node is gone: drop the sockets, no closing handshake
+            peer.ws.transport.abort()
     figure(
         f"{kind} node SIGKILL (presence interval {BEAT:.2f}s): evicted after {evicted[0]:.2f}s "
         f"(daphne) {evicted[1]:.2f}s (uvicorn) = {max(evicted) / BEAT:.1f} intervals; longest "
@@ -113,5 +115,6 @@ async def test_a_killed_node_is_evicted_and_its_client_recovers_elsewhere(
     assert gap < scaled(0.5)
     for peer in (*controls, survivor.peer, stream.peer):
         await peer.close()
+
     for node in nodes:
         node.stop()
