@@ -106,6 +106,9 @@ async def run_soak(asgi_server: StartAsgiServer, redis_url: str, n: int, seconds
         await asyncio.sleep(2.0)  # closes and beats settle on the server
         sizes: dict[str, int] = await control.call("sizes")
         sizes["rss"] = rss(server.pid)
+        mine = [a.peer.id for a in actors if a.peer is not None and a.url == url]
+        depths = await control.call("queued", clients=mine)
+        sizes["queued_frames"] = sum(d or 0 for d in depths.values())
         running.set()
         return sizes
 
