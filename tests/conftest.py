@@ -31,7 +31,7 @@ from tests.rig.servers import AsgiKind, AsgiServer, StartAsgiServer, start_asgi_
 NOFILE_CAP = 65536
 
 #: Every test belongs to at least one tier; unmarked tests are ``unit``.
-TIER_MARKERS = ("unit", "integration", "slow")
+TIER_MARKERS = ("unit", "integration", "slow", "soak")
 
 
 def raise_nofile_limit(cap: int = NOFILE_CAP) -> tuple[int, int]:

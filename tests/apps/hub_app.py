@@ -8,6 +8,7 @@ Anything else the server sends is a delivery under test.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
 from dataclasses import asdict
@@ -240,6 +241,8 @@ class ControlConsumer(JsonHubConsumer):
             return HUB_ERRORS
         if op == "layer_stats":
             return hub.layer.stats.snapshot()
+        if op == "sizes":  # internal table sizes and task count, for the soak's growth check
+            return _sizes(hub)
         if op == "unencodable":
             # Past the hub's own check, straight to the server: a write it must refuse.
             assert self._outbound is not None
@@ -249,6 +252,18 @@ class ControlConsumer(JsonHubConsumer):
         if op == "json":
             return dump_json({"ok": True})
         raise ValueError(f"unknown op {op}")
+
+
+def _sizes(hub: Any) -> dict[str, int]:
+    layer = hub.layer
+    sizes = {"registry": hub.client_count(), "tasks": len(asyncio.all_tasks())}
+    sizes.update(layer.sizes() if hasattr(layer, "sizes") else {})
+    peers = hub.heartbeat.table._peers.values()
+    sizes["presence_nodes"] = len(hub.heartbeat.table)
+    sizes["presence_rooms"] = sum(len(peer.rooms) for peer in peers)
+    inbox = getattr(getattr(layer, "bus", None), "inbox", None)
+    sizes["requests"] = len(getattr(inbox, "_pending", ()))
+    return sizes
 
 
 def _paths(client: Any) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ Everything records into ``EVENTS`` (per server process); the consumer's
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -166,6 +167,8 @@ for _name in (
     "node_joined",
     "node_left",
 ):
+    if os.environ.get("WSHUB_TEST_RECORD_SIGNALS") == "0":
+        break  # a long run (the soak): EVENTS would grow with every signal
     for _receiver in (_sync_receiver(_name), _async_receiver(_name)):
         _RECEIVERS.append(_receiver)  # keep a strong reference
         getattr(signals, _name).connect(_receiver)
