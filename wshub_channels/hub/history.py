@@ -234,7 +234,7 @@ class RoomHistory:
 
         self._in_turn(finish)
         metrics.increment_history("recovered" if recovered else "not_recovered")
-        return Recovery(recovered, sequence.position or page.position, len(replay))
+        return Recovery(recovered, page.position, len(replay))  # since + replayed, in step
 
     def _untap(self, room: str, client_id: str) -> list[Tapped]:
         taps = self.taps.get(room)

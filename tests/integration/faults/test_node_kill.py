@@ -43,7 +43,7 @@ async def test_a_killed_node_is_evicted_and_its_client_recovers_elsewhere(
         asgi_server(server, APP, node_env(bus, prefix, n, HISTORY=HISTORY))  # type: ignore[arg-type]
         for n, server in enumerate(("daphne", "daphne", "uvicorn"))
     ]
-    room = "hist.k" if kind == "redis" else "k"  # NATS keeps no room history
+    room = "hist.k"
     controls = [await Peer.open(node.ws_url("/ws/control/")) for node in (nodes[0], nodes[2])]
     doomed = [await Peer.open(nodes[1].ws_url(f"/ws/control/?rooms={room}")) for _ in range(3)]
     survivor = Listener(await Peer.open(nodes[2].ws_url(f"/ws/control/?rooms={room}")))
@@ -61,11 +61,7 @@ async def test_a_killed_node_is_evicted_and_its_client_recovers_elsewhere(
                 lambda c=control: counted(c, 7, 4), 6 * BEAT, interval=BEAT / 10, what="counts"
             )
         await asyncio.sleep(0.3)
-        seen = (
-            (await controls[1].call("history", room=room, limit=0))["position"]
-            if kind == "redis"
-            else None
-        )
+        seen = (await controls[1].call("history", room=room, limit=0))["position"]
         killed_at = time.monotonic()
         os.kill(nodes[1].pid, signal.SIGKILL)
         evicted: list[float] = []
@@ -88,18 +84,17 @@ async def test_a_killed_node_is_evicted_and_its_client_recovers_elsewhere(
             )
         )
 
-        recovered = None
-        if seen is not None:  # a member of the dead node reconnects to a survivor
-            back = await Peer.open(nodes[2].ws_url("/ws/control/"))
-            recovered = await back.call("join_room", room=room, since=seen)
-            at = recovered["position"]  # where the join caught up (traffic goes on)
-            assert recovered["recovered"] is True and at[1] == seen[1]
-            assert recovered["replayed"] == at[0] - seen[0] > 0
-            replayed = [await back.next(5) for _ in range(recovered["replayed"])]
-            accepted = [text for text, _, outcome in stream.outcomes if outcome == "ok"]
-            start = accepted.index(replayed[0])
-            assert replayed == accepted[start : start + len(replayed)]
-            await back.close()
+        # a member of the dead node reconnects to a survivor
+        back = await Peer.open(nodes[2].ws_url("/ws/control/"))
+        recovered = await back.call("join_room", room=room, since=seen)
+        at = recovered["position"]  # where the join caught up (traffic goes on)
+        assert recovered["recovered"] is True and at[1] == seen[1]
+        assert recovered["replayed"] == at[0] - seen[0] > 0
+        replayed = [await back.next(5) for _ in range(recovered["replayed"])]
+        accepted = [text for text, _, outcome in stream.outcomes if outcome == "ok"]
+        start = accepted.index(replayed[0])
+        assert replayed == accepted[start : start + len(replayed)]
+        await back.close()
     finally:
         await stream.stop()
         await survivor.stop()

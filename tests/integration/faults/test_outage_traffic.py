@@ -72,12 +72,11 @@ async def test_outage_under_steady_traffic_loses_nothing_unaccounted(
 
         await async_wait_until(flowing, scaled(5), interval=0.02, what="cross-node traffic")
         left_at = [0, ""]
-        if kind == "redis":  # the NATS layer keeps no room history (HistoryUnavailable)
-            await member.call("join_room", room="hist.feed", since=None)
-            await asyncio.sleep(0.3)
-            page = await member.call("history", room="hist.feed", limit=0)
-            left_at = page["position"]
-            await member.call("leave_room", room="hist.feed")
+        await member.call("join_room", room="hist.feed", since=None)
+        await asyncio.sleep(0.3)
+        page = await member.call("history", room="hist.feed", limit=0)
+        left_at = page["position"]
+        await member.call("leave_room", room="hist.feed")
 
         down_at = time.monotonic()
         await asyncio.to_thread(broker.stop)
@@ -155,24 +154,23 @@ async def test_outage_under_steady_traffic_loses_nothing_unaccounted(
         assert lst.peer.ws.close_code is None  # every socket survived the outage
 
     # The history member comes back with the position it left at.
-    if kind == "redis":
-        accepted = [text for text, _sent, outcome in hist.outcomes if outcome == "ok"]
-        offset, epoch = left_at
-        rejoin = await member.call("join_room", room="hist.feed", since=[offset, epoch])
-        now = await member.call("history", room="hist.feed", limit=0)
-        if rejoin["recovered"]:
-            assert rejoin["replayed"] == now["position"][0] - offset, (rejoin, now)
-            assert now["position"][1] == epoch
-            replayed = [await member.next(5) for _ in range(rejoin["replayed"])]
-            assert replayed == accepted[len(accepted) - len(replayed) :], replayed[:5]
-        else:  # the private Redis keeps nothing on disk: it restarted empty, a new epoch
-            assert now["position"][1] != epoch and rejoin["replayed"] == 0
-            assert rejoin["position"] == now["position"]
-        figure(
-            f"{kind} outage, history member left at offset {offset}: rejoin "
-            f"recovered={rejoin['recovered']} replayed={rejoin['replayed']} new offset "
-            f"{now['position'][0]} ({len(accepted)} accepted of {len(hist.outcomes)} sent)"
-        )
+    accepted = [text for text, _sent, outcome in hist.outcomes if outcome == "ok"]
+    offset, epoch = left_at
+    rejoin = await member.call("join_room", room="hist.feed", since=[offset, epoch])
+    now = await member.call("history", room="hist.feed", limit=0)
+    if rejoin["recovered"]:
+        assert rejoin["replayed"] == now["position"][0] - offset, (rejoin, now)
+        assert now["position"][1] == epoch
+        replayed = [await member.next(5) for _ in range(rejoin["replayed"])]
+        assert replayed == accepted[len(accepted) - len(replayed) :], replayed[:5]
+    else:  # the broker restarted without the room's state: a new epoch
+        assert now["position"][1] != epoch and rejoin["replayed"] == 0
+        assert rejoin["position"] == now["position"]
+    figure(
+        f"{kind} outage, history member left at offset {offset}: rejoin "
+        f"recovered={rejoin['recovered']} replayed={rejoin['replayed']} new offset "
+        f"{now['position'][0]} ({len(accepted)} accepted of {len(hist.outcomes)} sent)"
+    )
     for peer in (*senders, member, hist_sender, *(lst.peer for lst in listeners)):
         await peer.close()
     for node in nodes:
