@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from wshub_channels.errors import ForeignChannel, HubError, LayerClosed
-from wshub_channels.layers import InMemoryHubLayer
+from wshub_channels.layers import HubLayer, InMemoryHubLayer, RedisHubLayer
 from wshub_channels.testing import scaled
 
-pytestmark = pytest.mark.unit
+#: ``make(bus)``: a layer; layers made with one ``bus`` name share a broker.
+Make = Callable[..., HubLayer]
 
 
-async def test_foreign_channel_names_the_channel_and_its_node() -> None:
+@pytest.fixture(params=["memory", pytest.param("redis-cluster", marks=pytest.mark.integration)])
+def make(request: pytest.FixtureRequest) -> Make:
+    """The in-memory layer, and RedisHubLayer on a Redis Cluster (3 masters)."""
+    if request.param == "memory":
+        return lambda bus=None: InMemoryHubLayer(bus=bus) if bus else InMemoryHubLayer()
+    cluster: Any = request.getfixturevalue("redis_cluster")
+    prefix = f"sem{uuid.uuid4().hex[:8]}"
+    return lambda bus=None: RedisHubLayer(hosts=[cluster.url], prefix=prefix)
+
+
+async def test_foreign_channel_names_the_channel_and_its_node(make: Make) -> None:
     """ForeignChannel is a HubError and a ValueError naming the channel and its owner."""
-    mine, theirs = InMemoryHubLayer(), InMemoryHubLayer()
+    mine, theirs = make(), make()
     channel = await theirs.new_channel()
     with pytest.raises(ForeignChannel) as caught:
         await mine.receive(channel)
@@ -26,10 +40,10 @@ async def test_foreign_channel_names_the_channel_and_its_node() -> None:
     await theirs.close()
 
 
-async def test_reserved_key_is_refused_before_anything_is_published() -> None:
+async def test_reserved_key_is_refused_before_anything_is_published(make: Make) -> None:
     """group_send with __asgi_channel__ raises before the bus sees a publish."""
-    layer = InMemoryHubLayer(bus="semantics-reserved")
-    peer = InMemoryHubLayer(bus="semantics-reserved")
+    layer = make("semantics-reserved")
+    peer = make("semantics-reserved")
     channel = await peer.new_channel()
     await peer.group_add("g", channel)
     with pytest.raises(ValueError, match="__asgi_channel__"):
@@ -40,9 +54,9 @@ async def test_reserved_key_is_refused_before_anything_is_published() -> None:
     await peer.close()
 
 
-async def test_a_caller_cancelling_its_receive_still_sees_cancelled_error() -> None:
+async def test_a_caller_cancelling_its_receive_still_sees_cancelled_error(make: Make) -> None:
     """Only close() turns a wait into LayerClosed; the caller's own cancel stays a cancel."""
-    layer = InMemoryHubLayer()
+    layer = make()
     for channel in (await layer.new_channel(), "semantics.normal"):
         waiter = asyncio.ensure_future(layer.receive(channel))
         await asyncio.sleep(0)
@@ -52,9 +66,9 @@ async def test_a_caller_cancelling_its_receive_still_sees_cancelled_error() -> N
     await layer.close()
 
 
-async def test_close_from_another_thread_ends_a_receive_here() -> None:
+async def test_close_from_another_thread_ends_a_receive_here(make: Make) -> None:
     """A close() made on another thread's loop ends receives waiting on this loop."""
-    layer = InMemoryHubLayer()
+    layer = make()
     channel = await layer.new_channel()
     waiters = [
         asyncio.ensure_future(layer.receive(channel)),
