@@ -29,6 +29,7 @@ __all__ = [
     "ResponseError",
     "aioredis",
     "build_client",
+    "delete_matching",
     "info_field",
     "key_slot",
     "safe_host",
@@ -166,3 +167,15 @@ def build_cluster_client(
     }
     startup = [ClusterNode(name, port) for name, port in dict.fromkeys(nodes)]
     return aioredis.RedisCluster(startup_nodes=startup, **kwargs)
+
+
+async def delete_matching(client: Any, pattern: str, batch_size: int = 500) -> None:
+    """Delete every key matching the glob ``pattern`` (SCAN, then DEL in batches)."""
+    batch: list[bytes] = []
+    async for key in client.scan_iter(match=pattern, count=batch_size):
+        batch.append(key)
+        if len(batch) >= batch_size:
+            await client.delete(*batch)
+            batch.clear()
+    if batch:
+        await client.delete(*batch)

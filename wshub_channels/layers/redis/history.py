@@ -61,7 +61,7 @@ from ...errors import BusUnavailable
 from ..historystore import HistoryStore
 from ..homeloop import on_home
 from .bus import RedisBus
-from .client import ClusterError, RedisClusterException, aioredis
+from .client import ClusterError, RedisClusterException, aioredis, delete_matching
 
 __all__ = ["APPEND", "READ", "RedisHistory", "room_tag"]
 
@@ -279,14 +279,7 @@ class RedisHistory(HistoryStore):
             client = self._store.command_client()
             async with asyncio.timeout(self.bound * 10):
                 for kind in ("rh", "rhm"):
-                    batch: list[bytes] = []
-                    async for key in client.scan_iter(match=f"{prefix}:{kind}:{{*}}", count=500):
-                        batch.append(key)
-                        if len(batch) >= 500:
-                            await client.delete(*batch)
-                            batch.clear()
-                    if batch:
-                        await client.delete(*batch)
+                    await delete_matching(client, f"{prefix}:{kind}:{{*}}")
         except _UNREACHABLE as exc:
             raise BusUnavailable(f"Redis did not answer a history flush: {exc!r}") from exc
 

@@ -30,7 +30,7 @@ from ...tasks import spawn
 from ..bus import Bus
 from ..homeloop import HomeLoop, on_home, settle_on_home
 from ..store import BrokerStore, Popped
-from .client import NoScriptError, aioredis
+from .client import NoScriptError, aioredis, delete_matching
 from .holds import ARM, ARM_SHA, CLAIM, LEASE_SLACK, UNCLAIM
 
 __all__ = ["RedisStore"]
@@ -348,15 +348,7 @@ class RedisStore(BrokerStore):
     @on_home
     async def flush(self) -> None:
         """Delete every key under the prefix."""
-        client = self.command_client()
-        batch: list[bytes] = []
-        async for key in client.scan_iter(match=f"{self.prefix}:*", count=500):
-            batch.append(key)
-            if len(batch) >= 500:
-                await client.delete(*batch)
-                batch.clear()
-        if batch:
-            await client.delete(*batch)
+        await delete_matching(self.command_client(), f"{self.prefix}:*")
 
 
 def _text(value: Any) -> str:
