@@ -126,6 +126,12 @@ async def test_refusals_are_error_frames_and_the_connection_lives() -> None:
         ({"t": "send", "room": "a", "data": 5, "ref": "7"}, "bad_frame"),
         ({"t": "nope", "ref": "8"}, "bad_frame"),
         ({"t": "auth", "token": "x"}, "unexpected_auth"),
+        ({"t": "join", "room": "a\ud800", "ref": "10"}, "invalid_name"),  # a lone surrogate
+        (
+            {"t": "join", "room": "c", "since": {"offset": "1", "epoch": "e"}, "ref": "11"},
+            "bad_frame",
+        ),
+        ({"t": "join", "room": ["c"], "ref": "12"}, "bad_frame"),
     ]
     for sent, code in cases:
         answer = await ask(comm, **sent)
