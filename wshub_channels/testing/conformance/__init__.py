@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from channels.layers import BaseChannelLayer
@@ -27,7 +26,7 @@ from .capacity import CapacityCases
 from .channels import ChannelCases
 from .cross_instance import CrossInstanceCases
 from .groups import GroupCases
-from .io import LayerFactory
+from .io import LayerFactory, made_layers
 from .messages import MessageCases
 
 __all__ = ["ChannelLayerConformance", "LayerBackend"]
@@ -57,19 +56,8 @@ class ChannelLayerConformance(
 
     @pytest.fixture
     async def make_layer(self, layer_backend: LayerBackend) -> AsyncIterator[LayerFactory]:
-        made: list[BaseChannelLayer] = []
-
-        def make(**config: Any) -> BaseChannelLayer:
-            layer = layer_backend.factory(**config)
-            made.append(layer)
-            return layer
-
-        yield make
-        for layer in made:
-            await layer.flush()
-            close = getattr(layer, "close", None)
-            if close is not None:
-                await close()
+        async for make in made_layers(layer_backend.factory):
+            yield make
 
     @pytest.fixture
     def layer(self, make_layer: LayerFactory) -> BaseChannelLayer:

@@ -18,6 +18,7 @@ import pytest
 
 from ...core.history import HistoryRule, Position
 from ..timing import scaled
+from .io import made_layers
 
 __all__ = ["HistoryConformance"]
 
@@ -29,17 +30,8 @@ class HistoryConformance:
 
     @pytest.fixture
     async def make_layer(self, layer_backend: Any) -> AsyncIterator[Callable[..., Any]]:
-        made: list[Any] = []
-
-        def make(**config: Any) -> Any:
-            layer = layer_backend.factory(**config)
-            made.append(layer)
-            return layer
-
-        yield make
-        for layer in made:
-            await layer.flush()
-            await layer.close()
+        async for make in made_layers(layer_backend.factory):
+            yield make
 
     @pytest.fixture
     def room(self) -> str:

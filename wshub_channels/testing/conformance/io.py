@@ -7,17 +7,34 @@ These run on the caller's event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from channels.layers import BaseChannelLayer
 
 from ..timing import scaled
 
-__all__ = ["LayerFactory", "nothing", "recv", "still_waiting"]
+__all__ = ["LayerFactory", "made_layers", "nothing", "recv", "still_waiting"]
 
 #: ``factory(**config)`` returns a new layer instance.
 LayerFactory = Callable[..., BaseChannelLayer]
+
+
+async def made_layers(factory: LayerFactory) -> AsyncIterator[LayerFactory]:
+    """Yield a factory that remembers its layers, then flush and close each of them."""
+    made: list[BaseChannelLayer] = []
+
+    def make(**config: Any) -> BaseChannelLayer:
+        layer = factory(**config)
+        made.append(layer)
+        return layer
+
+    yield make
+    for layer in made:
+        await layer.flush()
+        close = getattr(layer, "close", None)
+        if close is not None:
+            await close()
 
 
 async def nothing(layer: BaseChannelLayer, channel: str, wait: float = 0.2) -> bool:
