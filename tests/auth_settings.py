@@ -20,6 +20,10 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("WSHUB_AUTH_DB", "auth-test.sqlite3"),
+        # Concurrent logins write sessions: wait for the lock instead of failing, and take
+        # it when a transaction begins (a deferred one that upgrades to a write fails at
+        # once with "database is locked", whatever the timeout).
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
     }
 }
 ROOT_URLCONF = "tests.apps.auth_app"
