@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.docs import test_site_browser
+from tests.docs.site import SAVED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if test_site_browser.SAVED:
+    if SAVED:
         terminalreporter.section("docs site screenshots")
-        for path in test_site_browser.SAVED:
+        for path in SAVED:
             terminalreporter.write_line(str(path))

@@ -3,6 +3,7 @@
 :func:`built_site` returns the HTML build of ``docs/`` (what ``./dev docs``
 writes), building it with this interpreter's Sphinx, warnings as errors, when
 it is missing or older than a page, ``docs/conf.py`` or the package's sources.
+:func:`save_screenshot` keeps a page's picture under ``build/test-artifacts/docs/``.
 """
 
 from __future__ import annotations
@@ -10,13 +11,26 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.docs.blocks import DOCS, README, REPO_ROOT
 
-__all__ = ["ARTIFACTS", "SITE", "built_site", "sphinx_missing"]
+__all__ = ["ARTIFACTS", "SAVED", "SITE", "built_site", "save_screenshot", "sphinx_missing"]
 
 SITE = REPO_ROOT / "build" / "docs" / "html"
 ARTIFACTS = REPO_ROOT / "build" / "test-artifacts" / "docs"
+#: Screenshots saved in this run, listed at its end (tests/docs/conftest.py).
+SAVED: list[Path] = []
+
+
+def save_screenshot(page: Any, name: str) -> Path:
+    """Save a full-page PNG of a playwright ``page`` as ``ARTIFACTS/<name>.png``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    SAVED.append(path)
+    print(f"screenshot saved: {path}")
+    return path
 
 
 def sphinx_missing() -> str | None:

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.site import ARTIFACTS, built_site, sphinx_missing
+from tests.docs.site import built_site, save_screenshot, sphinx_missing
 from tests.rig.browser import launch_browser, new_page, unavailable_reason
 
 pytestmark = pytest.mark.integration
-
-SAVED: list[Path] = []
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +38,7 @@ def browser() -> Iterator[object]:
 def _open(browser: object, page_path: Path, shot: str) -> object:
     page = new_page(browser)  # type: ignore[arg-type]
     page.goto(page_path.as_uri())
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{shot}.png"
-    page.screenshot(path=str(path), full_page=True)
-    SAVED.append(path)
-    print(f"screenshot saved: {path}")
+    save_screenshot(page, shot)
     return page
 
 

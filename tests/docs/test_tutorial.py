@@ -3,7 +3,8 @@ clients speaking ``wshub.js``'s protocol chat through it.
 
 The project is built from the page's own blocks (:mod:`tests.docs.tutorial`) in a
 temporary directory and served by its ``runserver`` (daphne's). The clients do
-what the page's script does: offer ``wshub.v1``, join the room, send a line.
+what the page's script does: offer ``wshub.v1``, join the room, send a line. Where
+Chromium is installed, the page itself chats between two tabs, as the page says.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from tests.docs.site import save_screenshot
 from tests.docs.tutorial import build_project, serve
+from tests.rig.browser import PageErrors, launch_browser, new_page, unavailable_reason
 from tests.rig.servers import AsgiServer
 from tests.rig.timing import t
 
@@ -88,3 +91,31 @@ def test_tutorial_project_chats(tutorial_server: AsgiServer) -> None:
         for ws in (bob, alice):
             message = _frame(ws, "msg")
             assert (message["room"], message["data"]) == ("lobby", "hello bob")
+
+
+def test_tutorial_page_chats_between_two_tabs(tutorial_server: AsgiServer) -> None:
+    """Two tabs of the tutorial's page: a line typed in one shows in both, as text."""
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    line = "<b>hello</b> from tab one"
+    with launch_browser() as browser:
+        first = new_page(browser, tutorial_server.http_url)
+        second = first.context.new_page()
+        errors = [PageErrors(first), PageErrors(second)]
+        missing: list[str] = []
+        for tab in (first, second):
+            tab.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
+        for tab in (first, second):
+            tab.goto("/")
+            tab.locator("#text:enabled").wait_for()  # the page has joined its room
+        first.fill("#text", line)
+        first.press("#text", "Enter")
+        for name, tab in (("one", first), ("two", second)):
+            tab.locator("#log li", has_text=line).wait_for()
+            assert tab.locator("#log b").count() == 0  # shown as text, never as markup
+            save_screenshot(tab, f"docs-tutorial-chat-tab-{name}")
+        # The only thing the page asks for and does not get is the browser's favicon.
+        assert {url.rsplit("/", 1)[1] for url in missing} <= {"favicon.ico"}, missing
+        refused = [m for e in errors for m in e.messages if "Failed to load resource" not in m]
+        assert refused == []
