@@ -1,8 +1,10 @@
-"""The README's Python examples run as written.
+"""The Python examples of the token auth and history guides run as written.
 
-:func:`python_blocks` takes the fenced ``python`` blocks of one README section;
-each test runs them with the names the prose gives them (``request``: a
-logged-in request) and then checks what they promise.
+These examples lived in the README until the guides moved into ``docs/``; the
+checks stayed. :func:`~tests.docs.blocks.python_blocks` takes the fenced
+``python`` blocks of one section of a page; each test runs them with the names
+the prose gives them (``request``: a logged-in request) and then checks what
+they promise. ``tests/docs/test_blocks.py`` runs every other block.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from importlib import import_module
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,43 +22,23 @@ from django.contrib.auth.models import User
 from django.test import RequestFactory, override_settings
 
 from tests.asyncdb import async_db  # noqa: F401  (fixture)
+from tests.docs.blocks import DOCS, python_blocks
 from wshub_channels import get_hub
 from wshub_channels.errors import TokenRevoked
 from wshub_channels.testing import scaled
 
 pytestmark = pytest.mark.unit
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def python_blocks(heading: str) -> list[str]:
-    """The ``python`` code blocks of the README section under ``heading`` (up to the next
-    heading of its level or above; ``#`` lines inside code blocks are not headings)."""
-    level = len(heading.split(" ")[0])
-    blocks: list[str] = []
-    inside, fence, block = False, None, []
-    for line in README.read_text().splitlines():
-        if fence is None and line.startswith("#"):
-            marks = len(line) - len(line.lstrip("#"))
-            if inside and marks <= level:
-                break
-            inside = inside or line == heading
-        elif line.startswith("```"):
-            if fence is None:
-                fence, block = line[3:].strip(), []
-            else:
-                if inside and fence == "python":
-                    blocks.append("\n".join(block) + "\n")
-                fence = None
-        elif fence is not None:
-            block.append(line)
-    return blocks
+SECURITY = DOCS / "topics" / "security.md"
+HISTORY = DOCS / "topics" / "history.md"
+TOKEN_AUTH = "## Token auth"
+HISTORY_SECTION = "# History and recovery"
 
 
 def test_python_blocks_reads_one_section() -> None:
-    blocks = python_blocks("### Token auth")
+    blocks = python_blocks(SECURITY, TOKEN_AUTH)
     assert len(blocks) == 1 and "token = make_token(" in blocks[0]
-    assert all("HubCommunicator" not in b for b in blocks)  # the next sections' are not read
+    assert all("allow_origins" not in b for b in blocks)  # the section above is not read
 
 
 @pytest.fixture
@@ -77,7 +58,7 @@ async def test_token_auth_example(cache_sessions: None) -> None:
     request.user = user  # as AuthenticationMiddleware leaves it
     await sync_to_async(login)(request, user, "django.contrib.auth.backends.ModelBackend")
     namespace: dict[str, Any] = {"request": request}
-    for block in python_blocks("### Token auth"):
+    for block in python_blocks(SECURITY, TOKEN_AUTH):
         await sync_to_async(exec)(block, namespace)
     token, chat = namespace["token"], namespace["Chat"]
 
@@ -102,7 +83,7 @@ async def test_token_auth_example(cache_sessions: None) -> None:
 
 async def test_history_example() -> None:
     """A client that sends its position gets what it missed; one from a lost epoch reloads."""
-    blocks = python_blocks("### Room history and recovery")
+    blocks = python_blocks(HISTORY, HISTORY_SECTION)
     namespace: dict[str, Any] = {}
     exec(blocks[0], namespace)
     with override_settings(WSHUB=namespace["WSHUB"]):
